@@ -1,0 +1,63 @@
+"""Every setting of the service, read from the environment once, into one typed object.
+
+Each process calls :func:`get_settings` at its edge (the ASGI app, the Celery app, the
+command-line tool) and passes the object down. Variables are prefixed ``CV_``; a ``.env``
+file in the working directory is read too (``make run`` writes one with fresh secrets).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CV_", env_file=".env", extra="ignore")
+
+    # SQLite serves a single machine; PostgreSQL is the production database.
+    database_url: str = "sqlite:///var/cv.sqlite3"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    # Where the relay publishes events (Redis pub/sub); the broker's Redis by default.
+    events_redis_url: str | None = None
+
+    # The service's own address as providers and browsers see it: the OAuth callback
+    # handed to providers is built from it.
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Fernet key (urlsafe base64, 32 bytes) that encrypts provider tokens, provider
+    # client secrets and clients' signing secrets at rest.
+    secret_key: SecretStr = Field(default=SecretStr(""))
+
+    # How long a mutation waits for its job's outcome before it answers `pending`.
+    mutation_wait_seconds: float = 8.0
+    # How long an OAuth state (and so a pending authorization) stays usable.
+    oauth_state_ttl_seconds: int = 3600
+
+    # Retries of transient provider errors: exponential backoff with full jitter.
+    retry_max_attempts: int = 6
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 120.0
+    # Timeout of one provider HTTP call.
+    provider_timeout_seconds: float = 10.0
+
+    # Flower's basic-auth login (`user:password`).
+    flower_basic_auth: SecretStr = Field(default=SecretStr(""))
+
+    log_level: str = "INFO"
+
+    @property
+    def callback_url(self) -> str:
+        return self.public_url.rstrip("/") + "/oauth/callback"
+
+    @property
+    def events_url(self) -> str:
+        return self.events_redis_url or self.broker_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
