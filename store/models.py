@@ -1,0 +1,184 @@
+"""The tables. Statuses, providers and scopes are stored as plain strings; their meaning
+(the enums, the state machine) lives in `workflows/` and `providers/`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from store.crypto import Encrypted
+
+__all__ = [
+    "Base",
+    "CatalogueVehicle",
+    "Client",
+    "ConnectedVehicle",
+    "OAuthState",
+    "OutboxEvent",
+    "ProviderCredentials",
+    "new_id",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if not isinstance(value, datetime):
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Client(Base):
+    """A company whose users connect their cars; authenticates users with its own JWTs."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    signing_secret: Mapped[str] = mapped_column(Encrypted)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    credentials: Mapped[list[ProviderCredentials]] = relationship(
+        back_populates="client", cascade="all, delete-orphan"
+    )
+
+
+class ProviderCredentials(Base):
+    """A client's OAuth application at one provider, and where that provider lives."""
+
+    __tablename__ = "provider_credentials"
+
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    oauth_client_id: Mapped[str] = mapped_column(String(200))
+    oauth_client_secret: Mapped[str] = mapped_column(Encrypted)
+    # None: the provider's production endpoints; else one base for all of them
+    # (a sandbox, a region, or the local fake).
+    base_url: Mapped[str | None] = mapped_column(String(500))
+
+    client: Mapped[Client] = relationship(back_populates="credentials")
+
+
+class CatalogueVehicle(Base):
+    __tablename__ = "catalogue_vehicles"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    make: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    year_from: Mapped[int | None] = mapped_column(Integer)
+    year_to: Mapped[int | None] = mapped_column(Integer)
+    providers: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class ConnectedVehicle(Base):
+    __tablename__ = "connected_vehicles"
+    __table_args__ = (Index("ix_connected_vehicles_owner", "client_id", "user_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
+    user_id: Mapped[str] = mapped_column(String(200))
+    vehicle_id: Mapped[str] = mapped_column(ForeignKey("catalogue_vehicles.id"))
+    provider: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[list[str]] = mapped_column(JSON, default=list)
+    label: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(32))
+    # Optimistic lock: every UPDATE checks and bumps it, on top of the row lock.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    failure_retryable: Mapped[bool | None] = mapped_column(Boolean)
+
+    # Where the user lands when the provider's flow is over (the client's page).
+    redirect_uri: Mapped[str | None] = mapped_column(String(1000))
+    authorization_url: Mapped[str | None] = mapped_column(Text)
+
+    # The single-use code, from the callback or from authorizeConnectedVehicle.
+    auth_code: Mapped[str | None] = mapped_column(Encrypted)
+    code_received_at: Mapped[datetime | None]
+    # Set, and committed, before the code is spent: a second job never spends it again.
+    code_claimed_at: Mapped[datetime | None]
+    validation_requested_at: Mapped[datetime | None]
+
+    access_token: Mapped[str | None] = mapped_column(Encrypted)
+    refresh_token: Mapped[str | None] = mapped_column(Encrypted)
+    token_expires_at: Mapped[datetime | None]
+
+    vin: Mapped[str | None] = mapped_column(String(32))
+    provider_vehicle_id: Mapped[str | None] = mapped_column(String(200))
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    authorized_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class OAuthState(Base):
+    """A random, single-use, expiring `state` bound to one connected vehicle and client.
+
+    Only its SHA-256 is stored: a database reader cannot replay a flow in progress.
+    """
+
+    __tablename__ = "oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vehicle_id: Mapped[str] = mapped_column(ForeignKey("connected_vehicles.id"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class OutboxEvent(Base):
+    """An event written in the same transaction as the change it tells of."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "seq"),)
+
+    # seq orders events (per vehicle too); id is the stable id subscribers dedupe on.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(64))
+    vehicle_id: Mapped[str] = mapped_column(String(36), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
