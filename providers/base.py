@@ -1,0 +1,234 @@
+"""What every adapter offers, and the shared OAuth 2 code flow (on Authlib) that the
+code-flow providers specialize with a few overrides.
+
+An adapter is built per job from a client's credentials; its HTTP transport can be
+injected, so tests run it against a fake without patching anything.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+from authlib.deprecate import AuthlibDeprecationWarning
+
+with warnings.catch_warnings():
+    # Authlib 1.9 prefers the `httpx2` fork and warns when it finds plain httpx, the
+    # client this service uses throughout; the integration itself works the same.
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+
+from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
+from providers.names import Provider, Scope
+
+__all__ = [
+    "CodeFlowAdapter",
+    "Credentials",
+    "Provider",
+    "Scope",
+    "Tokens",
+    "VehicleInfo",
+]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str
+    base_url: str | None = None
+
+    def __repr__(self) -> str:  # keeps the secret out of logs and tracebacks
+        return f"Credentials(client_id={self.client_id!r}, base_url={self.base_url!r})"
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+
+    def __repr__(self) -> str:
+        return f"Tokens(expires_at={self.expires_at!r})"
+
+
+@dataclass(frozen=True)
+class VehicleInfo:
+    id: str
+    make: str
+    model: str | None
+    year: int | None
+    vin: str | None
+
+
+class CodeFlowAdapter:
+    """OAuth 2 authorization-code flow plus the calls that validate an account.
+
+    A provider subclass sets its endpoints and scope names, and implements the three
+    account reads and :meth:`_classify` for its error format.
+    """
+
+    provider: ClassVar[Provider]
+    # Production endpoints; with `Credentials.base_url` every one hangs off that base.
+    authorize_url: ClassVar[str]
+    token_url: ClassVar[str]
+    api_url: ClassVar[str]
+    # Scopes the service always asks for, to validate the account (VIN, make).
+    validation_scopes: ClassVar[tuple[str, ...]] = ()
+    scope_map: ClassVar[dict[Scope, tuple[str, ...]]] = {}
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self._timeout = timeout
+        self._transport = transport
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def _endpoint(self, production: str) -> str:
+        base = self.credentials.base_url
+        if not base:
+            return production
+        path = httpx.URL(production).path
+        return base.rstrip("/") + path
+
+    # -- the code flow -----------------------------------------------------------------
+
+    def provider_scopes(self, scopes: Sequence[str]) -> list[str]:
+        """The provider's scope strings for ours, plus those validation needs."""
+        out: list[str] = list(self.validation_scopes)
+        for scope in scopes:
+            for name in self.scope_map.get(Scope(scope), ()):
+                if name not in out:
+                    out.append(name)
+        return out
+
+    def authorize_params(self) -> dict[str, str]:
+        """Extra query parameters of the authorize URL (a provider override)."""
+        return {}
+
+    def authorization_url(self, *, state: str, redirect_uri: str, scopes: Sequence[str]) -> str:
+        with self._oauth(redirect_uri, scopes) as oauth:
+            url, _ = oauth.create_authorization_url(
+                self._endpoint(self.authorize_url),
+                state=state,
+                **self.authorize_params(),
+            )
+        return str(url)
+
+    def token_params(self) -> dict[str, str]:
+        """Extra fields of the token request (a provider override)."""
+        return {}
+
+    def exchange_code(self, code: str, *, redirect_uri: str) -> Tokens:
+        with self._oauth(redirect_uri, ()) as oauth:
+            try:
+                token = oauth.fetch_token(
+                    self._endpoint(self.token_url),
+                    grant_type="authorization_code",
+                    code=code,
+                    **self.token_params(),
+                )
+            except httpx.TransportError as exc:
+                raise RetryableError(self.provider, f"token request: {type(exc).__name__}") from exc
+            except OAuthError as exc:  # a 2xx body carrying an OAuth error
+                raise self._oauth_error(exc.error) from exc
+        return self._tokens(token)
+
+    @classmethod
+    def callback_error(cls, error: str) -> Reason:
+        """The reason for the ``error`` parameter of the provider's redirect back."""
+        return Reason.AUTHORIZATION_DENIED
+
+    # -- account reads, for validation ---------------------------------------------------
+
+    def list_vehicle_ids(self, tokens: Tokens) -> list[str]:
+        raise NotImplementedError
+
+    def read_vehicle(self, tokens: Tokens, vehicle_id: str) -> VehicleInfo:
+        raise NotImplementedError
+
+    def granted_scopes(self, tokens: Tokens, vehicle_id: str) -> set[str]:
+        raise NotImplementedError
+
+    # -- HTTP plumbing ---------------------------------------------------------------------
+
+    @contextmanager
+    def _oauth(self, redirect_uri: str, scopes: Sequence[str]) -> Iterator[OAuth2Client]:
+        client = OAuth2Client(
+            client_id=self.credentials.client_id,
+            client_secret=self.credentials.client_secret,
+            token_endpoint_auth_method="client_secret_basic",
+            redirect_uri=redirect_uri,
+            scope=" ".join(self.provider_scopes(scopes)) or None,
+            timeout=self._timeout,
+            transport=self._transport,
+        )
+        client.register_compliance_hook("access_token_response", self._check_token_response)
+        client.register_compliance_hook("refresh_token_response", self._check_token_response)
+        with client:
+            yield client
+
+    def _check_token_response(self, response: httpx.Response) -> httpx.Response:
+        if response.is_success:
+            return response
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryableError(
+                self.provider,
+                f"token endpoint answered {response.status_code}",
+                parse_retry_after(response),
+            )
+        try:
+            error = str(response.json().get("error", ""))
+        except ValueError:
+            error = ""
+        raise self._oauth_error(error, response.status_code)
+
+    def _oauth_error(self, error: str, status: int | None = None) -> PermanentError:
+        where = f"token endpoint answered {status or 'an error'} {error}".strip()
+        if error in ("invalid_grant", "invalid_request"):
+            return PermanentError(self.provider, Reason.AUTH_CODE_INVALID, where)
+        return PermanentError(self.provider, Reason.PROVIDER_REJECTED, where)
+
+    @staticmethod
+    def _tokens(token: dict[str, Any]) -> Tokens:
+        expires_at = None
+        if token.get("expires_in") is not None:
+            expires_at = datetime.now(UTC) + timedelta(seconds=float(token["expires_in"]))
+        return Tokens(
+            access_token=str(token["access_token"]),
+            refresh_token=token.get("refresh_token"),
+            expires_at=expires_at,
+        )
+
+    def _api(self, method: str, path: str, tokens: Tokens) -> Any:
+        url = self._endpoint(self.api_url).rstrip("/") + path
+        headers = {"Authorization": f"Bearer {tokens.access_token}"}
+        try:
+            with httpx.Client(timeout=self._timeout, transport=self._transport) as http:
+                response = http.request(method, url, headers=headers)
+        except httpx.TransportError as exc:
+            raise RetryableError(self.provider, f"{method} {path}: {type(exc).__name__}") from exc
+        if response.is_success:
+            return response.json()
+        raise self._classify(response, f"{method} {path}")
+
+    def _classify(self, response: httpx.Response, what: str) -> Exception:
+        """Turn a non-2xx API answer into a classified error (a provider override)."""
+        status = response.status_code
+        if status == 429 or status >= 500:
+            return RetryableError(
+                self.provider, f"{what} answered {status}", parse_retry_after(response)
+            )
+        if status in (401, 403):
+            return PermanentError(self.provider, Reason.ACCESS_REVOKED, f"{what} answered {status}")
+        return PermanentError(self.provider, Reason.PROVIDER_REJECTED, f"{what} answered {status}")

@@ -1,0 +1,290 @@
+"""What every fake provider shares: registered OAuth apps, user accounts with their cars, a
+consent page with Allow and Deny, single-use codes, tokens, a clock the test can move,
+injectable faults and latency, counters, and the control API under ``/_fake``.
+
+Control API (JSON):
+- ``POST /_fake/apps`` ``{client_id, client_secret, redirect_uris}``: register an OAuth app.
+- ``POST /_fake/accounts`` ``{id, vehicles: [{make, model, year, vin}], withheld_scopes}``:
+  an account a user can log in as on the consent page (``withheld_scopes``: permissions
+  the user unticks).
+- ``POST /_fake/faults`` ``{path, status, times, retry_after, delay, probability}``: the
+  next ``times`` requests under ``path`` answer ``status`` (``0`` = hang ``delay`` s).
+- ``POST /_fake/latency`` ``{seconds}``; ``POST /_fake/clock`` ``{advance}``;
+  ``GET /_fake/stats``; ``POST /_fake/reset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import random
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["Account", "FakeProvider", "Fault", "Grant"]
+
+
+@dataclass
+class Account:
+    id: str
+    vehicles: list[dict[str, Any]]
+    withheld_scopes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Grant:
+    """What one consent produced: an account, the app, the scopes granted."""
+
+    client_id: str
+    redirect_uri: str
+    account: Account
+    scopes: list[str]
+    issued_at: float
+
+
+@dataclass
+class Fault:
+    path: str
+    status: int
+    times: int = 1
+    retry_after: float | None = None
+    delay: float = 0.0
+    probability: float = 1.0
+
+
+class FakeProvider:
+    """Base of every fake; a provider subclass adds its own routes and formats."""
+
+    name = "fake"
+    code_ttl = 600.0
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.apps: dict[str, dict[str, Any]] = {}
+        self.accounts: dict[str, Account] = {
+            "demo": Account("demo", [self.default_vehicle()]),
+        }
+        self.codes: dict[str, tuple[Grant, bool]] = {}  # code -> (grant, used)
+        self.tokens: dict[str, tuple[Grant, float]] = {}  # access token -> (grant, expiry)
+        self.refresh_tokens: dict[str, Grant] = {}
+        self.faults: list[Fault] = []
+        self.latency = 0.0
+        self.clock_offset = 0.0
+        self.exchanges: Counter[str] = Counter()  # successful exchanges per code
+        self.exchange_attempts = 0
+        self.requests: Counter[str] = Counter()
+
+    @staticmethod
+    def default_vehicle() -> dict[str, Any]:
+        return {
+            "make": "Tesla",
+            "model": "Model 3",
+            "year": 2022,
+            "vin": "5YJ3E1EA7NF000001",
+        }
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    # -- OAuth building blocks shared by the code-flow fakes ------------------------------
+
+    def check_app(self, client_id: str | None, redirect_uri: str | None) -> str | None:
+        app = self.apps.get(client_id or "")
+        if app is None:
+            return "unknown client_id"
+        if redirect_uri not in app["redirect_uris"]:
+            return "redirect_uri is not registered for this application"
+        return None
+
+    def check_secret(self, client_id: str, secret: str) -> bool:
+        app = self.apps.get(client_id)
+        return app is not None and secrets.compare_digest(app["client_secret"], secret)
+
+    def issue_code(self, grant: Grant) -> str:
+        code = secrets.token_urlsafe(24)
+        self.codes[code] = (grant, False)
+        return code
+
+    def redeem_code(self, code: str, client_id: str, redirect_uri: str | None) -> Grant | None:
+        """The grant behind a code, spending it; None when it is unknown, used, expired
+        or bound to another app or redirect_uri."""
+        self.exchange_attempts += 1
+        entry = self.codes.get(code)
+        if entry is None:
+            return None
+        grant, used = entry
+        self.codes[code] = (grant, True)
+        if used or self.now() - grant.issued_at > self.code_ttl:
+            return None
+        if grant.client_id != client_id or grant.redirect_uri != redirect_uri:
+            return None
+        self.exchanges[code] += 1
+        return grant
+
+    def issue_tokens(self, grant: Grant, lifetime: float = 7200) -> dict[str, Any]:
+        access = secrets.token_urlsafe(32)
+        refresh = secrets.token_urlsafe(32)
+        self.tokens[access] = (grant, self.now() + lifetime)
+        self.refresh_tokens[refresh] = grant
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": int(lifetime),
+            "refresh_token": refresh,
+        }
+
+    def bearer_grant(self, request: Request) -> Grant | None:
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            return None
+        entry = self.tokens.get(header[7:].strip())
+        if entry is None or entry[1] < self.now():
+            return None
+        return entry[0]
+
+    def consent_page(self, request: Request, action: str, scopes: list[str]) -> HTMLResponse:
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in request.query_params.items()
+        )
+        options = "".join(
+            f'<option value="{html.escape(a)}">{html.escape(a)}</option>' for a in self.accounts
+        )
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in scopes)
+        page = f"""<!doctype html>
+<html><head><title>{self.name} (fake): connect your car</title></head>
+<body>
+<h1>{self.name} (fake)</h1>
+<p>The application asks for:</p><ul>{items}</ul>
+<form method="post" action="{html.escape(request.scope.get("root_path", "") + action)}">
+{hidden}
+<label>Log in as <select name="account">{options}</select></label>
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>
+</body></html>"""
+        return HTMLResponse(page)
+
+    @staticmethod
+    def redirect_back(redirect_uri: str, params: dict[str, str]) -> RedirectResponse:
+        sep = "&" if "?" in redirect_uri else "?"
+        return RedirectResponse(redirect_uri + sep + urlencode(params), status_code=302)
+
+    # -- faults --------------------------------------------------------------------------
+
+    def fault_response(self, status: int, retry_after: float | None) -> Response:
+        """The body of an injected error, in the provider's format (an override)."""
+        headers = {"retry-after": str(int(retry_after))} if retry_after is not None else {}
+        return JSONResponse({"error": "injected"}, status_code=status, headers=headers)
+
+    def _take_fault(self, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and path.startswith(fault.path):
+                if random.random() >= fault.probability:
+                    return None
+                fault.times -= 1
+                return fault
+        return None
+
+    # -- the ASGI app ----------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def app(self) -> ASGIApp:
+        control = [
+            Route("/_fake/apps", self._ctl_app, methods=["POST"]),
+            Route("/_fake/accounts", self._ctl_account, methods=["POST"]),
+            Route("/_fake/faults", self._ctl_fault, methods=["POST"]),
+            Route("/_fake/latency", self._ctl_latency, methods=["POST"]),
+            Route("/_fake/clock", self._ctl_clock, methods=["POST"]),
+            Route("/_fake/stats", self._ctl_stats, methods=["GET"]),
+            Route("/_fake/reset", self._ctl_reset, methods=["POST"]),
+            Route("/_fake/client-return", self._client_return, methods=["GET"]),
+        ]
+        inner = Starlette(routes=control + self.routes())
+        fake = self
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            path = scope.get("path", "")
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):  # mounted under a prefix (the demo)
+                path = path[len(root) :]
+            if scope["type"] == "http" and not path.startswith("/_fake"):
+                fake.requests[path] += 1
+                if fake.latency:
+                    await asyncio.sleep(fake.latency)
+                fault = fake._take_fault(path)
+                if fault is not None:
+                    if fault.delay:
+                        await asyncio.sleep(fault.delay)
+                    if fault.status:
+                        await fake.fault_response(fault.status, fault.retry_after)(
+                            scope, receive, send
+                        )
+                        return
+            await inner(scope, receive, send)
+
+        return app
+
+    async def _ctl_app(self, request: Request) -> Response:
+        body = await request.json()
+        self.apps[body["client_id"]] = {
+            "client_secret": body["client_secret"],
+            "redirect_uris": list(body["redirect_uris"]),
+        }
+        return JSONResponse({"ok": True})
+
+    async def _ctl_account(self, request: Request) -> Response:
+        body = await request.json()
+        self.accounts[body["id"]] = Account(
+            body["id"],
+            list(body.get("vehicles", [])),
+            list(body.get("withheld_scopes", [])),
+        )
+        return JSONResponse({"ok": True})
+
+    async def _ctl_fault(self, request: Request) -> Response:
+        self.faults.append(Fault(**(await request.json())))
+        return JSONResponse({"ok": True})
+
+    async def _ctl_latency(self, request: Request) -> Response:
+        self.latency = float((await request.json())["seconds"])
+        return JSONResponse({"ok": True})
+
+    async def _ctl_clock(self, request: Request) -> Response:
+        self.clock_offset += float((await request.json())["advance"])
+        return JSONResponse({"ok": True})
+
+    async def _ctl_stats(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "exchanges": dict(self.exchanges),
+                "exchange_attempts": self.exchange_attempts,
+                "requests": dict(self.requests),
+            }
+        )
+
+    async def _ctl_reset(self, request: Request) -> Response:
+        self.reset()
+        return JSONResponse({"ok": True})
+
+    async def _client_return(self, request: Request) -> Response:
+        # Stands in for the client app's page in the local demo.
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in request.query_params.items()
+        )
+        return HTMLResponse(f"<h1>Back at the client app</h1><table>{rows}</table>")

@@ -1,0 +1,87 @@
+"""Smartcar: Connect (OAuth 2 code flow) and the v2.0 vehicle API.
+
+Errors carry ``type``, ``code`` and ``resolution.type``; ``RETRY_LATER`` is transient,
+``REAUTHENTICATE`` means the access is gone.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import httpx
+
+from providers.base import CodeFlowAdapter, Provider, Scope, Tokens, VehicleInfo
+from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
+
+__all__ = ["SmartcarAdapter"]
+
+# The `error` of Connect's redirect back, by what it means for the connection.
+_CALLBACK_ERRORS = {
+    "access_denied": Reason.AUTHORIZATION_DENIED,
+    "vehicle_incompatible": Reason.CONNECT_PROVIDER_NOT_SUPPORTED,
+    "no_vehicles": Reason.CONNECT_NO_VEHICLE,
+}
+
+
+class SmartcarAdapter(CodeFlowAdapter):
+    provider = Provider.Smartcar
+    authorize_url = "https://connect.smartcar.com/oauth/authorize"
+    token_url = "https://auth.smartcar.com/oauth/token"
+    api_url = "https://api.smartcar.com/v2.0"
+    validation_scopes = ("read_vehicle_info", "read_vin")
+    scope_map: ClassVar[dict[Scope, tuple[str, ...]]] = {
+        Scope.location: ("read_location",),
+        Scope.charge_state: ("read_battery", "read_charge"),
+        Scope.odometer: ("read_odometer",),
+    }
+
+    def authorize_params(self) -> dict[str, str]:
+        # One car per connection: the user picks a single vehicle on Smartcar's page.
+        mode = "test" if self.credentials.base_url else "live"
+        return {"mode": mode, "single_select": "true"}
+
+    @classmethod
+    def callback_error(cls, error: str) -> Reason:
+        return _CALLBACK_ERRORS.get(error, Reason.AUTHORIZATION_DENIED)
+
+    def list_vehicle_ids(self, tokens: Tokens) -> list[str]:
+        body = self._api("GET", "/vehicles", tokens)
+        return [str(v) for v in body.get("vehicles", [])]
+
+    def read_vehicle(self, tokens: Tokens, vehicle_id: str) -> VehicleInfo:
+        info = self._api("GET", f"/vehicles/{vehicle_id}", tokens)
+        vin = self._api("GET", f"/vehicles/{vehicle_id}/vin", tokens)
+        return VehicleInfo(
+            id=vehicle_id,
+            make=str(info.get("make", "")),
+            model=info.get("model"),
+            year=info.get("year"),
+            vin=vin.get("vin"),
+        )
+
+    def granted_scopes(self, tokens: Tokens, vehicle_id: str) -> set[str]:
+        body = self._api("GET", f"/vehicles/{vehicle_id}/permissions", tokens)
+        return {str(p) for p in body.get("permissions", [])}
+
+    def _classify(self, response: httpx.Response, what: str) -> Exception:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        resolution = (body.get("resolution") or {}).get("type")
+        detail = (
+            f"{what} answered {response.status_code} {body.get('type', '')}:{body.get('code', '')}"
+        )
+        if (
+            resolution == "RETRY_LATER"
+            or response.status_code in (429,)
+            or response.status_code >= 500
+        ):
+            return RetryableError(self.provider, detail, parse_retry_after(response))
+        if resolution == "REAUTHENTICATE" or response.status_code == 401:
+            return PermanentError(self.provider, Reason.ACCESS_REVOKED, detail)
+        if body.get("type") == "PERMISSION":
+            return PermanentError(self.provider, Reason.SCOPE_NOT_GRANTED, detail)
+        if body.get("type") == "COMPATIBILITY":
+            return PermanentError(self.provider, Reason.CONNECT_PROVIDER_NOT_SUPPORTED, detail)
+        return PermanentError(self.provider, Reason.PROVIDER_REJECTED, detail)
