@@ -1,0 +1,53 @@
+"""Events: written to the outbox in the transaction of the change they tell of.
+
+The payload is the vehicle as a client sees it, never a token or a code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from store.models import ConnectedVehicle, OutboxEvent
+
+__all__ = ["record_event", "vehicle_view"]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def vehicle_view(v: ConnectedVehicle) -> dict[str, Any]:
+    failure = None
+    if v.failure_code:
+        failure = {
+            "code": v.failure_code,
+            "message": v.failure_message,
+            "retryable": bool(v.failure_retryable),
+        }
+    return {
+        "id": v.id,
+        "vehicle_id": v.vehicle_id,
+        "status": v.status,
+        "provider": v.provider,
+        "scope": list(v.scope or []),
+        "label": v.label,
+        "vin": v.vin,
+        "failure": failure,
+        "created_at": _iso(v.created_at),
+        "updated_at": _iso(v.updated_at),
+        "authorized_at": _iso(v.authorized_at),
+    }
+
+
+def record_event(session: Session, type_: str, vehicle: ConnectedVehicle) -> OutboxEvent:
+    event = OutboxEvent(
+        type=type_,
+        vehicle_id=vehicle.id,
+        client_id=vehicle.client_id,
+        payload=vehicle_view(vehicle),
+    )
+    session.add(event)
+    return event

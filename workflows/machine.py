@@ -1,0 +1,136 @@
+"""The connected vehicle's life as a `transitions` state machine.
+
+States are an Enum, transitions a table of data. A :class:`Lifecycle` wraps one row that
+the caller holds locked; its callbacks only set fields and add the outbox event of the
+change, in the caller's transaction. An illegal trigger raises :class:`IllegalTransition`,
+never returns quietly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+from transitions import EventData, Machine, MachineError
+
+from store.models import ConnectedVehicle, utcnow
+from workflows.errors import DomainError, ErrorCode
+from workflows.events import record_event
+
+__all__ = ["TRANSITIONS", "IllegalTransition", "Lifecycle", "Status"]
+
+
+class Status(StrEnum):
+    pending = "pending"
+    authorized = "authorized"
+    failed = "failed"
+    pending_removal = "pending_removal"
+    removed = "removed"
+    deauthorized = "deauthorized"
+
+
+S = Status
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "authorize", "source": S.pending, "dest": S.authorized},
+    {"trigger": "fail", "source": S.pending, "dest": S.failed},
+    {
+        "trigger": "retry",
+        "source": S.failed,
+        "dest": S.pending,
+        "conditions": "may_retry",
+    },
+    {"trigger": "request_removal", "source": S.authorized, "dest": S.pending_removal},
+    {"trigger": "complete_removal", "source": S.pending_removal, "dest": S.removed},
+    {"trigger": "deauthorize", "source": S.authorized, "dest": S.deauthorized},
+    {
+        "trigger": "remove",
+        "source": [S.pending, S.failed, S.deauthorized],
+        "dest": S.removed,
+    },
+]
+
+
+class IllegalTransition(DomainError):
+    def __init__(self, trigger: str, status: str) -> None:
+        super().__init__(
+            ErrorCode.ILLEGAL_TRANSITION,
+            message=f"'{trigger}' is not allowed from status {status}",
+        )
+        self.trigger = trigger
+        self.from_status = status
+
+
+class Lifecycle:
+    """The machine over one connected-vehicle row, which the caller holds locked.
+
+    Triggers take keyword arguments that the callbacks read:
+    ``fail(error=ErrorCode, retryable=bool, provider=str)``,
+    ``authorize(vin=…, provider_vehicle_id=…)``, ``retry(operator=bool)``.
+    """
+
+    state: Status
+
+    def __init__(self, session: Session, vehicle: ConnectedVehicle) -> None:
+        self.session = session
+        self.vehicle = vehicle
+        self._machine = Machine(
+            model=self,
+            states=Status,
+            transitions=TRANSITIONS,
+            initial=Status(vehicle.status),
+            auto_transitions=False,
+            send_event=True,
+            after_state_change="_record",
+        )
+
+    def trigger_event(self, name: str, **kwargs: Any) -> None:
+        """Fire trigger `name`; raise IllegalTransition when it does not apply."""
+        before = self.state
+        try:
+            moved = getattr(self, name)(**kwargs)
+        except MachineError as exc:
+            raise IllegalTransition(name, before.value) from exc
+        except AttributeError as exc:
+            raise IllegalTransition(name, before.value) from exc
+        if not moved:  # a condition said no: still an error, never a silent no-op
+            raise IllegalTransition(name, before.value)
+
+    # -- conditions -------------------------------------------------------------------------
+
+    def may_retry(self, event: EventData) -> bool:
+        return bool(event.kwargs.get("operator")) or bool(self.vehicle.failure_retryable)
+
+    # -- callbacks: fields and events only, no I/O ---------------------------------------------
+
+    def on_enter_authorized(self, event: EventData) -> None:
+        v = self.vehicle
+        v.vin = event.kwargs.get("vin", v.vin)
+        v.provider_vehicle_id = event.kwargs.get("provider_vehicle_id", v.provider_vehicle_id)
+        v.authorized_at = utcnow()
+
+    def on_enter_failed(self, event: EventData) -> None:
+        error: ErrorCode = event.kwargs["error"]
+        self.vehicle.failure_code = error.value
+        self.vehicle.failure_message = error.message(self.vehicle.provider)
+        self.vehicle.failure_retryable = bool(event.kwargs.get("retryable", False))
+        self.vehicle.auth_code = None  # a failed flow's code is of no further use
+
+    def on_exit_failed(self, event: EventData) -> None:
+        self.vehicle.failure_code = None
+        self.vehicle.failure_message = None
+        self.vehicle.failure_retryable = None
+        self.vehicle.code_received_at = None
+        self.vehicle.code_claimed_at = None
+        self.vehicle.validation_requested_at = None
+
+    def on_enter_deauthorized(self, event: EventData) -> None:
+        error: ErrorCode = event.kwargs.get("error", ErrorCode.ACCESS_REVOKED)
+        self.vehicle.failure_code = error.value
+        self.vehicle.failure_message = error.message(self.vehicle.provider)
+        self.vehicle.failure_retryable = False
+
+    def _record(self, event: EventData) -> None:
+        self.vehicle.status = self.state.value
+        self.vehicle.updated_at = utcnow()
+        record_event(self.session, f"connected_vehicle.{self.state.value}", self.vehicle)
