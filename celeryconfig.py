@@ -1,0 +1,52 @@
+"""Every Celery setting, in one place. Comments say which guarantee a setting protects.
+
+The broker is only a trigger: the database holds the truth, and every task is safe to run
+twice. These settings make a lost or repeated message rare; the workflow makes it harmless.
+"""
+
+from settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+broker_connection_retry_on_startup = True  # a worker started before Redis waits for it
+
+# No result backend: outcomes live in the database (the mutation's wait reads them there).
+task_ignore_result = True
+task_serializer = "json"
+accept_content = ["json"]  # never unpickle what arrives on the broker
+timezone = "UTC"
+
+task_default_queue = "cv"
+
+# At least once: the message is acked after the task ran, so a worker that dies mid-task
+# leaves it on the broker to be delivered again (steps are idempotent).
+task_acks_late = True
+# With acks_late: a task whose worker process was killed (OOM, kill -9) is requeued
+# rather than acked as failed.
+task_reject_on_worker_lost = True
+# A worker reserves one message at a time: a crash strands no backlog of prefetched work.
+worker_prefetch_multiplier = 1
+# On a lost broker connection, stop long-running tasks instead of finishing them: their
+# messages will be redelivered, and running them twice is safe.
+worker_cancel_long_running_tasks_on_connection_loss = True
+
+# A task runs for at most this long; the soft limit lets it end cleanly first.
+task_soft_time_limit = 120
+task_time_limit = 150
+
+# Redis redelivers an unacked message after the visibility timeout. It must exceed every
+# countdown (retries are capped at CV_RETRY_MAX_SECONDS) and every time limit, or a task
+# still waiting or running would be delivered to a second worker.
+_visibility_timeout = 3600
+assert _visibility_timeout > max(_settings.retry_max_seconds, task_time_limit)
+broker_transport_options = {"visibility_timeout": _visibility_timeout}
+
+# Task events, so that Flower shows every job.
+worker_send_task_events = True
+task_send_sent_event = True
+
+beat_schedule = {
+    # The relay is kicked after every change; this catches any kick that was lost.
+    "relay-outbox": {"task": "cv.relay_outbox", "schedule": 5.0},
+}

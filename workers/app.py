@@ -1,0 +1,10 @@
+"""The Celery app, configured from the top-level `celeryconfig.py`."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+__all__ = ["app"]
+
+app = Celery("connected_vehicles", include=["workers.tasks"])
+app.config_from_object("celeryconfig")

@@ -1,0 +1,61 @@
+"""The outbox relay: publishes committed events to Redis pub/sub, at least once.
+
+Each event goes to ``cv:vehicle:<id>`` (subscribers of one vehicle) and ``cv:events``
+(everything). An event is marked published only after Redis took it; a crash in between
+publishes it again, with the same id, so receivers dedupe on ``id``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import redis
+from sqlalchemy import select
+
+from store.db import Database
+from store.models import OutboxEvent, utcnow
+
+__all__ = ["ALL_EVENTS", "relay_once", "vehicle_channel"]
+
+ALL_EVENTS = "cv:events"
+
+
+def vehicle_channel(vehicle_id: str) -> str:
+    return f"cv:vehicle:{vehicle_id}"
+
+
+def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> int:
+    """Publish up to `batch` unpublished events, oldest first; returns how many."""
+    with db.session() as session:
+        stmt = (
+            select(OutboxEvent)
+            .where(OutboxEvent.published_at.is_(None))
+            .order_by(OutboxEvent.seq)
+            .limit(batch)
+        )
+        if db.is_postgres:  # several relays share the work instead of queueing on locks
+            stmt = stmt.with_for_update(skip_locked=True)
+        events = list(session.execute(stmt).scalars())
+        if not events:
+            return 0
+        pipe = client.pipeline(transaction=False)
+        for event in events:
+            message = json.dumps(
+                {
+                    "id": event.id,
+                    "seq": event.seq,
+                    "type": event.type,
+                    "vehicle_id": event.vehicle_id,
+                    "client_id": event.client_id,
+                    "timestamp": event.created_at.isoformat(),
+                    "data": event.payload,
+                }
+            )
+            pipe.publish(vehicle_channel(event.vehicle_id), message)
+            pipe.publish(ALL_EVENTS, message)
+        pipe.execute()
+        now = utcnow()
+        for event in events:
+            event.published_at = now
+        session.commit()
+        return len(events)
