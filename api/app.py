@@ -1,0 +1,77 @@
+"""The ASGI app: GraphQL at /graphql (GraphiQL in a browser), the OAuth callback, health.
+
+Run with ``uvicorn --factory api.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from api import jobs
+from api.callback import oauth_callback
+from api.schema import Context, schema
+from settings import Settings, get_settings
+from store.db import Database, open_database
+
+__all__ = ["create_app"]
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, db: Database, settings: Settings) -> None:
+        super().__init__(schema)
+        self.db = db
+        self.settings = settings
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        return Context(self.db, self.settings, request.headers)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    db: Database = request.app.state.db
+
+    def database_ok() -> bool:
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    checks = {
+        "database": await anyio.to_thread.run_sync(database_ok),
+        "broker": await anyio.to_thread.run_sync(jobs.broker_reachable),
+    }
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+    db = open_database(settings.database_url, settings.secret_key.get_secret_value())
+    graphql = GraphQLApp(db, settings)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/oauth/callback", oauth_callback, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ]
+    )
+    app.state.db = db
+    app.state.settings = settings
+    return app

@@ -1,0 +1,228 @@
+"""``cv``: the operators' command-line tool. ``cv --help`` lists the commands."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from providers.names import Provider
+from settings import get_settings
+from store.catalogue import SHIPPED, load_catalogue
+from store.db import Database, open_database
+from store.migrate import upgrade
+from store.models import Client, ConnectedVehicle
+from workflows.clients import create_client, mint_user_token, set_provider_credentials
+from workflows.machine import Status
+
+__all__ = ["main"]
+
+DEMO_CLIENT = "demo"
+DEMO_USER = "demo-user"
+
+
+def _db() -> Database:
+    s = get_settings()
+    return open_database(s.database_url, s.secret_key.get_secret_value())
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Operate Connected Vehicles: database, clients, tokens, vehicles.
+
+    Settings come from CV_* environment variables (and ./.env): CV_DATABASE_URL,
+    CV_SECRET_KEY, CV_BROKER_URL, CV_PUBLIC_URL.
+    """
+
+
+# -- database and catalogue ------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the latest schema and load the shipped catalogue."""
+    url = get_settings().database_url
+    upgrade(url)
+    with _db().session() as session:
+        n = load_catalogue(session)
+    click.echo(f"database at the latest schema; catalogue holds {n} shipped models")
+
+
+@main.group()
+def catalogue() -> None:
+    """The catalogue of vehicle models."""
+
+
+@catalogue.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def catalogue_load(path: Path) -> None:
+    """Add or update models from a JSON file (a list of {id, make, model, providers,
+    year_from, year_to}), in the shape of the shipped catalogue."""
+    try:
+        with _db().session() as session:
+            n = load_catalogue(session, path)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(f"loaded {n} models from {path}")
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+@main.group()
+def client() -> None:
+    """Clients: the companies whose users connect cars."""
+
+
+@client.command("create")
+@click.option("--name", required=True, help="The client's display name.")
+@click.option("--id", "client_id", help="Choose the id (default: generated).")
+def client_create(name: str, client_id: str | None) -> None:
+    """Create a client; prints its id and its signing secret (shown once)."""
+    with _db().session() as session:
+        if client_id and session.get(Client, client_id):
+            _fail(f"client {client_id!r} exists already")
+        c = create_client(session, name, client_id)
+        click.echo(f"client id:       {c.id}")
+        click.echo(f"signing secret:  {c.signing_secret}")
+        click.echo("Sign users' tokens (HS256, sub = user id, exp) with the signing secret.")
+
+
+@client.command("set-provider")
+@click.argument("client_id")
+@click.argument("provider", type=click.Choice([p.value for p in Provider]))
+@click.option("--oauth-client-id", required=True, help="The client's app id at the provider.")
+@click.option(
+    "--oauth-client-secret",
+    envvar="CV_OAUTH_CLIENT_SECRET",
+    prompt=True,
+    hide_input=True,
+    help="The app's secret (or CV_OAUTH_CLIENT_SECRET; prompted when absent).",
+)
+@click.option("--base-url", help="One base URL for the provider (sandbox, region or fake).")
+def client_set_provider(
+    client_id: str,
+    provider: str,
+    oauth_client_id: str,
+    oauth_client_secret: str,
+    base_url: str | None,
+) -> None:
+    """Set a client's credentials (and base URL) for one provider."""
+    with _db().session() as session:
+        try:
+            set_provider_credentials(
+                session,
+                client_id,
+                Provider(provider),
+                oauth_client_id=oauth_client_id,
+                oauth_client_secret=oauth_client_secret,
+                base_url=base_url,
+            )
+        except LookupError as exc:
+            _fail(str(exc))
+    click.echo(f"{provider} credentials set for client {client_id}")
+
+
+@main.group()
+def token() -> None:
+    """Users' tokens."""
+
+
+@token.command("mint")
+@click.argument("client_id")
+@click.argument("user_id")
+@click.option("--ttl", default=3600, show_default=True, help="Lifetime in seconds.")
+def token_mint(client_id: str, user_id: str, ttl: int) -> None:
+    """Mint a user token signed with the client's secret (for trying the API)."""
+    with _db().session() as session:
+        c = session.get(Client, client_id)
+        if c is None:
+            _fail(f"no client {client_id!r}")
+            return
+        click.echo(mint_user_token(c, user_id, timedelta(seconds=ttl)))
+
+
+# -- vehicles ---------------------------------------------------------------------------------
+
+
+@main.group()
+def vehicles() -> None:
+    """Connected vehicles."""
+
+
+@vehicles.command("list")
+@click.option("--client", "client_id", help="Only this client's vehicles.")
+@click.option("--status", type=click.Choice([s.value for s in Status]))
+@click.option("--limit", default=50, show_default=True)
+def vehicles_list(client_id: str | None, status: str | None, limit: int) -> None:
+    """List connected vehicles, newest first."""
+    stmt = select(ConnectedVehicle).order_by(ConnectedVehicle.created_at.desc()).limit(limit)
+    if client_id:
+        stmt = stmt.where(ConnectedVehicle.client_id == client_id)
+    if status:
+        stmt = stmt.where(ConnectedVehicle.status == status)
+    with _db().session() as session:
+        rows = list(session.execute(stmt).scalars())
+    if not rows:
+        click.echo("no connected vehicles")
+        return
+    click.echo(f"{'id':36}  {'status':15}  {'provider':12}  {'client':12}  {'failure':24}  vin")
+    for v in rows:
+        click.echo(
+            f"{v.id:36}  {v.status:15}  {v.provider:12}  {v.client_id:12}  "
+            f"{v.failure_code or '-':24}  {v.vin or '-'}"
+        )
+
+
+# -- the local demo -----------------------------------------------------------------------------
+
+
+@main.group()
+def demo() -> None:
+    """The local demo (`make run`)."""
+
+
+@demo.command("seed")
+@click.option("--fakes-url", required=True, help="Where the fake providers listen.")
+@click.option("--flower-url", default="http://127.0.0.1:5555", show_default=True)
+def demo_seed(fakes_url: str, flower_url: str) -> None:
+    """Create the demo client, point it at the fake providers, print how to start."""
+    settings = get_settings()
+    with _db().session() as session:
+        c = session.get(Client, DEMO_CLIENT) or create_client(session, "Demo", DEMO_CLIENT)
+        set_provider_credentials(
+            session,
+            c.id,
+            Provider.Smartcar,
+            oauth_client_id="demo-smartcar",
+            oauth_client_secret="demo-smartcar-secret",  # the fake's demo app
+            base_url=fakes_url.rstrip("/") + "/smartcar",
+        )
+        user_token = mint_user_token(c, DEMO_USER, timedelta(days=1))
+    flower_user = settings.flower_basic_auth.get_secret_value().split(":", 1)
+    click.echo(
+        f"""
+  GraphQL (GraphiQL in a browser): {settings.public_url}/graphql
+  Flower:        {flower_url}  (login {flower_user[0]} / {flower_user[-1]})
+  Demo client:   {c.id}
+  User token:    {user_token}
+  Client page:   {fakes_url.rstrip("/")}/smartcar/_fake/client-return  (use as redirect_uri)
+"""
+    )
+
+
+if __name__ == "__main__":
+    main()

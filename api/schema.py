@@ -1,0 +1,342 @@
+"""The GraphQL schema of SPEC §3, with the seed API's names kept exactly.
+
+Resolvers check the caller, call one workflow function in a worker thread (the database
+layer is synchronous), enqueue after commit, and answer. Domain errors become GraphQL
+errors with ``extensions.code`` in :meth:`Schema.process_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy.orm import Session
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext, Info
+
+from api import jobs
+from api.errors import extensions
+from providers.names import Provider, Scope
+from settings import Settings
+from store.db import Database
+from store.models import CatalogueVehicle, ConnectedVehicle
+from workflows import authorization, vehicles
+from workflows.clients import Principal, verify_user_token
+from workflows.errors import DomainError, ErrorCode
+from workflows.machine import Status
+
+__all__ = ["Context", "schema"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The domain's enums, exposed under the seed API's names (strawberry.enum registers the
+# class itself, so fields below are typed with the domain's enums).
+strawberry.enum(Status, name="ConnectedVehicleStatus")
+strawberry.enum(Provider, name="CarConnectivityProvider")
+strawberry.enum(Scope, name="ConnectScope")
+
+
+class Context:
+    """Per request: the database, the settings, and the caller (checked on first use)."""
+
+    def __init__(self, db: Database, settings: Settings, headers: Any) -> None:
+        self.db = db
+        self.settings = settings
+        self._client_id: str | None = headers.get("x-client-id")
+        auth: str = headers.get("authorization") or ""
+        self._token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        self._principal: Principal | None = None
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn(session)` in a worker thread, with a session of its own."""
+
+        def call() -> T:
+            with self.db.session() as session:
+                return fn(session)
+
+        return await anyio.to_thread.run_sync(call)
+
+    async def principal(self) -> Principal:
+        if self._principal is None:
+            client_id, token = self._client_id, self._token
+            self._principal = await self.run(lambda s: verify_user_token(s, client_id, token))
+        return self._principal
+
+
+def _ctx(info: Info) -> Context:
+    ctx: Context = info.context
+    return ctx
+
+
+# -- types ------------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Failure:
+    code: str
+    message: str
+    retryable: bool
+
+
+@strawberry.type(name="ConnectedVehicle")
+class ConnectedVehicleType:
+    id: strawberry.ID
+    vehicle_id: strawberry.ID
+    status: Status
+    authorization_url: str | None
+    provider: Provider
+    scope: list[Scope | None] | None
+    label: str | None
+    vin: str | None
+    failure: Failure | None
+    created_at: datetime
+    updated_at: datetime
+    authorized_at: datetime | None
+
+    @classmethod
+    def of(cls, v: ConnectedVehicle) -> ConnectedVehicleType:
+        failure = None
+        if v.failure_code:
+            failure = Failure(
+                code=v.failure_code,
+                message=v.failure_message or "",
+                retryable=bool(v.failure_retryable),
+            )
+        return cls(
+            id=strawberry.ID(v.id),
+            vehicle_id=strawberry.ID(v.vehicle_id),
+            status=Status(v.status),
+            # Only a pending vehicle has a flow to follow.
+            authorization_url=v.authorization_url if v.status == Status.pending else None,
+            provider=Provider(v.provider),
+            scope=[Scope(s) for s in v.scope],
+            label=v.label,
+            vin=v.vin,
+            failure=failure,
+            created_at=v.created_at,
+            updated_at=v.updated_at,
+            authorized_at=v.authorized_at,
+        )
+
+
+@strawberry.type
+class VehicleConnect:
+    providers: list[Provider]
+
+
+@strawberry.type(name="Vehicle")
+class VehicleType:
+    id: strawberry.ID
+    make: str
+    model: str
+    year_from: int | None
+    year_to: int | None
+    connect: VehicleConnect
+
+    @classmethod
+    def of(cls, v: CatalogueVehicle) -> VehicleType:
+        return cls(
+            id=strawberry.ID(v.id),
+            make=v.make,
+            model=v.model,
+            year_from=v.year_from,
+            year_to=v.year_to,
+            connect=VehicleConnect(providers=[Provider(p) for p in v.providers]),
+        )
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+@strawberry.input
+class CreateConnectedVehicleOptions:
+    redirect_uri: str | None = None
+    scope: list[Scope] | None = None
+
+
+@strawberry.input
+class CreateConnectedVehicleInput:
+    vehicle_id: strawberry.ID
+    provider: Provider
+    label: str | None = None
+    options: CreateConnectedVehicleOptions | None = None
+
+
+@strawberry.input
+class AuthorizeConnectedVehicleOptions:
+    code: str | None = None
+
+
+@strawberry.input
+class AuthorizeConnectedVehicleInput:
+    id: strawberry.ID
+    options: AuthorizeConnectedVehicleOptions | None = None
+
+
+@strawberry.input
+class UpdateConnectedVehicleInput:
+    id: strawberry.ID
+    label: str | None = None
+
+
+@strawberry.input
+class ConnectedVehicleFilter:
+    status: Status | None = None
+
+
+@strawberry.input
+class VehicleConnectFilter:
+    providers: list[Provider] | None = None
+
+
+@strawberry.input
+class VehicleFilter:
+    connect: VehicleConnectFilter | None = None
+
+
+# -- operations -------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(name="connectedVehicle")
+    async def connected_vehicle(self, info: Info, id: strawberry.ID) -> ConnectedVehicleType:
+        ctx = _ctx(info)
+        who = await ctx.principal()
+        row = await ctx.run(lambda s: vehicles.owned(s, who, str(id)))
+        return ConnectedVehicleType.of(row)
+
+    @strawberry.field(name="connectedVehicleList")
+    async def connected_vehicle_list(
+        self,
+        info: Info,
+        filter: ConnectedVehicleFilter | None = None,
+        size: int = 20,
+        page: int = 1,
+    ) -> list[ConnectedVehicleType]:
+        ctx = _ctx(info)
+        who = await ctx.principal()
+        status = filter.status.value if filter and filter.status else None
+        rows = await ctx.run(
+            lambda s: vehicles.list_owned(s, who, status=status, size=size, page=page)
+        )
+        return [ConnectedVehicleType.of(r) for r in rows]
+
+    @strawberry.field
+    async def vehicle(self, info: Info, id: strawberry.ID) -> VehicleType:
+        ctx = _ctx(info)
+        await ctx.principal()
+        row = await ctx.run(lambda s: vehicles.catalogue_vehicle(s, str(id)))
+        if row is None:
+            raise DomainError(ErrorCode.VEHICLE_NOT_FOUND)
+        return VehicleType.of(row)
+
+    @strawberry.field(name="vehicleList")
+    async def vehicle_list(
+        self, info: Info, filter: VehicleFilter | None = None, size: int = 20, page: int = 1
+    ) -> list[VehicleType]:
+        ctx = _ctx(info)
+        await ctx.principal()
+        wanted = None
+        if filter and filter.connect and filter.connect.providers:
+            wanted = [p.value for p in filter.connect.providers]
+        rows = await ctx.run(
+            lambda s: vehicles.catalogue(s, providers=wanted, size=size, page=page)
+        )
+        return [VehicleType.of(r) for r in rows]
+
+
+async def _wait_for_outcome(ctx: Context, vehicle_id: str) -> ConnectedVehicle:
+    """Re-read the vehicle until it leaves `pending` or the bounded wait runs out."""
+    deadline = time.monotonic() + ctx.settings.mutation_wait_seconds
+    while True:
+        row = await ctx.run(lambda s: s.get(ConnectedVehicle, vehicle_id))
+        assert row is not None
+        if row.status != Status.pending or time.monotonic() >= deadline:
+            return row
+        await asyncio.sleep(0.1)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(name="createConnectedVehicle")
+    async def create_connected_vehicle(
+        self, info: Info, input: CreateConnectedVehicleInput
+    ) -> ConnectedVehicleType:
+        ctx = _ctx(info)
+        who = await ctx.principal()
+        options = input.options or CreateConnectedVehicleOptions()
+        create = functools.partial(
+            authorization.create_connected_vehicle,
+            settings=ctx.settings,
+            who=who,
+            vehicle_id=str(input.vehicle_id),
+            provider=Provider(input.provider),
+            label=input.label,
+            redirect_uri=options.redirect_uri,
+            scope=[Scope(s) for s in options.scope] if options.scope is not None else None,
+        )
+        row = await ctx.run(lambda s: create(s))
+        jobs.kick_relay()
+        return ConnectedVehicleType.of(row)
+
+    @strawberry.mutation(name="authorizeConnectedVehicle")
+    async def authorize_connected_vehicle(
+        self, info: Info, input: AuthorizeConnectedVehicleInput
+    ) -> ConnectedVehicleType:
+        ctx = _ctx(info)
+        who = await ctx.principal()
+        code = input.options.code if input.options else None
+        row, enqueue = await ctx.run(
+            lambda s: authorization.request_validation(s, who, str(input.id), code)
+        )
+        if enqueue:
+            jobs.validate_authorization(row.id)
+        if row.status == Status.pending:
+            row = await _wait_for_outcome(ctx, row.id)
+        if row.status == Status.failed:
+            failure = ErrorCode(row.failure_code or ErrorCode.PROVIDER_REJECTED)
+            raise DomainError(failure, provider=row.provider)
+        return ConnectedVehicleType.of(row)
+
+    @strawberry.mutation(name="updateConnectedVehicle")
+    async def update_connected_vehicle(
+        self, info: Info, input: UpdateConnectedVehicleInput
+    ) -> ConnectedVehicleType:
+        ctx = _ctx(info)
+        who = await ctx.principal()
+        row = await ctx.run(lambda s: vehicles.update_label(s, who, str(input.id), input.label))
+        jobs.kick_relay()
+        return ConnectedVehicleType.of(row)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Give every error its code; log only the unexpected ones (without secrets)."""
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, DomainError):
+                error.extensions = extensions(original.code)
+            elif original is None:  # parse and validation errors: the query is at fault
+                error.extensions = extensions(ErrorCode.BAD_USER_INPUT)
+            else:
+                log.error("unexpected error in %s", error.path, exc_info=original)
+                error.message = "Internal server error"
+                error.extensions = {
+                    "code": "INTERNAL_SERVER_ERROR",
+                    "exception": {"code": "INTERNAL_SERVER_ERROR", "status": 500},
+                }
+
+
+schema = Schema(query=Query, mutation=Mutation, config=StrawberryConfig(auto_camel_case=False))
