@@ -328,7 +328,8 @@ class Schema(strawberry.Schema):
             original = error.original_error
             if isinstance(original, DomainError):
                 error.extensions = extensions(original.code)
-            elif original is None:  # parse and validation errors: the query is at fault
+            elif original is None or error.path is None:
+                # parse, validation and variable errors: raised before any resolver ran
                 error.extensions = extensions(ErrorCode.BAD_USER_INPUT)
             else:
                 log.error("unexpected error in %s", error.path, exc_info=original)

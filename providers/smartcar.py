@@ -78,10 +78,10 @@ class SmartcarAdapter(CodeFlowAdapter):
             or response.status_code >= 500
         ):
             return RetryableError(self.provider, detail, parse_retry_after(response))
+        if body.get("type") == "PERMISSION":  # comes with REAUTHENTICATE: check it first
+            return PermanentError(self.provider, Reason.SCOPE_NOT_GRANTED, detail)
         if resolution == "REAUTHENTICATE" or response.status_code == 401:
             return PermanentError(self.provider, Reason.ACCESS_REVOKED, detail)
-        if body.get("type") == "PERMISSION":
-            return PermanentError(self.provider, Reason.SCOPE_NOT_GRANTED, detail)
         if body.get("type") == "COMPATIBILITY":
             return PermanentError(self.provider, Reason.CONNECT_PROVIDER_NOT_SUPPORTED, detail)
         return PermanentError(self.provider, Reason.PROVIDER_REJECTED, detail)

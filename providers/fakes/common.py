@@ -228,13 +228,11 @@ class FakeProvider:
                     await asyncio.sleep(fake.latency)
                 fault = fake._take_fault(path)
                 if fault is not None:
-                    if fault.delay:
-                        await asyncio.sleep(fault.delay)
-                    if fault.status:
-                        await fake.fault_response(fault.status, fault.retry_after)(
-                            scope, receive, send
-                        )
-                        return
+                    await asyncio.sleep(fault.delay)
+                    # status 0 is a hang: whatever comes after the delay, the client gave up
+                    status = fault.status or 504
+                    await fake.fault_response(status, fault.retry_after)(scope, receive, send)
+                    return
             await inner(scope, receive, send)
 
         return app

@@ -1,0 +1,166 @@
+"""Bad input gets a clear error from SPEC §3's table and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.fixtures import (
+    AUTHORIZE,
+    CREATE,
+    GET,
+    FakeServer,
+    Tenant,
+    create_vehicle,
+    error_code,
+    gql,
+    make_tenant,
+    row_counts,
+)
+from workflows.errors import ErrorCode
+from workflows.machine import Lifecycle
+from workflows.vehicles import lock
+
+UPDATE = """mutation($input: UpdateConnectedVehicleInput!) {
+  updateConnectedVehicle(input: $input) { id label } }"""
+
+
+def create_input(**overrides: Any) -> dict[str, Any]:
+    return {
+        "input": {
+            "vehicle_id": "tesla-model-3",
+            "provider": "Smartcar",
+            "options": {"redirect_uri": "https://client.example/done"},
+            **overrides,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "code"),
+    [
+        pytest.param("{ connectedVehicleList { id ", None, "BAD_USER_INPUT", id="syntax"),
+        pytest.param("{ connectedVehicleList { nope } }", None, "BAD_USER_INPUT", id="field"),
+        pytest.param(
+            CREATE, create_input(provider="Ford"), "BAD_USER_INPUT", id="unknown provider"
+        ),
+        pytest.param(
+            CREATE,
+            create_input(options={"redirect_uri": "javascript:alert(1)"}),
+            "BAD_USER_INPUT",
+            id="bad redirect_uri",
+        ),
+        pytest.param(
+            CREATE, create_input(vehicle_id="no-such-car"), "VEHICLE_NOT_FOUND", id="catalogue"
+        ),
+        pytest.param(
+            CREATE,
+            create_input(provider="HighMobility"),
+            "CONNECT_PROVIDER_NOT_SUPPORTED",
+            id="provider not for this car",
+        ),
+        pytest.param(
+            CREATE,
+            create_input(provider="Enode"),
+            "CONNECT_PROVIDER_NOT_ALLOWED",
+            id="provider not configured",
+        ),
+        pytest.param(GET, {"id": "no-such-id"}, "CONNECTED_VEHICLE_NOT_FOUND", id="unknown id"),
+        pytest.param(
+            "{ connectedVehicleList(size: 1000) { id } }",
+            None,
+            "BAD_USER_INPUT",
+            id="page too large",
+        ),
+        pytest.param(
+            AUTHORIZE, {"input": {"id": "nope"}}, "CONNECTED_VEHICLE_NOT_FOUND", id="authorize"
+        ),
+        pytest.param(
+            UPDATE,
+            {"input": {"id": "nope", "label": "x"}},
+            "CONNECTED_VEHICLE_NOT_FOUND",
+            id="update",
+        ),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(
+    api: TestClient, tenant: Tenant, query: str, variables: dict | None, code: str
+) -> None:
+    create_vehicle(api, tenant.headers())
+    before = row_counts(tenant.db)
+
+    body = gql(api, query, variables, tenant.headers())
+
+    assert error_code(body) == code
+    assert body["errors"][0]["extensions"]["exception"]["status"] == ErrorCode(code).status
+    assert row_counts(tenant.db) == before
+
+
+def test_the_provider_name_is_in_the_not_allowed_message(api: TestClient, tenant: Tenant) -> None:
+    body = gql(api, CREATE, create_input(provider="Enode"), tenant.headers())
+    assert body["errors"][0]["message"] == (
+        "The Connect provider Enode is not configured for your client id. "
+        "Please contact customer support to enable it!"
+    )
+
+
+@pytest.mark.parametrize("who", ["another user", "another client"])
+def test_someone_elses_vehicle_is_not_found(
+    api: TestClient, tenant: Tenant, smartcar: FakeServer, who: str
+) -> None:
+    vehicle = create_vehicle(api, tenant.headers("owner"))
+    if who == "another user":
+        headers = tenant.headers("someone-else")
+    else:
+        headers = make_tenant(tenant.db, smartcar.url, "Other").headers("owner")
+    before = row_counts(tenant.db)
+
+    for query, variables in [
+        (GET, {"id": vehicle["id"]}),
+        (AUTHORIZE, {"input": {"id": vehicle["id"], "options": {"code": "c"}}}),
+        (UPDATE, {"input": {"id": vehicle["id"], "label": "mine now"}}),
+    ]:
+        assert error_code(gql(api, query, variables, headers)) == "CONNECTED_VEHICLE_NOT_FOUND"
+    listed = gql(api, "{ connectedVehicleList { id } }", None, headers)
+    assert listed["data"]["connectedVehicleList"] == []
+    assert row_counts(tenant.db) == before
+
+
+def test_authorize_before_the_flow_is_finished_is_forbidden(
+    api: TestClient, tenant: Tenant
+) -> None:
+    vehicle = create_vehicle(api, tenant.headers())
+    body = gql(api, AUTHORIZE, {"input": {"id": vehicle["id"]}}, tenant.headers())
+    assert error_code(body) == "CONNECTED_VEHICLE_FORBIDDEN"
+    assert body["errors"][0]["extensions"]["exception"]["status"] == 403
+
+
+@pytest.mark.parametrize(
+    ("trigger", "kwargs"),
+    [("remove", {}), ("fail", {"error": ErrorCode.AUTHORIZATION_DENIED})],
+)
+def test_authorize_answers_by_status(
+    api: TestClient, tenant: Tenant, trigger: str, kwargs: dict
+) -> None:
+    vehicle = create_vehicle(api, tenant.headers())
+    with tenant.db.session() as session:
+        row = lock(session, vehicle["id"])
+        assert row is not None
+        Lifecycle(session, row).trigger_event(trigger, **kwargs)
+        session.commit()
+
+    body = gql(api, AUTHORIZE, {"input": {"id": vehicle["id"]}}, tenant.headers())
+
+    expected = "CONNECTED_VEHICLE_NOT_PENDING" if trigger == "remove" else "AUTHORIZATION_DENIED"
+    assert error_code(body) == expected
+
+
+def test_update_changes_the_label_and_tells_of_it(api: TestClient, tenant: Tenant) -> None:
+    from tests.fixtures import events_of
+
+    vehicle = create_vehicle(api, tenant.headers())
+    body = gql(api, UPDATE, {"input": {"id": vehicle["id"], "label": "Blue"}}, tenant.headers())
+    assert body["data"]["updateConnectedVehicle"] == {"id": vehicle["id"], "label": "Blue"}
+    assert events_of(tenant.db, vehicle["id"])[-1] == "connected_vehicle.updated"

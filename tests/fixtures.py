@@ -1,0 +1,304 @@
+"""Fixtures and helpers that drive the service the way its users do."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from providers.fakes.serve import serve_in_thread
+from providers.fakes.smartcar import FakeSmartcar
+from providers.names import Provider
+from settings import Settings
+from store.db import Database
+from store.models import Client, ConnectedVehicle, OutboxEvent
+from workflows.clients import create_client, mint_user_token, set_provider_credentials
+
+T = TypeVar("T")
+
+APP_ID = "app-1"
+APP_SECRET = "app-1-secret"
+CLIENT_PAGE = "https://client.example/done"
+
+
+@dataclass
+class FakeServer:
+    url: str
+    fake: FakeSmartcar
+
+    def account(self, name: str, *vehicles: dict[str, Any], withheld: list[str] | None = None):
+        from providers.fakes.common import Account
+
+        self.fake.accounts[name] = Account(name, list(vehicles), list(withheld or []))
+
+    def fault(self, path: str, status: int, times: int = 1, **kw: Any) -> None:
+        from providers.fakes.common import Fault
+
+        self.fake.faults.append(Fault(path=path, status=status, times=times, **kw))
+
+
+def car(vin: str = "5YJ3E1EA7NF000001", make: str = "Tesla", model: str = "Model 3"):
+    return {"make": make, "model": model, "year": 2022, "vin": vin}
+
+
+@pytest.fixture(scope="session")
+def _fake_server() -> Iterator[FakeServer]:
+    fake = FakeSmartcar()
+    with serve_in_thread(fake.app()) as url:
+        yield FakeServer(url, fake)
+
+
+@pytest.fixture
+def smartcar(_fake_server: FakeServer, settings: Settings) -> FakeServer:
+    """The fake Smartcar, fresh, with the tenant's OAuth app registered."""
+    _fake_server.fake.reset()
+    _fake_server.fake.apps[APP_ID] = {
+        "client_secret": APP_SECRET,
+        "redirect_uris": [settings.callback_url],
+    }
+    return _fake_server
+
+
+@pytest.fixture(scope="session")
+def worker(db: Database, redis_url: str) -> Iterator[None]:
+    """A real Celery worker (threads pool) consuming this run's Redis db."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.app import app
+
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ):
+        yield
+    from workers import runtime
+
+    runtime.database().engine.dispose()
+    runtime.events_redis().close()
+
+
+@pytest.fixture(scope="session")
+def _api_app(db: Database, settings: Settings):
+    from api.app import create_app
+
+    app = create_app(settings)
+    yield app
+    app.state.db.engine.dispose()
+
+
+@pytest.fixture
+def api(_api_app) -> Iterator[TestClient]:
+    with TestClient(_api_app, follow_redirects=False) as client:
+        yield client
+
+
+@dataclass
+class Tenant:
+    client_id: str
+    signing_secret: str
+    db: Database
+
+    def headers(self, user: str = "user-1", ttl: timedelta = timedelta(hours=1)) -> dict:
+        with self.db.session() as session:
+            client = session.get(Client, self.client_id)
+            assert client is not None
+            token = mint_user_token(client, user, ttl)
+        return {"x-client-id": self.client_id, "authorization": f"Bearer {token}"}
+
+
+def make_tenant(db: Database, smartcar_url: str | None, name: str = "Acme") -> Tenant:
+    with db.session() as session:
+        client = create_client(session, name)
+        if smartcar_url:
+            set_provider_credentials(
+                session,
+                client.id,
+                Provider.Smartcar,
+                oauth_client_id=APP_ID,
+                oauth_client_secret=APP_SECRET,
+                base_url=smartcar_url,
+            )
+        return Tenant(client.id, client.signing_secret, db)
+
+
+@pytest.fixture
+def tenant(clean: Database, smartcar: FakeServer) -> Tenant:
+    return make_tenant(clean, smartcar.url)
+
+
+# -- GraphQL -------------------------------------------------------------------------------------
+
+CREATE = """
+mutation($input: CreateConnectedVehicleInput!) {
+  createConnectedVehicle(input: $input) {
+    id vehicle_id status authorization_url provider scope label vin
+    failure { code message retryable } created_at updated_at authorized_at
+  }
+}"""
+
+AUTHORIZE = """
+mutation($input: AuthorizeConnectedVehicleInput!) {
+  authorizeConnectedVehicle(input: $input) {
+    id status vin failure { code message retryable } authorized_at
+  }
+}"""
+
+GET = """query($id: ID!) { connectedVehicle(id: $id) {
+  id status vin label failure { code retryable } } }"""
+
+
+def gql(
+    client: TestClient | httpx.Client,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    response = client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def error_code(body: dict[str, Any]) -> str:
+    """The code of the only error, after checking the error's shape (SPEC §3)."""
+    assert body.get("errors"), body
+    assert len(body["errors"]) == 1, body
+    ext = body["errors"][0]["extensions"]
+    assert ext["code"] == ext["exception"]["code"]
+    assert isinstance(ext["exception"]["status"], int)
+    return str(ext["code"])
+
+
+def create_vehicle(
+    client: TestClient | httpx.Client,
+    headers: dict[str, str],
+    vehicle_id: str = "tesla-model-3",
+    **options: Any,
+) -> dict[str, Any]:
+    body = gql(
+        client,
+        CREATE,
+        {
+            "input": {
+                "vehicle_id": vehicle_id,
+                "provider": "Smartcar",
+                "label": "My car",
+                "options": {"redirect_uri": CLIENT_PAGE, **options},
+            }
+        },
+        headers,
+    )
+    assert "errors" not in body, body
+    vehicle: dict[str, Any] = body["data"]["createConnectedVehicle"]
+    return vehicle
+
+
+def consent(authorization_url: str, *, account: str = "demo", decision: str = "allow") -> str:
+    """Do what the user does on the provider's consent page; return where it sends them."""
+    with httpx.Client(follow_redirects=False, timeout=10) as browser:
+        page = browser.get(authorization_url)
+        assert page.status_code == 200, page.text
+        fields = {
+            k: html.unescape(v)
+            for k, v in re.findall(
+                r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text
+            )
+        }
+        found = re.search(r'<form method="post" action="([^"]+)"', page.text)
+        assert found is not None
+        action = httpx.URL(authorization_url).join(html.unescape(found.group(1)))
+        answer = browser.post(action, data={**fields, "account": account, "decision": decision})
+        assert answer.status_code in (302, 303), answer.text
+        return answer.headers["location"]
+
+
+# -- reading the database -----------------------------------------------------------------------
+
+
+def vehicle_row(db: Database, vehicle_id: str) -> ConnectedVehicle:
+    with db.session() as session:
+        row = session.get(ConnectedVehicle, vehicle_id)
+        assert row is not None
+        return row
+
+
+def events_of(db: Database, vehicle_id: str) -> list[str]:
+    with db.session() as session:
+        stmt = (
+            select(OutboxEvent.type)
+            .where(OutboxEvent.vehicle_id == vehicle_id)
+            .order_by(OutboxEvent.seq)
+        )
+        return list(session.execute(stmt).scalars())
+
+
+def row_counts(db: Database) -> dict[str, int]:
+    from store.models import Base
+
+    with db.session() as session:
+        return {
+            name: session.execute(select(func.count()).select_from(table)).scalar_one()
+            for name, table in Base.metadata.tables.items()
+        }
+
+
+def wait_until(fn: Callable[[], T], timeout: float = 15.0, interval: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        time.sleep(interval)
+
+
+# -- both databases ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    from store.catalogue import load_catalogue
+    from store.db import open_database
+    from store.migrate import upgrade
+    from tests.conftest import SECRET_KEY
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'cv.sqlite3'}"
+    upgrade(url)
+    database = open_database(url, SECRET_KEY)
+    with database.session() as session:
+        load_catalogue(session)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_db(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """The store and workflow tests run on PostgreSQL and on embedded SQLite."""
+    from sqlalchemy import text
+
+    from tests.conftest import TABLES
+
+    if request.param == "postgresql":
+        yield request.getfixturevalue("clean")
+        return
+    database: Database = request.getfixturevalue("_sqlite")
+    yield database
+    with database.engine.begin() as conn:
+        for table in TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))

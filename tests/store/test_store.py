@@ -1,0 +1,67 @@
+"""The store on both databases: secrets encrypted at rest, the catalogue, UTC times."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from store.catalogue import SHIPPED, load_catalogue
+from store.db import Database
+from store.models import CatalogueVehicle, Client
+from workflows.clients import create_client
+
+
+def test_secrets_are_encrypted_at_rest(any_db: Database) -> None:
+    with any_db.session() as session:
+        client = create_client(session, "Acme")
+        secret = client.signing_secret
+    with any_db.engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT signing_secret FROM clients WHERE id = :id"), {"id": client.id}
+        ).scalar_one()
+    assert secret not in stored
+    with any_db.session() as session:
+        again = session.get(Client, client.id)
+        assert again is not None and again.signing_secret == secret
+
+
+def test_times_come_back_in_utc(any_db: Database) -> None:
+    with any_db.session() as session:
+        client = create_client(session, "Acme")
+    with any_db.session() as session:
+        again = session.get(Client, client.id)
+        assert again is not None
+        assert again.created_at.utcoffset() is not None
+        assert again.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+def test_the_shipped_catalogue_is_loaded_and_reloading_is_harmless(any_db: Database) -> None:
+    shipped = json.loads(SHIPPED.read_text())
+    with any_db.session() as session:
+        assert load_catalogue(session) == len(shipped)
+        assert session.query(CatalogueVehicle).count() == len(shipped)
+        model3 = session.get(CatalogueVehicle, "tesla-model-3")
+        assert model3 is not None and "Smartcar" in model3.providers
+
+
+def test_operators_extend_the_catalogue_and_bad_files_are_refused(
+    any_db: Database, tmp_path: Path
+) -> None:
+    extra = tmp_path / "extra.json"
+    extra.write_text(
+        json.dumps([{"id": "fiat-500e", "make": "Fiat", "model": "500e", "providers": ["Enode"]}])
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps([{"id": "x", "make": "X"}]))
+    with any_db.session() as session:
+        assert load_catalogue(session, extra) == 1
+        assert session.get(CatalogueVehicle, "fiat-500e") is not None
+        with pytest.raises(ValueError, match="lacks model, providers"):
+            load_catalogue(session, broken)
+        session.rollback()
+        assert session.get(CatalogueVehicle, "x") is None
+        session.delete(session.get(CatalogueVehicle, "fiat-500e"))
+        session.commit()
