@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from providers.names import Provider
 from settings import get_settings
-from store.catalogue import SHIPPED, load_catalogue
+from store.catalogue import load_catalogue
 from store.db import Database, open_database
 from store.migrate import upgrade
 from store.models import Client, ConnectedVehicle

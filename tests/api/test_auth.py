@@ -58,7 +58,7 @@ def claims(**extra: object) -> dict[str, object]:
         pytest.param(
             lambda t: {
                 "x-client-id": t.client_id,
-                "authorization": "Bearer " + jwt.encode(claims(), None, algorithm="none"),
+                "authorization": "Bearer " + jwt.encode(claims(), "", algorithm="none"),
             },
             id="alg none",
         ),

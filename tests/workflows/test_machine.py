@@ -27,7 +27,7 @@ LEGAL = {
     ("deauthorized", "remove"): "removed",
 }
 TRIGGERS = sorted({trigger for _, trigger in LEGAL})
-ARGS = {
+ARGS: dict[str, dict[str, object]] = {
     "fail": {"error": ErrorCode.AUTH_CODE_INVALID},
     "authorize": {"vin": "VIN123", "provider_vehicle_id": "pv-1"},
 }

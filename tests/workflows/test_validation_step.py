@@ -1,0 +1,93 @@
+"""The validation step itself, run the way a redelivered or duplicated task runs it:
+twice, and concurrently. One exchange, one transition, one event."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from providers import RetryableError
+from providers.names import Provider
+from settings import Settings
+from store.db import Database
+from store.models import ConnectedVehicle, utcnow
+from tests.fixtures import FakeServer, Tenant, consent, events_of, vehicle_row
+from workflows import authorization
+from workflows.clients import Principal
+from workflows.machine import Status
+
+
+def pending_with_code(db: Database, settings: Settings, tenant: Tenant) -> tuple[str, str]:
+    from urllib.parse import parse_qs, urlsplit
+
+    with db.session() as session:
+        vehicle = authorization.create_connected_vehicle(
+            session,
+            settings,
+            Principal(tenant.client_id, "u1"),
+            vehicle_id="tesla-model-3",
+            provider=Provider.Smartcar,
+            label=None,
+            redirect_uri=None,
+            scope=None,
+        )
+    assert vehicle.authorization_url is not None
+    code = parse_qs(urlsplit(consent(vehicle.authorization_url)).query)["code"][0]
+    with db.session() as session:
+        row = session.get(ConnectedVehicle, vehicle.id)
+        assert row is not None
+        row.auth_code = code
+        row.code_received_at = utcnow()
+        session.commit()
+    return vehicle.id, code
+
+
+def test_concurrent_runs_exchange_once(
+    tenant: Tenant, smartcar: FakeServer, settings: Settings
+) -> None:
+    vehicle_id, code = pending_with_code(tenant.db, settings, tenant)
+    smartcar.fake.latency = 0.2  # every provider call is slow: the runs overlap
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for f in [
+            pool.submit(authorization.validate, tenant.db, settings, vehicle_id) for _ in range(4)
+        ]:
+            f.result()
+
+    assert vehicle_row(tenant.db, vehicle_id).status == Status.authorized
+    assert smartcar.fake.exchange_attempts == 1
+    assert smartcar.fake.exchanges[code] == 1
+    assert events_of(tenant.db, vehicle_id) == [
+        "connected_vehicle.created",
+        "connected_vehicle.authorized",
+    ]
+
+
+def test_a_second_run_after_success_does_nothing(
+    tenant: Tenant, smartcar: FakeServer, settings: Settings
+) -> None:
+    vehicle_id, _ = pending_with_code(tenant.db, settings, tenant)
+    authorization.validate(tenant.db, settings, vehicle_id)
+    requests_after_first = sum(smartcar.fake.requests.values())
+
+    authorization.validate(tenant.db, settings, vehicle_id)
+
+    assert sum(smartcar.fake.requests.values()) == requests_after_first
+    assert len(events_of(tenant.db, vehicle_id)) == 2
+
+
+def test_tokens_bought_survive_a_crash_before_validation(
+    tenant: Tenant, smartcar: FakeServer, settings: Settings
+) -> None:
+    vehicle_id, code = pending_with_code(tenant.db, settings, tenant)
+    smartcar.fault("/v2.0/vehicles", 503)  # the run dies after the exchange
+    with pytest.raises(RetryableError):
+        authorization.validate(tenant.db, settings, vehicle_id)
+    row = vehicle_row(tenant.db, vehicle_id)
+    assert row.access_token and row.auth_code is None
+
+    authorization.validate(tenant.db, settings, vehicle_id)  # the retry
+
+    assert vehicle_row(tenant.db, vehicle_id).status == Status.authorized
+    assert smartcar.fake.exchanges[code] == 1
