@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from api import jobs
+from api import jobs, logs
 from api.callback import oauth_callback
 from api.schema import Context, schema
 from settings import Settings, get_settings
@@ -62,6 +62,7 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
+    logs.install()
     db = open_database(settings.database_url, settings.secret_key.get_secret_value())
     graphql = GraphQLApp(db, settings)
     app = Starlette(

@@ -6,17 +6,37 @@ task up at once finds the row as the API left it.
 
 from __future__ import annotations
 
+import logging
+
+from kombu.exceptions import OperationalError
+
 from workers.app import app as celery_app
 
 __all__ = ["broker_reachable", "kick_relay", "validate_authorization"]
 
+log = logging.getLogger(__name__)
 
-def validate_authorization(vehicle_id: str) -> None:
-    celery_app.send_task("cv.validate_authorization", args=[vehicle_id])
+# A few quick tries: the intent is already committed, and a request must not hang on a
+# broker that is down.
+_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
 
 
-def kick_relay() -> None:
-    celery_app.send_task("cv.relay_outbox")
+def _send(name: str, *args: str) -> bool:
+    try:
+        celery_app.send_task(name, args=list(args), retry=True, retry_policy=_RETRY)
+        return True
+    except OperationalError as exc:
+        log.warning("could not enqueue %s (broker unreachable: %s)", name, type(exc).__name__)
+        return False
+
+
+def validate_authorization(vehicle_id: str) -> bool:
+    return _send("cv.validate_authorization", vehicle_id)
+
+
+def kick_relay() -> bool:
+    """Best effort: beat runs the relay every few seconds anyway."""
+    return _send("cv.relay_outbox")
 
 
 def broker_reachable(timeout: float = 2.0) -> bool:
