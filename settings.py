@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -18,8 +18,12 @@ __all__ = ["Settings", "get_settings"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CV_", env_file=".env", extra="ignore")
 
-    # SQLite serves a single machine; PostgreSQL is the production database.
-    database_url: str = "sqlite:///var/cv.sqlite3"
+    # SQLite serves a single machine; PostgreSQL is the production database. The
+    # platform-wide DATABASE_URL is taken too.
+    database_url: str = Field(
+        default="sqlite:///var/cv.sqlite3",
+        validation_alias=AliasChoices("CV_DATABASE_URL", "DATABASE_URL"),
+    )
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Where the relay publishes events (Redis pub/sub); the broker's Redis by default.
     events_redis_url: str | None = None
