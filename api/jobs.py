@@ -12,7 +12,7 @@ from kombu.exceptions import OperationalError
 
 from workers.app import app as celery_app
 
-__all__ = ["broker_reachable", "kick_relay", "validate_authorization"]
+__all__ = ["broker_reachable", "kick_relay", "start_authorization", "validate_authorization"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ def _send(name: str, *args: str) -> bool:
 
 def validate_authorization(vehicle_id: str) -> bool:
     return _send("cv.validate_authorization", vehicle_id)
+
+
+def start_authorization(vehicle_id: str) -> bool:
+    return _send("cv.start_authorization", vehicle_id)
 
 
 def kick_relay() -> bool:

@@ -255,13 +255,16 @@ class Query:
         return [VehicleType.of(r) for r in rows]
 
 
-async def _wait_for_outcome(ctx: Context, vehicle_id: str) -> ConnectedVehicle:
-    """Re-read the vehicle until it leaves `pending` or the bounded wait runs out."""
+async def _wait_for(
+    ctx: Context, vehicle_id: str, done: Callable[[ConnectedVehicle], bool]
+) -> ConnectedVehicle:
+    """Re-read the vehicle until `done` says so, it leaves `pending`, or the bounded wait
+    runs out; the database is the truth, whatever the broker did."""
     deadline = time.monotonic() + ctx.settings.mutation_wait_seconds
     while True:
         row = await ctx.run(lambda s: s.get(ConnectedVehicle, vehicle_id))
         assert row is not None
-        if row.status != Status.pending or time.monotonic() >= deadline:
+        if done(row) or row.status != Status.pending or time.monotonic() >= deadline:
             return row
         await asyncio.sleep(0.1)
 
@@ -287,6 +290,9 @@ class Mutation:
         )
         row = await ctx.run(lambda s: create(s))
         jobs.kick_relay()
+        if row.authorization_url is None:  # the provider makes the link: a job
+            jobs.start_authorization(row.id)
+            row = await _wait_for(ctx, row.id, lambda v: v.authorization_url is not None)
         return ConnectedVehicleType.of(row)
 
     @strawberry.mutation(name="authorizeConnectedVehicle")
@@ -302,7 +308,7 @@ class Mutation:
         if enqueue:
             jobs.validate_authorization(row.id)
         if row.status == Status.pending:
-            row = await _wait_for_outcome(ctx, row.id)
+            row = await _wait_for(ctx, row.id, lambda v: False)
         if row.status == Status.failed:
             failure = ErrorCode(row.failure_code or ErrorCode.PROVIDER_REJECTED)
             raise DomainError(failure, provider=row.provider)

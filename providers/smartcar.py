@@ -10,8 +10,9 @@ from typing import ClassVar
 
 import httpx
 
-from providers.base import CodeFlowAdapter, Provider, Scope, Tokens, VehicleInfo
+from providers.base import AccountRef, CodeFlowAdapter, VehicleInfo
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
+from providers.names import Provider, Scope
 
 __all__ = ["SmartcarAdapter"]
 
@@ -44,13 +45,13 @@ class SmartcarAdapter(CodeFlowAdapter):
     def callback_error(cls, error: str) -> Reason:
         return _CALLBACK_ERRORS.get(error, Reason.AUTHORIZATION_DENIED)
 
-    def list_vehicle_ids(self, tokens: Tokens) -> list[str]:
-        body = self._api("GET", "/vehicles", tokens)
+    def list_vehicle_ids(self, account: AccountRef) -> list[str]:
+        body = self._api("GET", "/vehicles", account)
         return [str(v) for v in body.get("vehicles", [])]
 
-    def read_vehicle(self, tokens: Tokens, vehicle_id: str) -> VehicleInfo:
-        info = self._api("GET", f"/vehicles/{vehicle_id}", tokens)
-        vin = self._api("GET", f"/vehicles/{vehicle_id}/vin", tokens)
+    def read_vehicle(self, account: AccountRef, vehicle_id: str) -> VehicleInfo:
+        info = self._api("GET", f"/vehicles/{vehicle_id}", account)
+        vin = self._api("GET", f"/vehicles/{vehicle_id}/vin", account)
         return VehicleInfo(
             id=vehicle_id,
             make=str(info.get("make", "")),
@@ -59,8 +60,8 @@ class SmartcarAdapter(CodeFlowAdapter):
             vin=vin.get("vin"),
         )
 
-    def granted_scopes(self, tokens: Tokens, vehicle_id: str) -> set[str]:
-        body = self._api("GET", f"/vehicles/{vehicle_id}/permissions", tokens)
+    def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
+        body = self._api("GET", f"/vehicles/{vehicle_id}/permissions", account)
         return {str(p) for p in body.get("permissions", [])}
 
     def _classify(self, response: httpx.Response, what: str) -> Exception:

@@ -25,6 +25,7 @@ from sqlalchemy.types import TypeDecorator
 from store.crypto import Encrypted
 
 __all__ = [
+    "AppToken",
     "Base",
     "CatalogueVehicle",
     "Client",
@@ -139,6 +140,10 @@ class ConnectedVehicle(Base):
 
     vin: Mapped[str | None] = mapped_column(String(32))
     provider_vehicle_id: Mapped[str | None] = mapped_column(String(200))
+    # The provider's own user for this connection (Enode: one user per vehicle).
+    provider_user_id: Mapped[str | None] = mapped_column(String(200))
+    # A link flow (Enode) has no code: the user's return is the sign to validate.
+    link_completed_at: Mapped[datetime | None]
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -161,6 +166,18 @@ class OAuthState(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    # PKCE (High Mobility): the verifier stays with the state that sent its challenge.
+    code_verifier: Mapped[str | None] = mapped_column(Encrypted)
+
+
+class AppToken(Base):
+    """A provider app's own token (client credentials), shared by every worker."""
+
+    __tablename__ = "app_tokens"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    access_token: Mapped[str] = mapped_column(Encrypted)
+    expires_at: Mapped[datetime]
 
 
 class OutboxEvent(Base):

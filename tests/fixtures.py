@@ -6,6 +6,7 @@ import html
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -15,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from providers.fakes import FAKES
 from providers.fakes.serve import serve_in_thread
-from providers.fakes.smartcar import FakeSmartcar
 from providers.names import Provider
 from settings import Settings
 from store.db import Database
@@ -33,7 +34,7 @@ CLIENT_PAGE = "https://client.example/done"
 @dataclass
 class FakeServer:
     url: str
-    fake: FakeSmartcar
+    fake: Any
 
     def account(self, name: str, *vehicles: dict[str, Any], withheld: list[str] | None = None):
         from providers.fakes.common import Account
@@ -46,26 +47,32 @@ class FakeServer:
         self.fake.faults.append(Fault(path=path, status=status, times=times, **kw))
 
 
-def car(vin: str = "5YJ3E1EA7NF000001", make: str = "Tesla", model: str = "Model 3"):
-    return {"make": make, "model": model, "year": 2022, "vin": vin}
-
-
 @pytest.fixture(scope="session")
-def _fake_server() -> Iterator[FakeServer]:
-    fake = FakeSmartcar()
-    with serve_in_thread(fake.app()) as url:
-        yield FakeServer(url, fake)
+def _fake_servers() -> Iterator[dict[str, FakeServer]]:
+    """Every provider's fake, each served over HTTP on loopback for the whole run."""
+    with ExitStack() as stack:
+        servers = {}
+        for name, cls in FAKES.items():
+            fake = cls()
+            servers[name] = FakeServer(stack.enter_context(serve_in_thread(fake.app())), fake)
+        yield servers
 
 
 @pytest.fixture
-def smartcar(_fake_server: FakeServer, settings: Settings) -> FakeServer:
-    """The fake Smartcar, fresh, with the tenant's OAuth app registered."""
-    _fake_server.fake.reset()
-    _fake_server.fake.apps[APP_ID] = {
-        "client_secret": APP_SECRET,
-        "redirect_uris": [settings.callback_url],
-    }
-    return _fake_server
+def fakes(_fake_servers: dict[str, FakeServer], settings: Settings) -> dict[str, FakeServer]:
+    """Every fake, fresh, with the tenant's app registered."""
+    for server in _fake_servers.values():
+        server.fake.reset()
+        server.fake.apps[APP_ID] = {
+            "client_secret": APP_SECRET,
+            "redirect_uris": [settings.callback_url],
+        }
+    return _fake_servers
+
+
+@pytest.fixture
+def smartcar(fakes: dict[str, FakeServer]) -> FakeServer:
+    return fakes["Smartcar"]
 
 
 @pytest.fixture(scope="session")
@@ -119,24 +126,25 @@ class Tenant:
         return {"x-client-id": self.client_id, "authorization": f"Bearer {token}"}
 
 
-def make_tenant(db: Database, smartcar_url: str | None, name: str = "Acme") -> Tenant:
+def make_tenant(db: Database, fakes: dict[str, FakeServer] | None, name: str = "Acme") -> Tenant:
+    """A client with credentials for every provider, each pointing at its fake."""
     with db.session() as session:
         client = create_client(session, name)
-        if smartcar_url:
+        for provider, server in (fakes or {}).items():
             set_provider_credentials(
                 session,
                 client.id,
-                Provider.Smartcar,
+                Provider(provider),
                 oauth_client_id=APP_ID,
                 oauth_client_secret=APP_SECRET,
-                base_url=smartcar_url,
+                base_url=server.url,
             )
         return Tenant(client.id, client.signing_secret, db)
 
 
 @pytest.fixture
-def tenant(clean: Database, smartcar: FakeServer) -> Tenant:
-    return make_tenant(clean, smartcar.url)
+def tenant(clean: Database, fakes: dict[str, FakeServer]) -> Tenant:
+    return make_tenant(clean, fakes)
 
 
 # -- GraphQL -------------------------------------------------------------------------------------

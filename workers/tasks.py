@@ -8,7 +8,7 @@ from workers.relay import relay_once
 from workers.retry import ProviderTask
 from workflows import authorization
 
-__all__ = ["relay_outbox", "validate_authorization"]
+__all__ = ["relay_outbox", "start_authorization", "validate_authorization"]
 
 
 def _give_up(vehicle_id: str) -> None:
@@ -24,6 +24,17 @@ def _give_up(vehicle_id: str) -> None:
 )
 def validate_authorization(self: ProviderTask, vehicle_id: str) -> None:
     authorization.validate(runtime.database(), runtime.settings(), vehicle_id)
+    relay_outbox.delay()
+
+
+@app.task(
+    base=ProviderTask,
+    bind=True,
+    name="cv.start_authorization",
+    on_exhausted=staticmethod(_give_up),
+)
+def start_authorization(self: ProviderTask, vehicle_id: str) -> None:
+    authorization.start_link(runtime.database(), runtime.settings(), vehicle_id)
     relay_outbox.delay()
 
 

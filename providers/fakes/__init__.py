@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 from providers.fakes.common import FakeProvider
+from providers.fakes.enode import FakeEnode
+from providers.fakes.highmobility import FakeHighMobility
+from providers.fakes.oauth import FakeCodeFlow
 from providers.fakes.smartcar import FakeSmartcar
+from providers.fakes.tesla import FakeTesla
 
-__all__ = ["FAKES", "FakeProvider", "FakeSmartcar"]
+__all__ = [
+    "FAKES",
+    "FakeCodeFlow",
+    "FakeEnode",
+    "FakeHighMobility",
+    "FakeProvider",
+    "FakeSmartcar",
+    "FakeTesla",
+]
 
-FAKES: dict[str, type[FakeProvider]] = {"Smartcar": FakeSmartcar}
+# One fake per provider, by the provider's name (CarConnectivityProvider).
+FAKES: dict[str, type[FakeProvider]] = {
+    "Enode": FakeEnode,
+    "Smartcar": FakeSmartcar,
+    "Tesla": FakeTesla,
+    "HighMobility": FakeHighMobility,
+}

@@ -1,6 +1,7 @@
-"""What every fake provider shares: registered OAuth apps, user accounts with their cars, a
-consent page with Allow and Deny, single-use codes, tokens, a clock the test can move,
+"""What every fake provider shares: registered apps, user accounts with their cars, a
+consent page with Allow and Deny, the tokens it issued, a clock the test can move,
 injectable faults and latency, counters, and the control API under ``/_fake``.
+(The OAuth code flow itself is in ``oauth.py``.)
 
 Control API (JSON):
 - ``POST /_fake/apps`` ``{client_id, client_secret, redirect_uris}``: register an OAuth app.
@@ -16,6 +17,8 @@ Control API (JSON):
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import html
 import random
 import secrets
@@ -50,6 +53,7 @@ class Grant:
     account: Account
     scopes: list[str]
     issued_at: float
+    code_challenge: str | None = None
 
 
 @dataclass
@@ -112,48 +116,6 @@ class FakeProvider:
         app = self.apps.get(client_id)
         return app is not None and secrets.compare_digest(app["client_secret"], secret)
 
-    def issue_code(self, grant: Grant) -> str:
-        code = secrets.token_urlsafe(24)
-        self.codes[code] = (grant, False)
-        return code
-
-    def redeem_code(self, code: str, client_id: str, redirect_uri: str | None) -> Grant | None:
-        """The grant behind a code, spending it; None when it is unknown, used, expired
-        or bound to another app or redirect_uri."""
-        self.exchange_attempts += 1
-        entry = self.codes.get(code)
-        if entry is None:
-            return None
-        grant, used = entry
-        self.codes[code] = (grant, True)
-        if used or self.now() - grant.issued_at > self.code_ttl:
-            return None
-        if grant.client_id != client_id or grant.redirect_uri != redirect_uri:
-            return None
-        self.exchanges[code] += 1
-        return grant
-
-    def issue_tokens(self, grant: Grant, lifetime: float = 7200) -> dict[str, Any]:
-        access = secrets.token_urlsafe(32)
-        refresh = secrets.token_urlsafe(32)
-        self.tokens[access] = (grant, self.now() + lifetime)
-        self.refresh_tokens[refresh] = grant
-        return {
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": int(lifetime),
-            "refresh_token": refresh,
-        }
-
-    def bearer_grant(self, request: Request) -> Grant | None:
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer "):
-            return None
-        entry = self.tokens.get(header[7:].strip())
-        if entry is None or entry[1] < self.now():
-            return None
-        return entry[0]
-
     def consent_page(self, request: Request, action: str, scopes: list[str]) -> HTMLResponse:
         hidden = "".join(
             f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
@@ -176,6 +138,18 @@ class FakeProvider:
 </form>
 </body></html>"""
         return HTMLResponse(page)
+
+    @staticmethod
+    def basic_auth(request: Request) -> tuple[str, str]:
+        """The id and secret of an HTTP Basic ``Authorization`` header, or empty strings."""
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("basic "):
+            return "", ""
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return "", ""
+        return user, password
 
     @staticmethod
     def redirect_back(redirect_uri: str, params: dict[str, str]) -> RedirectResponse:
@@ -266,14 +240,15 @@ class FakeProvider:
         self.clock_offset += float((await request.json())["advance"])
         return JSONResponse({"ok": True})
 
+    def stats(self) -> dict[str, Any]:
+        return {
+            "exchanges": dict(self.exchanges),
+            "exchange_attempts": self.exchange_attempts,
+            "requests": dict(self.requests),
+        }
+
     async def _ctl_stats(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "exchanges": dict(self.exchanges),
-                "exchange_attempts": self.exchange_attempts,
-                "requests": dict(self.requests),
-            }
-        )
+        return JSONResponse(self.stats())
 
     async def _ctl_reset(self, request: Request) -> Response:
         self.reset()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from store.db import Database
 from tests.fixtures import (
     AUTHORIZE,
     CREATE,
@@ -25,6 +26,12 @@ from workflows.vehicles import lock
 
 UPDATE = """mutation($input: UpdateConnectedVehicleInput!) {
   updateConnectedVehicle(input: $input) { id label } }"""
+
+
+@pytest.fixture
+def smartcar_only(clean: Database, smartcar: FakeServer) -> Tenant:
+    """A client that has set up Smartcar and no other provider."""
+    return make_tenant(clean, {"Smartcar": smartcar}, "Smartcar only")
 
 
 def create_input(**overrides: Any) -> dict[str, Any]:
@@ -86,8 +93,9 @@ def create_input(**overrides: Any) -> dict[str, Any]:
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(
-    api: TestClient, tenant: Tenant, query: str, variables: dict | None, code: str
+    api: TestClient, smartcar_only: Tenant, query: str, variables: dict | None, code: str
 ) -> None:
+    tenant = smartcar_only
     create_vehicle(api, tenant.headers())
     before = row_counts(tenant.db)
 
@@ -98,8 +106,10 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert row_counts(tenant.db) == before
 
 
-def test_the_provider_name_is_in_the_not_allowed_message(api: TestClient, tenant: Tenant) -> None:
-    body = gql(api, CREATE, create_input(provider="Enode"), tenant.headers())
+def test_the_provider_name_is_in_the_not_allowed_message(
+    api: TestClient, smartcar_only: Tenant
+) -> None:
+    body = gql(api, CREATE, create_input(provider="Enode"), smartcar_only.headers())
     assert body["errors"][0]["message"] == (
         "The Connect provider Enode is not configured for your client id. "
         "Please contact customer support to enable it!"
@@ -114,7 +124,7 @@ def test_someone_elses_vehicle_is_not_found(
     if who == "another user":
         headers = tenant.headers("someone-else")
     else:
-        headers = make_tenant(tenant.db, smartcar.url, "Other").headers("owner")
+        headers = make_tenant(tenant.db, {"Smartcar": smartcar}, "Other").headers("owner")
     before = row_counts(tenant.db)
 
     for query, variables in [

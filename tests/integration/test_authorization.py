@@ -20,7 +20,6 @@ from tests.fixtures import (
     GET,
     FakeServer,
     Tenant,
-    car,
     consent,
     create_vehicle,
     error_code,
@@ -29,6 +28,7 @@ from tests.fixtures import (
     vehicle_row,
     wait_until,
 )
+from tests.providers_table import car
 from workers.relay import ALL_EVENTS
 
 pytestmark = pytest.mark.usefixtures("worker")

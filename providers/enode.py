@@ -1,0 +1,155 @@
+"""Enode: one Enode user per connected vehicle, linked through Enode Link.
+
+The service authenticates as an app (client credentials, Basic auth; the token is cached
+until it expires, shared by every worker through an :class:`AppTokenCache`), creates a
+link session for the user (``POST /users/{userId}/link``: single use, 24 h), and, when the
+user is sent back (no code: the service's own ``state`` rides in the ``redirectUri``),
+reads the user's vehicles. A link grants the whole maker account. Errors are
+problem-details JSON (``type``, ``title``, ``detail``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+from authlib.deprecate import AuthlibDeprecationWarning
+
+from providers.base import AccountRef, Adapter, VehicleInfo
+from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
+from providers.names import Provider, Scope
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)  # see providers/base.py
+    from authlib.integrations.httpx_client import OAuth2Client
+
+__all__ = ["EnodeAdapter"]
+
+API_VERSION = "2024-10-01"
+
+
+class EnodeAdapter(Adapter):
+    provider = Provider.Enode
+    flow = "link"
+    token_url = "https://oauth.production.enode.io/oauth2/token"
+    api_url = "https://enode-api.production.enode.io"
+    validation_scopes = ("vehicle:read:data",)
+    scope_map: ClassVar[dict[Scope, tuple[str, ...]]] = {
+        Scope.location: ("vehicle:read:location",),
+        Scope.charge_state: ("vehicle:read:data",),
+        Scope.odometer: ("vehicle:read:data",),
+    }
+
+    def create_link(self, *, user_id: str, redirect_uri: str, scopes: Sequence[str]) -> str:
+        """A link session for the user; returns the URL to send them to."""
+        body = self._call(
+            "POST",
+            f"/users/{user_id}/link",
+            json={
+                "vendorType": "vehicle",
+                "scopes": self.provider_scopes(scopes),
+                "redirectUri": redirect_uri,
+                "language": "en-US",
+            },
+        )
+        return str(body["linkUrl"])
+
+    def list_vehicle_ids(self, account: AccountRef) -> list[str]:
+        body = self._call("GET", f"/users/{self._user(account)}/vehicles")
+        return [str(v["id"]) for v in body.get("data", [])]
+
+    def read_vehicle(self, account: AccountRef, vehicle_id: str) -> VehicleInfo:
+        info = self._call("GET", f"/vehicles/{vehicle_id}").get("information") or {}
+        return VehicleInfo(
+            id=vehicle_id,
+            make=str(info.get("brand", "")),
+            model=info.get("model"),
+            year=info.get("year"),
+            vin=info.get("vin"),
+        )
+
+    def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
+        return {str(s) for s in self._call("GET", f"/vehicles/{vehicle_id}").get("scopes", [])}
+
+    # -- the app token and calls -----------------------------------------------------------
+
+    @staticmethod
+    def _user(account: AccountRef) -> str:
+        if not account.user_id:
+            raise ValueError("Enode reads an account by its Enode user id")
+        return account.user_id
+
+    def _cache_key(self) -> str:
+        raw = f"{self.credentials.client_id}|{self.credentials.base_url or ''}"
+        return "enode:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def _app_token(self, *, fresh: bool = False) -> str:
+        cache, key = self._token_cache, self._cache_key()
+        if cache is not None and not fresh:
+            hit = cache.get(key)
+            if hit is not None and hit[1] > datetime.now(UTC) + timedelta(seconds=30):
+                return hit[0]
+        client = OAuth2Client(
+            client_id=self.credentials.client_id,
+            client_secret=self.credentials.client_secret,
+            token_endpoint_auth_method="client_secret_basic",
+            timeout=self._timeout,
+            transport=self._transport,
+        )
+        client.register_compliance_hook("access_token_response", self._check_token)
+        try:
+            with client:
+                token = client.fetch_token(
+                    self._endpoint(self.token_url), grant_type="client_credentials"
+                )
+        except httpx.TransportError as exc:
+            raise RetryableError(self.provider, f"token request: {type(exc).__name__}") from exc
+        expires_at = datetime.now(UTC) + timedelta(seconds=float(token.get("expires_in", 3600)))
+        if cache is not None:
+            cache.put(key, str(token["access_token"]), expires_at)
+        return str(token["access_token"])
+
+    def _check_token(self, response: httpx.Response) -> httpx.Response:
+        if response.is_success:
+            return response
+        error = self._classify(response, "token request")
+        if isinstance(error, PermanentError):  # the app's own credentials are refused
+            raise PermanentError(self.provider, Reason.PROVIDER_REJECTED, error.detail)
+        raise error
+
+    def _call(self, method: str, path: str, json: Any = None) -> Any:
+        url = self._endpoint(self.api_url).rstrip("/") + path
+        for fresh in (False, True):
+            headers = {
+                "Authorization": f"Bearer {self._app_token(fresh=fresh)}",
+                "Enode-Version": API_VERSION,
+            }
+            try:
+                return self._send(
+                    method, url, f"{method} {path}", headers=headers, json=json
+                ).json()
+            except PermanentError as exc:
+                # a cached app token the provider no longer takes: fetch one, once
+                if exc.reason is not Reason.ACCESS_REVOKED or fresh:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _classify(self, response: httpx.Response, what: str) -> Exception:
+        status = response.status_code
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {}
+        title = problem.get("title", "") if isinstance(problem, dict) else ""
+        detail = f"{what} answered {status} {title}".strip()
+        if status == 429 or status >= 500:
+            return RetryableError(self.provider, detail, parse_retry_after(response))
+        if status == 401:
+            return PermanentError(self.provider, Reason.ACCESS_REVOKED, detail)
+        if status == 403:
+            return PermanentError(self.provider, Reason.SCOPE_NOT_GRANTED, detail)
+        return PermanentError(self.provider, Reason.PROVIDER_REJECTED, detail)

@@ -1,0 +1,82 @@
+"""A faithful fake of High Mobility's OAuth: the owner panel's consent (PKCE S256
+accepted and enforced), ``POST /v1/access_tokens`` with a JSON body that carries the
+app's credentials, ``redirect_uri`` matched exactly; and the vehicles a token grants."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from providers.fakes.oauth import FakeCodeFlow
+
+__all__ = ["FakeHighMobility"]
+
+
+def _error(status: int, title: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"title": title, "source": "fake"}]}, status)
+
+
+class FakeHighMobility(FakeCodeFlow):
+    name = "HighMobility"
+    authorize_path = "/oauth/new"
+    token_path = "/v1/access_tokens"
+    token_lifetime = 3600
+
+    @staticmethod
+    def default_vehicle() -> dict[str, Any]:
+        return {"make": "BMW", "model": "i4", "year": 2023, "vin": "WBY71AW010FP00001"}
+
+    def routes(self) -> list[Route]:
+        return [
+            *self.oauth_routes(),
+            Route("/v1/vehicles", self.vehicles, methods=["GET"]),
+            Route("/v1/vehicles/{vin}", self.vehicle, methods=["GET"]),
+        ]
+
+    def fault_response(self, status: int, retry_after: float | None) -> Response:
+        response = _error(status, "Service unavailable" if status >= 500 else "Too many requests")
+        if retry_after is not None:
+            response.headers["retry-after"] = str(int(retry_after))
+        return response
+
+    async def token_fields(self, request: Request) -> dict[str, str]:
+        if request.headers.get("content-type", "").split(";")[0] != "application/json":
+            return {}  # High Mobility takes JSON only
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return {}
+        return {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+
+    def client_credentials(self, request: Request, fields: dict[str, str]) -> tuple[str, str]:
+        return fields.get("client_id", ""), fields.get("client_secret", "")
+
+    def _view(self, v: dict[str, Any], scopes: list[str]) -> dict[str, Any]:
+        return {
+            "vin": v["vin"],
+            "brand": v["make"],
+            "model": v["model"],
+            "year": v["year"],
+            "scopes": scopes,
+        }
+
+    async def vehicles(self, request: Request) -> Response:
+        grant = self.bearer_grant(request)
+        if grant is None:
+            return _error(401, "Invalid access token")
+        return JSONResponse(
+            {"vehicles": [{"vin": v["vin"], "brand": v["make"]} for v in grant.account.vehicles]}
+        )
+
+    async def vehicle(self, request: Request) -> Response:
+        grant = self.bearer_grant(request)
+        if grant is None:
+            return _error(401, "Invalid access token")
+        for v in grant.account.vehicles:
+            if v["vin"] == request.path_params["vin"]:
+                return JSONResponse(self._view(v, grant.scopes))
+        return _error(404, "Vehicle not found")

@@ -1,0 +1,139 @@
+"""The end-to-end table over the public API: every provider by every outcome, with a real
+worker and each provider's fake over loopback. Rows come from tests/providers_table.py.
+
+The error rows of SPEC §3 that no provider shapes (tokens, not found, not pending,
+forbidden, not allowed, bad input) are in tests/api/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.api.test_callback import callback_path
+from tests.fixtures import (
+    AUTHORIZE,
+    CLIENT_PAGE,
+    CREATE,
+    FakeServer,
+    Tenant,
+    consent,
+    error_code,
+    events_of,
+    gql,
+    vehicle_row,
+)
+from tests.providers_table import PROVIDERS, ProviderCase
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+@pytest.fixture(params=PROVIDERS, ids=str)
+def case(request: pytest.FixtureRequest) -> ProviderCase:
+    return request.param  # type: ignore[no-any-return]
+
+
+def create(api: TestClient, tenant: Tenant, case: ProviderCase, catalogue_id: str) -> dict:
+    return gql(
+        api,
+        CREATE,
+        {
+            "input": {
+                "vehicle_id": catalogue_id,
+                "provider": case.name,
+                "options": {"redirect_uri": CLIENT_PAGE, "scope": ["location", "odometer"]},
+            }
+        },
+        tenant.headers(),
+    )
+
+
+def authorize(api: TestClient, tenant: Tenant, vehicle_id: str, code: str | None = None) -> dict:
+    options = {"code": code} if code else None
+    return gql(api, AUTHORIZE, {"input": {"id": vehicle_id, "options": options}}, tenant.headers())
+
+
+def journey(
+    api: TestClient,
+    tenant: Tenant,
+    case: ProviderCase,
+    server: FakeServer,
+    *vehicles: dict[str, Any],
+    decision: str = "allow",
+    withheld: list[str] | None = None,
+    provider_down: bool = False,
+) -> tuple[str, dict]:
+    """The user's whole way: create, consent at the provider, come back, authorize."""
+    server.account("user", *vehicles, withheld=withheld)
+    body = create(api, tenant, case, case.catalogue_id)
+    vehicle = body["data"]["createConnectedVehicle"]
+    assert vehicle["status"] == "pending"
+    assert vehicle["authorization_url"], "the link was not ready within the mutation's wait"
+    back = consent(vehicle["authorization_url"], account="user", decision=decision)
+    if provider_down:
+        server.fault(case.api_path, 503, times=1000)
+    returned = api.get(callback_path(back))
+    assert returned.status_code == 303
+    return vehicle["id"], authorize(api, tenant, vehicle["id"])
+
+
+def test_authorized(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:
+    vehicle_id, body = journey(api, tenant, case, fakes[case.name], case.car)
+
+    assert "errors" not in body, body
+    got = body["data"]["authorizeConnectedVehicle"]
+    assert (got["status"], got["vin"]) == ("authorized", case.car["vin"])
+    events = events_of(tenant.db, vehicle_id)
+    assert events[0] == "connected_vehicle.created"
+    assert events[-1] == "connected_vehicle.authorized"
+    assert events.count("connected_vehicle.authorized") == 1
+
+
+def test_denied(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:
+    vehicle_id, body = journey(api, tenant, case, fakes[case.name], case.car, decision="deny")
+    assert error_code(body) == "AUTHORIZATION_DENIED"
+    assert vehicle_row(tenant.db, vehicle_id).status == "failed"
+
+
+def test_rejected_code(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:
+    vehicle = create(api, tenant, case, case.catalogue_id)["data"]["createConnectedVehicle"]
+
+    body = authorize(api, tenant, vehicle["id"], code="a-code-the-provider-never-issued")
+
+    if case.flow == "code":
+        assert error_code(body) == "AUTH_CODE_INVALID"
+        assert vehicle_row(tenant.db, vehicle["id"]).failure_code == "AUTH_CODE_INVALID"
+    else:  # a link flow takes no code: until the user is back there is nothing to validate
+        assert error_code(body) == "CONNECTED_VEHICLE_FORBIDDEN"
+        assert vehicle_row(tenant.db, vehicle["id"]).status == "pending"
+
+
+def test_two_vehicles(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:
+    second = {**case.car, "vin": "SECONDVIN00000001"}
+    _, body = journey(api, tenant, case, fakes[case.name], case.car, second)
+    assert error_code(body) == "CONNECT_MULTIPLE_VEHICLES_NOT_ALLOWED"
+
+
+def test_wrong_make(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:
+    if case.other_make is None:  # one make only: the catalogue refuses other cars at once
+        body = create(api, tenant, case, "kia-ev6")
+        assert error_code(body) == "CONNECT_PROVIDER_NOT_SUPPORTED"
+        assert case.name in body["errors"][0]["message"]
+        return
+    _, body = journey(api, tenant, case, fakes[case.name], case.other_make)
+    assert error_code(body) == "CONNECT_PROVIDER_NOT_SUPPORTED"
+
+
+def test_missing_scope(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:
+    _, body = journey(api, tenant, case, fakes[case.name], case.car, withheld=[case.location_scope])
+    assert error_code(body) == "SCOPE_NOT_GRANTED"
+
+
+def test_provider_down_after_every_retry(
+    api: TestClient, tenant: Tenant, case: ProviderCase, fakes
+) -> None:
+    vehicle_id, body = journey(api, tenant, case, fakes[case.name], case.car, provider_down=True)
+    assert error_code(body) == "PROVIDER_UNAVAILABLE"
+    row = vehicle_row(tenant.db, vehicle_id)
+    assert (row.status, row.failure_retryable) == ("failed", True)
