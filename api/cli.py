@@ -22,6 +22,8 @@ __all__ = ["main"]
 
 DEMO_CLIENT = "demo"
 DEMO_USER = "demo-user"
+DEMO_APP_ID = "demo-app"
+DEMO_APP_SECRET = "demo-app-secret"
 
 
 def _db() -> Database:
@@ -199,27 +201,29 @@ def demo() -> None:
 @click.option("--fakes-url", required=True, help="Where the fake providers listen.")
 @click.option("--flower-url", default="http://127.0.0.1:5555", show_default=True)
 def demo_seed(fakes_url: str, flower_url: str) -> None:
-    """Create the demo client, point it at the fake providers, print how to start."""
+    """Create the demo client, point it at every fake provider, print how to start."""
     settings = get_settings()
+    base = fakes_url.rstrip("/")
     with _db().session() as session:
         c = session.get(Client, DEMO_CLIENT) or create_client(session, "Demo", DEMO_CLIENT)
-        set_provider_credentials(
-            session,
-            c.id,
-            Provider.Smartcar,
-            oauth_client_id="demo-smartcar",
-            oauth_client_secret="demo-smartcar-secret",  # the fake's demo app
-            base_url=fakes_url.rstrip("/") + "/smartcar",
-        )
+        for provider in Provider:
+            set_provider_credentials(
+                session,
+                c.id,
+                provider,
+                oauth_client_id=DEMO_APP_ID,
+                oauth_client_secret=DEMO_APP_SECRET,  # the fakes' demo app, nothing real
+                base_url=f"{base}/{provider.value.lower()}",
+            )
         user_token = mint_user_token(c, DEMO_USER, timedelta(days=1))
     flower_user = settings.flower_basic_auth.get_secret_value().split(":", 1)
     click.echo(
         f"""
   GraphQL (GraphiQL in a browser): {settings.public_url}/graphql
   Flower:        {flower_url}  (login {flower_user[0]} / {flower_user[-1]})
-  Demo client:   {c.id}
+  Demo client:   {c.id}  (every provider, each on its fake under {base}/)
   User token:    {user_token}
-  Client page:   {fakes_url.rstrip("/")}/smartcar/_fake/client-return  (use as redirect_uri)
+  Client page:   {base}/smartcar/_fake/client-return  (use as redirect_uri)
 """
     )
 

@@ -71,14 +71,21 @@ class FakeProvider:
 
     name = "fake"
     code_ttl = 600.0
+    # The provider's scope strings for location, which the "no-location" user unticks.
+    location_scopes: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.apps: dict[str, dict[str, Any]] = {}
+        car = self.default_vehicle()
+        second = {**car, "vin": car["vin"][:-1] + "2"}
+        # Accounts a person can log in as on the consent page (tests add their own).
         self.accounts: dict[str, Account] = {
-            "demo": Account("demo", [self.default_vehicle()]),
+            "demo": Account("demo", [car]),
+            "two-cars": Account("two-cars", [car, second]),
+            "no-location": Account("no-location", [car], list(self.location_scopes)),
         }
         self.codes: dict[str, tuple[Grant, bool]] = {}  # code -> (grant, used)
         self.tokens: dict[str, tuple[Grant, float]] = {}  # access token -> (grant, expiry)
@@ -138,6 +145,12 @@ class FakeProvider:
 </form>
 </body></html>"""
         return HTMLResponse(page)
+
+    @staticmethod
+    def base_of(request: Request) -> str:
+        """This fake's own base URL, also when mounted under a prefix (the demo)."""
+        url = request.url
+        return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}"
 
     @staticmethod
     def basic_auth(request: Request) -> tuple[str, str]:

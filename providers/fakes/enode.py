@@ -45,6 +45,7 @@ class LinkSession:
 
 class FakeEnode(FakeProvider):
     name = "Enode"
+    location_scopes = ("vehicle:read:location",)
 
     def reset(self) -> None:
         super().reset()
@@ -116,7 +117,7 @@ class FakeEnode(FakeProvider):
             str(body["redirectUri"]),
             self.now(),
         )
-        link_url = str(request.url_for("link_page", token=token))
+        link_url = f"{self.base_of(request)}/link/{token}"
         return JSONResponse({"linkUrl": link_url, "linkToken": token})
 
     def _session(self, token: str) -> LinkSession | None:

@@ -22,6 +22,7 @@ def _error(status: int, title: str) -> JSONResponse:
 
 class FakeHighMobility(FakeCodeFlow):
     name = "HighMobility"
+    location_scopes = ("vehicle:location",)
     authorize_path = "/oauth/new"
     token_path = "/v1/access_tokens"
     token_lifetime = 3600

@@ -35,6 +35,7 @@ def _error(status: int, type_: str, code: str | None, resolution: str | None) ->
 
 class FakeSmartcar(FakeCodeFlow):
     name = "Smartcar"
+    location_scopes = ("read_location",)
     code_ttl = 600.0
     token_lifetime = 7200
 

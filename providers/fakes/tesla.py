@@ -28,6 +28,7 @@ def _error(status: int, error: str, headers: dict[str, str] | None = None) -> JS
 
 class FakeTesla(FakeCodeFlow):
     name = "Tesla"
+    location_scopes = ("vehicle_location",)
     authorize_path = "/oauth2/v3/authorize"
     token_path = "/oauth2/v3/token"
     state_required = True
@@ -73,7 +74,7 @@ class FakeTesla(FakeCodeFlow):
     def check_token_request(self, request: Request, fields: dict[str, str]) -> str | None:
         if fields.get("grant_type") != "authorization_code":
             return None
-        if fields.get("audience", "").rstrip("/") != str(request.base_url).rstrip("/"):
+        if fields.get("audience", "").rstrip("/") != self.base_of(request):
             return "invalid_request"  # tokens are minted for one named regional API
         return None
 

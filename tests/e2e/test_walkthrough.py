@@ -1,6 +1,6 @@
-"""The README's walk-through, over real processes and HTTP only: the operators' tool sets
-up a client, the web and worker processes and the fake Smartcar run as they do in
-production, Flower shows the jobs."""
+"""The README's walk-through, over real processes and HTTP only, for every provider: the
+operators' tool sets up a client, the web and worker processes and the demo's fakes run
+as they do in `make run`, Flower shows the jobs."""
 
 from __future__ import annotations
 
@@ -102,25 +102,18 @@ def graphql(web: str, headers: dict[str, str], query: str, **variables: object) 
     return dict(response.json())
 
 
-def test_walkthrough(service: Service) -> None:
-    env = service.env
-    # 1. an operator sets up a client, its Smartcar app, and a user token
-    created = cli("client", "create", "--name", "E2E", "--id", "e2e", env=env)
-    assert "signing secret:" in created
-    cli(
-        "client",
-        "set-provider",
-        "e2e",
-        "Smartcar",
-        "--oauth-client-id",
-        "app-e2e",
-        "--base-url",
-        f"{service.fakes}/smartcar",
-        env={**env, "CV_OAUTH_CLIENT_SECRET": "app-e2e-secret"},
-    )
-    token = cli("token", "mint", "e2e", "user-1", env=env).strip()
-    headers = {"x-client-id": "e2e", "authorization": f"Bearer {token}"}
+# The demo's accounts: "demo" holds a Tesla Model 3 at every fake but High Mobility's,
+# where it holds a BMW i4.
+JOURNEYS = [
+    ("Smartcar", "tesla-model-3", "5YJ3E1EA7NF000001"),
+    ("Enode", "tesla-model-3", "5YJ3E1EA7NF000001"),
+    ("Tesla", "tesla-model-y", "5YJ3E1EA7NF000001"),
+    ("HighMobility", "bmw-i4", "WBY71AW010FP00001"),
+]
 
+
+def walk(service: Service, headers: dict[str, str], provider: str, car: str) -> dict:
+    """Steps 2 to 5 for one provider; returns the authorized vehicle."""
     # 2. createConnectedVehicle: pending, with an authorization URL
     body = graphql(
         service.web,
@@ -128,9 +121,9 @@ def test_walkthrough(service: Service) -> None:
         """mutation($input: CreateConnectedVehicleInput!) {
              createConnectedVehicle(input: $input) { id status authorization_url } }""",
         input={
-            "vehicle_id": "tesla-model-y",
-            "provider": "Smartcar",
-            "label": "Family car",
+            "vehicle_id": car,
+            "provider": provider,
+            "label": f"{provider} car",
             "options": {
                 "redirect_uri": "https://client.example/done",
                 "scope": ["location", "charge_state"],
@@ -138,21 +131,23 @@ def test_walkthrough(service: Service) -> None:
         },
     )
     vehicle = body["data"]["createConnectedVehicle"]
-    assert vehicle["status"] == "pending"
+    assert vehicle["status"] == "pending" and vehicle["authorization_url"], body
 
-    # 3. the user consents on the (fake) Smartcar page; Allow leads to our callback, which
-    #    sends the user on to the client's page
+    # 3. the user consents on the provider's (fake) page; Allow leads to our callback,
+    #    which sends the user on to the client's page
     with httpx.Client(follow_redirects=False, timeout=10) as browser:
         page = browser.get(vehicle["authorization_url"])
         assert page.status_code == 200 and "Allow" in page.text and "Deny" in page.text
-        fields = dict(
-            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
-        )
-        fields = {k: html.unescape(v) for k, v in fields.items()}
+        fields = {
+            k: html.unescape(v)
+            for k, v in re.findall(
+                r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text
+            )
+        }
         action = re.search(r'<form method="post" action="([^"]+)"', page.text)
         assert action is not None
         allowed = browser.post(
-            httpx.URL(vehicle["authorization_url"]).join(action.group(1)),
+            httpx.URL(vehicle["authorization_url"]).join(html.unescape(action.group(1))),
             data={**fields, "account": "demo", "decision": "allow"},
         )
         assert allowed.headers["location"].startswith(f"{service.web}/oauth/callback?")
@@ -170,26 +165,52 @@ def test_walkthrough(service: Service) -> None:
              authorizeConnectedVehicle(input: $input) { id status vin scope } }""",
         input={"id": vehicle["id"]},
     )
-    assert body["data"]["authorizeConnectedVehicle"] == {
-        "id": vehicle["id"],
-        "status": "authorized",
-        "vin": "5YJ3E1EA7NF000001",
-        "scope": ["location", "charge_state"],
-    }
+    return dict(body["data"]["authorizeConnectedVehicle"])
+
+
+def test_walkthrough(service: Service) -> None:
+    env = service.env
+    # 1. an operator sets up a client, its apps at every provider, and a user token
+    created = cli("client", "create", "--name", "E2E", "--id", "e2e", env=env)
+    assert "signing secret:" in created
+    for provider, _, _ in JOURNEYS:
+        cli(
+            "client",
+            "set-provider",
+            "e2e",
+            provider,
+            "--oauth-client-id",
+            "app-e2e",
+            "--base-url",
+            f"{service.fakes}/{provider.lower()}",
+            env={**env, "CV_OAUTH_CLIENT_SECRET": "app-e2e-secret"},
+        )
+    token = cli("token", "mint", "e2e", "user-1", env=env).strip()
+    headers = {"x-client-id": "e2e", "authorization": f"Bearer {token}"}
+
+    authorized = {}
+    for provider, car, vin in JOURNEYS:
+        got = walk(service, headers, provider, car)
+        assert (got["status"], got["vin"], got["scope"]) == (
+            "authorized",
+            vin,
+            ["location", "charge_state"],
+        ), provider
+        authorized[got["id"]] = provider
+
     listed = graphql(service.web, headers, "{ connectedVehicleList { id status label } }")
-    assert listed["data"]["connectedVehicleList"] == [
-        {"id": vehicle["id"], "status": "authorized", "label": "Family car"}
-    ]
-    assert vehicle["id"] in cli("vehicles", "list", "--status", "authorized", env=env)
+    assert {v["id"]: v["status"] for v in listed["data"]["connectedVehicleList"]} == {
+        i: "authorized" for i in authorized
+    }
+    in_the_tool = cli("vehicles", "list", "--status", "authorized", env=env)
+    assert all(i in in_the_tool for i in authorized)
 
     # Flower, behind its login, shows the jobs that ran
     assert httpx.get(f"{service.flower}/api/tasks").status_code == 401
 
-    def validation_shown() -> bool:
+    def jobs_shown() -> bool:
         tasks = httpx.get(f"{service.flower}/api/tasks", auth=FLOWER_LOGIN, timeout=5).json()
-        return any(
-            t["name"] == "cv.validate_authorization" and t["state"] == "SUCCESS"
-            for t in tasks.values()
-        )
+        done = {t["name"] for t in tasks.values() if t["state"] == "SUCCESS"}
+        return {"cv.validate_authorization", "cv.start_authorization"} <= done
 
-    wait_for(validation_shown, "the validation job in Flower", timeout=20)
+    wait_for(jobs_shown, "the jobs in Flower", timeout=20)

@@ -65,3 +65,14 @@ def test_operators_extend_the_catalogue_and_bad_files_are_refused(
         assert session.get(CatalogueVehicle, "x") is None
         session.delete(session.get(CatalogueVehicle, "fiat-500e"))
         session.commit()
+
+
+def test_the_migrations_build_what_the_models_describe(any_db: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from store.models import Base
+
+    with any_db.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert differences == []
