@@ -38,8 +38,19 @@ class Settings(BaseSettings):
 
     # How long a mutation waits for its job's outcome before it answers `pending`.
     mutation_wait_seconds: float = 8.0
-    # How long an OAuth state (and so a pending authorization) stays usable.
-    oauth_state_ttl_seconds: int = 3600
+    # A pending vehicle's time to live: its OAuth state expires then, and the sweeper
+    # fails a vehicle still waiting for its user with AUTHORIZATION_EXPIRED.
+    pending_ttl_seconds: int = 3600
+
+    # The sweeper (beat): how often it runs; how long a due step may go unfinished before
+    # it is re-driven (its message was lost or its worker died); how long a claimed code
+    # may stay unspent before the claim is taken back (longer than a task's time limit).
+    sweep_interval_seconds: float = 5.0
+    stall_seconds: float = 60.0
+    claim_timeout_seconds: float = 300.0
+
+    # Bearer token of the operators' endpoints (/ops/...); unset: they answer 404.
+    ops_token: SecretStr = Field(default=SecretStr(""))
 
     # Retries of transient provider errors: exponential backoff with full jitter.
     retry_max_attempts: int = 6

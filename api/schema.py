@@ -32,6 +32,7 @@ from workflows import authorization, vehicles
 from workflows.clients import Principal, verify_user_token
 from workflows.errors import DomainError, ErrorCode
 from workflows.machine import Status
+from workflows.steps import Step
 
 __all__ = ["Context", "schema"]
 
@@ -290,7 +291,7 @@ class Mutation:
         )
         row = await ctx.run(lambda s: create(s))
         jobs.kick_relay()
-        if row.authorization_url is None:  # the provider makes the link: a job
+        if row.step == Step.start_link:  # the provider makes the link: a job
             jobs.start_authorization(row.id)
             row = await _wait_for(ctx, row.id, lambda v: v.authorization_url is not None)
         return ConnectedVehicleType.of(row)

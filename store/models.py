@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -106,7 +107,28 @@ class CatalogueVehicle(Base):
 
 class ConnectedVehicle(Base):
     __tablename__ = "connected_vehicles"
-    __table_args__ = (Index("ix_connected_vehicles_owner", "client_id", "user_id", "status"),)
+    __table_args__ = (
+        Index("ix_connected_vehicles_owner", "client_id", "user_id", "status"),
+        # The sweeper's three questions, each answered from a small partial index.
+        Index(
+            "ix_connected_vehicles_due",
+            "step_due_at",
+            postgresql_where=text("status = 'pending' AND step IS NOT NULL"),
+            sqlite_where=text("status = 'pending' AND step IS NOT NULL"),
+        ),
+        Index(
+            "ix_connected_vehicles_waiting",
+            "created_at",
+            postgresql_where=text("status = 'pending' AND step IS NULL"),
+            sqlite_where=text("status = 'pending' AND step IS NULL"),
+        ),
+        Index(
+            "ix_connected_vehicles_claimed",
+            "code_claimed_at",
+            postgresql_where=text("code_claimed_at IS NOT NULL AND access_token IS NULL"),
+            sqlite_where=text("code_claimed_at IS NOT NULL AND access_token IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
@@ -132,7 +154,13 @@ class ConnectedVehicle(Base):
     code_received_at: Mapped[datetime | None]
     # Set, and committed, before the code is spent: a second job never spends it again.
     code_claimed_at: Mapped[datetime | None]
-    validation_requested_at: Mapped[datetime | None]
+
+    # The workflow step due (a job's name in the domain's words), when it is due, and its
+    # attempts so far: the retry policy and the sweeper read these, not the broker.
+    step: Mapped[str | None] = mapped_column(String(32))
+    step_due_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
     access_token: Mapped[str | None] = mapped_column(Encrypted)
     refresh_token: Mapped[str | None] = mapped_column(Encrypted)
@@ -184,7 +212,14 @@ class OutboxEvent(Base):
     """An event written in the same transaction as the change it tells of."""
 
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "seq"),)
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "seq",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
 
     # seq orders events (per vehicle too); id is the stable id subscribers dedupe on.
     seq: Mapped[int] = mapped_column(

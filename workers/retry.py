@@ -1,6 +1,7 @@
 """The one retry policy of provider steps: exponential backoff with full jitter, the
-provider's Retry-After honoured, capped below the broker's visibility timeout; after the
-last attempt the task's `on_exhausted` decides the outcome."""
+provider's Retry-After honoured, capped below the broker's visibility timeout. The attempt
+count lives in the database (workflows.steps), not in the broker's redelivery count;
+after the last attempt the task's `on_exhausted` decides the outcome."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from celery import Task
 
 from providers import RetryableError
 from workers import runtime
+from workflows import steps
 
 __all__ = ["ProviderTask", "backoff"]
 
@@ -20,32 +22,36 @@ log = logging.getLogger(__name__)
 
 
 def backoff(attempt: int, retry_after: float | None, *, base: float, cap: float) -> float:
-    """Seconds before attempt `attempt + 1` (`attempt` counts from 0)."""
-    delay = random.uniform(0, min(cap, base * 2**attempt))
+    """Seconds before the next try, after `attempt` failed tries (counting from 1)."""
+    delay = random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
     if retry_after is not None:
         delay = max(delay, retry_after)
     return min(delay, cap)
 
 
 class ProviderTask(Task):  # type: ignore[misc]
-    """Base of tasks that call a provider. A task sets `on_exhausted(*args)`."""
+    """Base of tasks that run one provider step for the vehicle id they are given.
+    A task sets `on_exhausted(vehicle_id)`."""
 
-    on_exhausted: Callable[..., None]
+    on_exhausted: Callable[[str], None]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().__call__(*args, **kwargs)
+            return super().__call__(vehicle_id, *args, **kwargs)
         except RetryableError as exc:
-            s = runtime.settings()
-            attempt = self.request.retries
-            if attempt + 1 >= s.retry_max_attempts:
-                log.warning("%s: giving up after %d attempts: %s", self.name, attempt + 1, exc)
-                self.on_exhausted(*args, **kwargs)
+            s, retry_after = runtime.settings(), exc.retry_after
+            delay = steps.record_failure(
+                runtime.database(),
+                vehicle_id,
+                str(exc),
+                max_attempts=s.retry_max_attempts,
+                delay_for=lambda attempts: backoff(
+                    attempts, retry_after, base=s.retry_base_seconds, cap=s.retry_max_seconds
+                ),
+            )
+            if delay is None:
+                log.warning("%s: giving up: %s", self.name, exc)
+                self.on_exhausted(vehicle_id)
                 return None
-            delay = backoff(
-                attempt, exc.retry_after, base=s.retry_base_seconds, cap=s.retry_max_seconds
-            )
-            log.info(
-                "%s: attempt %d failed (%s); retry in %.1fs", self.name, attempt + 1, exc, delay
-            )
+            log.info("%s: %s; next try in %.1fs", self.name, exc, delay)
             raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc

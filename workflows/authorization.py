@@ -33,11 +33,13 @@ from providers import (
 from settings import Settings
 from store.db import Database
 from store.models import CatalogueVehicle, ConnectedVehicle, OAuthState, utcnow
+from workflows import steps
 from workflows.app_tokens import StoredAppTokens
 from workflows.clients import Principal, credentials_for
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 from workflows.machine import Lifecycle, Status
+from workflows.steps import Step
 from workflows.vehicles import lock, owned
 
 __all__ = [
@@ -117,6 +119,7 @@ def create_connected_vehicle(
     else:
         # A link session is made at the provider: a job (start_link) does it.
         vehicle.provider_user_id = vehicle.id  # one provider user per connected vehicle
+        steps.schedule(vehicle, Step.start_link)
     record_event(session, "connected_vehicle.created", vehicle)
     session.commit()
     return vehicle
@@ -137,7 +140,7 @@ def _new_state(
             state_hash=_hash_state(state),
             vehicle_id=vehicle.id,
             client_id=vehicle.client_id,
-            expires_at=utcnow() + timedelta(seconds=settings.oauth_state_ttl_seconds),
+            expires_at=utcnow() + timedelta(seconds=settings.pending_ttl_seconds),
             code_verifier=code_verifier,
         )
     )
@@ -179,6 +182,7 @@ def start_link(
             _new_state(session, settings, vehicle, state=state)
             vehicle.authorization_url = url
             vehicle.updated_at = utcnow()
+            steps.clear(vehicle)  # now the user has to act
             record_event(session, "connected_vehicle.updated", vehicle)
         session.commit()
 
@@ -232,12 +236,12 @@ def receive_callback(
         elif adapter.flow == "link":
             if vehicle.link_completed_at is None:
                 vehicle.link_completed_at = now
-                vehicle.validation_requested_at = now
+                steps.schedule(vehicle, Step.validate)
                 enqueue = True
         elif vehicle.auth_code is None and vehicle.access_token is None:
             vehicle.auth_code = code
             vehicle.code_received_at = now
-            vehicle.validation_requested_at = now
+            steps.schedule(vehicle, Step.validate)
             enqueue = True
     session.commit()
     return CallbackOutcome(vehicle.id, vehicle.status, vehicle.redirect_uri, failure, enqueue)
@@ -271,7 +275,7 @@ def request_validation(
         or vehicle.link_completed_at
     )
     if started:
-        enqueue = vehicle.validation_requested_at is None
+        enqueue = vehicle.step != Step.validate
     elif code and ADAPTERS[Provider(vehicle.provider)].flow == "code":
         vehicle.auth_code = code
         vehicle.code_received_at = utcnow()
@@ -280,7 +284,7 @@ def request_validation(
         session.commit()  # nothing changed; ends the transaction and its lock
         raise DomainError(ErrorCode.CONNECTED_VEHICLE_FORBIDDEN)
     if enqueue:
-        vehicle.validation_requested_at = utcnow()
+        steps.schedule(vehicle, Step.validate)
     session.commit()
     return vehicle, enqueue
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from transitions import EventData, Machine, MachineError
 
 from store.models import ConnectedVehicle, utcnow
+from workflows import steps
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 
@@ -122,7 +123,6 @@ class Lifecycle:
         self.vehicle.failure_retryable = None
         self.vehicle.code_received_at = None
         self.vehicle.code_claimed_at = None
-        self.vehicle.validation_requested_at = None
 
     def on_enter_deauthorized(self, event: EventData) -> None:
         error: ErrorCode = event.kwargs.get("error", ErrorCode.ACCESS_REVOKED)
@@ -133,4 +133,6 @@ class Lifecycle:
     def _record(self, event: EventData) -> None:
         self.vehicle.status = self.state.value
         self.vehicle.updated_at = utcnow()
+        if self.state is not Status.pending:
+            steps.clear(self.vehicle)  # nothing is due outside `pending`
         record_event(self.session, f"connected_vehicle.{self.state.value}", self.vehicle)

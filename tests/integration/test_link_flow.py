@@ -37,4 +37,4 @@ def test_a_slow_link_comes_after_the_mutation_answered(
     vehicle = body["data"]["createConnectedVehicle"]
     assert (vehicle["status"], vehicle["authorization_url"]) == ("pending", None)
     url = wait_until(lambda: vehicle_row(tenant.db, vehicle["id"]).authorization_url)
-    assert "/link/" in url
+    assert url is not None and "/link/" in url

@@ -1,0 +1,59 @@
+"""Workflow steps as data: which step a vehicle is due to run, since when, how many
+attempts it took and the last error. The retry policy and the sweeper read this, never
+the broker's redelivery count, so a lost or repeated message changes no decision."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+
+from store.db import Database
+from store.models import ConnectedVehicle, utcnow
+from workflows.vehicles import lock
+
+__all__ = ["Step", "clear", "record_failure", "schedule"]
+
+
+class Step(StrEnum):
+    start_link = "start_link"  # make the provider's link session (Enode)
+    validate = "validate"  # exchange the code, validate the account, decide
+
+
+def schedule(vehicle: ConnectedVehicle, step: Step) -> None:
+    """Make `step` due now, with a fresh attempt count (in the caller's transaction)."""
+    vehicle.step = step.value
+    vehicle.step_due_at = utcnow()
+    vehicle.attempts = 0
+    vehicle.last_error = None
+
+
+def clear(vehicle: ConnectedVehicle) -> None:
+    """Nothing is due any more (the step is done, or the vehicle left `pending`)."""
+    vehicle.step = None
+    vehicle.step_due_at = None
+
+
+def record_failure(
+    db: Database,
+    vehicle_id: str,
+    error: str,
+    *,
+    max_attempts: int,
+    delay_for: Callable[[int], float],
+) -> float | None:
+    """Count a failed attempt of the vehicle's step and keep its error. Returns the delay
+    before the next attempt (the step is then due at that time), or None when the
+    attempts are spent."""
+    with db.session() as session:
+        vehicle = lock(session, vehicle_id)
+        if vehicle is None:
+            return None
+        vehicle.attempts = (vehicle.attempts or 0) + 1
+        vehicle.last_error = error[:500]
+        delay = None
+        if vehicle.attempts < max_attempts:
+            delay = delay_for(vehicle.attempts)
+            vehicle.step_due_at = utcnow() + timedelta(seconds=delay)
+        session.commit()
+        return delay
