@@ -47,6 +47,8 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 beat_schedule = {
-    # The relay is kicked after every change; this catches any kick that was lost.
-    "relay-outbox": {"task": "cv.relay_outbox", "schedule": 5.0},
+    # The database is the truth, the broker only a trigger: this pass re-drives what a
+    # lost message or a dead worker left undone, expires abandoned authorizations, and
+    # publishes events whose relay kick was lost. Safe on several beat hosts at once.
+    "sweep": {"task": "cv.sweep", "schedule": _settings.sweep_interval_seconds},
 }

@@ -19,6 +19,7 @@ from strawberry.asgi import GraphQL
 
 from api import jobs, logs
 from api.callback import oauth_callback
+from api.ops import redrive_endpoint
 from api.schema import Context, schema
 from settings import Settings, get_settings
 from store.db import Database, open_database
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/oauth/callback", oauth_callback, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/ops/vehicles/{id}/redrive", redrive_endpoint, methods=["POST"]),
         ]
     )
     app.state.db = db

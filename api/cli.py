@@ -181,12 +181,44 @@ def vehicles_list(client_id: str | None, status: str | None, limit: int) -> None
     if not rows:
         click.echo("no connected vehicles")
         return
-    click.echo(f"{'id':36}  {'status':15}  {'provider':12}  {'client':12}  {'failure':24}  vin")
+    click.echo(
+        f"{'id':36}  {'status':15}  {'provider':12}  {'client':12}  {'failure':24}  "
+        f"{'step':10}  {'tries':5}  vin"
+    )
     for v in rows:
+        failure = v.failure_code or "-"
+        if v.failure_retryable:
+            failure += " (r)"
         click.echo(
-            f"{v.id:36}  {v.status:15}  {v.provider:12}  {v.client_id:12}  "
-            f"{v.failure_code or '-':24}  {v.vin or '-'}"
+            f"{v.id:36}  {v.status:15}  {v.provider:12}  {v.client_id:12}  {failure:24}  "
+            f"{v.step or '-':10}  {v.attempts or 0:<5}  {v.vin or '-'}"
         )
+
+
+@vehicles.command("redrive")
+@click.argument("vehicle_id")
+@click.option("--force", is_flag=True, help="Also when the failure is not retryable.")
+def vehicles_redrive(vehicle_id: str, force: bool) -> None:
+    """Take a failed vehicle back to work: validate again when it holds tokens, make a
+    new link (Enode), or give it a new authorization URL for its user."""
+    from api import jobs
+    from workflows.authorization import redrive
+    from workflows.errors import DomainError
+
+    with _db().session() as session:
+        try:
+            vehicle = redrive(session, get_settings(), vehicle_id, force=force)
+        except DomainError as exc:
+            _fail(f"{exc.code.value}: {exc.message}")
+            return
+    if vehicle.step:
+        jobs.run_step(vehicle.id, vehicle.step)
+    jobs.kick_relay()
+    click.echo(f"{vehicle.id} is {vehicle.status} again")
+    if vehicle.step:
+        click.echo(f"enqueued: {vehicle.step}")
+    elif vehicle.authorization_url:
+        click.echo(f"the user must consent again: {vehicle.authorization_url}")
 
 
 # -- the local demo -----------------------------------------------------------------------------

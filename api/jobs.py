@@ -12,7 +12,13 @@ from kombu.exceptions import OperationalError
 
 from workers.app import app as celery_app
 
-__all__ = ["broker_reachable", "kick_relay", "start_authorization", "validate_authorization"]
+__all__ = [
+    "broker_reachable",
+    "kick_relay",
+    "run_step",
+    "start_authorization",
+    "validate_authorization",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,14 @@ def validate_authorization(vehicle_id: str) -> bool:
 
 def start_authorization(vehicle_id: str) -> bool:
     return _send("cv.start_authorization", vehicle_id)
+
+
+# The task of each workflow step, by name (workers.tasks.STEP_TASKS holds the same).
+_STEP_TASKS = {"validate": "cv.validate_authorization", "start_link": "cv.start_authorization"}
+
+
+def run_step(vehicle_id: str, step: str) -> bool:
+    return _send(_STEP_TASKS[step], vehicle_id)
 
 
 def kick_relay() -> bool:

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
+from celery import Task
+
 from workers import runtime
 from workers.app import app
 from workers.relay import relay_once
 from workers.retry import ProviderTask
-from workflows import authorization
+from workflows import authorization, provider_steps, sweep
+from workflows.steps import Step
 
-__all__ = ["relay_outbox", "start_authorization", "validate_authorization"]
+__all__ = [
+    "STEP_TASKS",
+    "redrive",
+    "relay_outbox",
+    "start_authorization",
+    "sweep_workflows",
+    "validate_authorization",
+]
+
+log = logging.getLogger(__name__)
 
 
 def _give_up(vehicle_id: str) -> None:
-    authorization.give_up(runtime.database(), vehicle_id)
+    provider_steps.give_up(runtime.database(), vehicle_id)
     relay_outbox.delay()
 
 
@@ -23,7 +37,7 @@ def _give_up(vehicle_id: str) -> None:
     on_exhausted=staticmethod(_give_up),
 )
 def validate_authorization(self: ProviderTask, vehicle_id: str) -> None:
-    authorization.validate(runtime.database(), runtime.settings(), vehicle_id)
+    provider_steps.validate(runtime.database(), runtime.settings(), vehicle_id)
     relay_outbox.delay()
 
 
@@ -34,8 +48,15 @@ def validate_authorization(self: ProviderTask, vehicle_id: str) -> None:
     on_exhausted=staticmethod(_give_up),
 )
 def start_authorization(self: ProviderTask, vehicle_id: str) -> None:
-    authorization.start_link(runtime.database(), runtime.settings(), vehicle_id)
+    provider_steps.start_link(runtime.database(), runtime.settings(), vehicle_id)
     relay_outbox.delay()
+
+
+# The task that runs each workflow step.
+STEP_TASKS: dict[Step, Task] = {
+    Step.validate: validate_authorization,
+    Step.start_link: start_authorization,
+}
 
 
 @app.task(name="cv.relay_outbox")
@@ -46,3 +67,39 @@ def relay_outbox() -> int:
         total += n
         if n < 500:
             return total
+
+
+@app.task(name="cv.sweep")
+def sweep_workflows() -> dict[str, int]:
+    """The periodic sweep (beat): re-drive stalled steps, expire abandoned authorizations,
+    re-publish events the relay has not."""
+    report = sweep.sweep(runtime.database(), runtime.settings())
+    for vehicle_id, step in report.redrive:
+        STEP_TASKS[step].delay(vehicle_id)
+    published = relay_outbox()
+    if report.redrive or report.expired or report.claims_released:
+        log.info(
+            "sweep: %d re-driven, %d expired, %d claims released",
+            len(report.redrive),
+            report.expired,
+            report.claims_released,
+        )
+    return {
+        "redriven": len(report.redrive),
+        "expired": report.expired,
+        "claims_released": report.claims_released,
+        "published": published,
+    }
+
+
+@app.task(name="cv.redrive")
+def redrive(vehicle_id: str, force: bool = False) -> dict[str, str | None]:
+    """An operator's re-drive of a failed vehicle (e.g. from Flower:
+    POST /api/task/async-apply/cv.redrive {"args": ["<id>"]})."""
+    with runtime.database().session() as session:
+        vehicle = authorization.redrive(session, runtime.settings(), vehicle_id, force=force)
+        step = Step(vehicle.step) if vehicle.step else None
+    if step is not None:
+        STEP_TASKS[step].delay(vehicle_id)
+    relay_outbox.delay()
+    return {"id": vehicle_id, "status": vehicle.status, "step": step}

@@ -8,37 +8,29 @@ is spent; the tokens it buys are committed before anything else can fail.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from providers import (
     ADAPTERS,
-    AccountRef,
     Adapter,
     CodeFlowAdapter,
-    EnodeAdapter,
-    PermanentError,
     Provider,
     Scope,
-    Tokens,
     adapter_for,
 )
 from settings import Settings
-from store.db import Database
 from store.models import CatalogueVehicle, ConnectedVehicle, OAuthState, utcnow
 from workflows import steps
-from workflows.app_tokens import StoredAppTokens
 from workflows.clients import Principal, credentials_for
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 from workflows.machine import Lifecycle, Status
+from workflows.states import hash_state, new_state
 from workflows.steps import Step
 from workflows.vehicles import lock, owned
 
@@ -46,16 +38,10 @@ __all__ = [
     "CallbackError",
     "CallbackOutcome",
     "create_connected_vehicle",
-    "give_up",
     "receive_callback",
+    "redrive",
     "request_validation",
-    "start_link",
-    "validate",
 ]
-
-
-def _hash_state(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
 
 
 def _check_redirect_uri(uri: str | None) -> str | None:
@@ -68,6 +54,21 @@ def _check_redirect_uri(uri: str | None) -> str | None:
             message="redirect_uri must be an absolute http(s) URL",
         )
     return uri
+
+
+def _send_user_again(
+    session: Session, settings: Settings, vehicle: ConnectedVehicle, adapter: Adapter
+) -> None:
+    """A fresh state and the provider's authorization URL: local work, no network."""
+    assert isinstance(adapter, CodeFlowAdapter)
+    verifier = secrets.token_urlsafe(48) if adapter.uses_pkce else None
+    state = new_state(session, settings, vehicle, code_verifier=verifier)
+    vehicle.authorization_url = adapter.authorization_url(
+        state=state,
+        redirect_uri=settings.callback_url,
+        scopes=vehicle.scope,
+        code_verifier=verifier,
+    )
 
 
 def create_connected_vehicle(
@@ -107,15 +108,7 @@ def create_connected_vehicle(
 
     adapter = adapter_for(provider.value, credentials)
     if isinstance(adapter, CodeFlowAdapter):
-        # Building the provider's URL is local work: the user can go at once.
-        verifier = secrets.token_urlsafe(48) if adapter.uses_pkce else None
-        state = _new_state(session, settings, vehicle, code_verifier=verifier)
-        vehicle.authorization_url = adapter.authorization_url(
-            state=state,
-            redirect_uri=settings.callback_url,
-            scopes=vehicle.scope,
-            code_verifier=verifier,
-        )
+        _send_user_again(session, settings, vehicle, adapter)
     else:
         # A link session is made at the provider: a job (start_link) does it.
         vehicle.provider_user_id = vehicle.id  # one provider user per connected vehicle
@@ -123,68 +116,6 @@ def create_connected_vehicle(
     record_event(session, "connected_vehicle.created", vehicle)
     session.commit()
     return vehicle
-
-
-def _new_state(
-    session: Session,
-    settings: Settings,
-    vehicle: ConnectedVehicle,
-    *,
-    state: str | None = None,
-    code_verifier: str | None = None,
-) -> str:
-    """Bind a random, single-use, expiring state to the vehicle; only its hash is kept."""
-    state = state or secrets.token_urlsafe(32)
-    session.add(
-        OAuthState(
-            state_hash=_hash_state(state),
-            vehicle_id=vehicle.id,
-            client_id=vehicle.client_id,
-            expires_at=utcnow() + timedelta(seconds=settings.pending_ttl_seconds),
-            code_verifier=code_verifier,
-        )
-    )
-    return state
-
-
-def start_link(
-    db: Database,
-    settings: Settings,
-    vehicle_id: str,
-    *,
-    transport: httpx.BaseTransport | None = None,
-) -> None:
-    """The link-flow job (Enode): create the provider's link session and hand its URL to
-    the vehicle. The service's state rides in the link's redirect URI. Safe to run twice:
-    the first URL saved wins."""
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is None or vehicle.status != Status.pending or vehicle.authorization_url:
-            return
-        adapter = _adapter(db, session, settings, vehicle, transport)
-        assert isinstance(adapter, EnodeAdapter)
-        user_id, scope = vehicle.provider_user_id or vehicle.id, list(vehicle.scope)
-        session.commit()
-    state = secrets.token_urlsafe(32)
-    try:
-        url = adapter.create_link(
-            user_id=user_id,
-            redirect_uri=f"{settings.callback_url}?{urlencode({'state': state})}",
-            scopes=scope,
-        )
-    except PermanentError as exc:
-        _fail(db, vehicle_id, ErrorCode(exc.reason.value))
-        return
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        unlinked = vehicle is not None and not vehicle.authorization_url
-        if vehicle is not None and unlinked and vehicle.status == Status.pending:
-            _new_state(session, settings, vehicle, state=state)
-            vehicle.authorization_url = url
-            vehicle.updated_at = utcnow()
-            steps.clear(vehicle)  # now the user has to act
-            record_event(session, "connected_vehicle.updated", vehicle)
-        session.commit()
 
 
 # -- the OAuth callback -----------------------------------------------------------------------
@@ -209,7 +140,7 @@ def receive_callback(
     """Spend the state; keep the code for the validation job, or fail on the error."""
     if not state:
         raise CallbackError("the callback carries no state")
-    stmt = select(OAuthState).where(OAuthState.state_hash == _hash_state(state)).with_for_update()
+    stmt = select(OAuthState).where(OAuthState.state_hash == hash_state(state)).with_for_update()
     row = session.execute(stmt).scalar_one_or_none()
     if row is None:
         raise CallbackError("unknown state")
@@ -289,186 +220,30 @@ def request_validation(
     return vehicle, enqueue
 
 
-# -- the validation job ---------------------------------------------------------------------------
+# -- operators ------------------------------------------------------------------------------
 
 
-def _adapter(
-    db: Database,
-    session: Session,
-    settings: Settings,
-    vehicle: ConnectedVehicle,
-    transport: httpx.BaseTransport | None,
-) -> Adapter:
-    credentials = credentials_for(session, vehicle.client_id, vehicle.provider)
-    if credentials is None:
-        raise DomainError(ErrorCode.CONNECT_PROVIDER_NOT_ALLOWED, provider=vehicle.provider)
-    return adapter_for(
-        vehicle.provider,
-        credentials,
-        timeout=settings.provider_timeout_seconds,
-        transport=transport,
-        token_cache=StoredAppTokens(db),
-    )
-
-
-def _fail(db: Database, vehicle_id: str, error: ErrorCode, *, retryable: bool = False) -> None:
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is not None and vehicle.status == Status.pending:
-            Lifecycle(session, vehicle).trigger_event("fail", error=error, retryable=retryable)
-        session.commit()
-
-
-@dataclass(frozen=True)
-class _Work:
-    """What a validation run holds after its first transaction."""
-
-    adapter: Adapter
-    account: AccountRef | None  # known already: tokens bought, or a linked user
-    code: str | None = None  # claimed for this run, to spend
-    code_verifier: str | None = None
-
-
-def _begin(
-    db: Database, settings: Settings, vehicle_id: str, transport: httpx.BaseTransport | None
-) -> _Work | None:
-    """Under the row lock: the account to read, or the code claimed for this run.
-    None when there is nothing (more) for this run to do."""
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is None or vehicle.status != Status.pending:
-            return None
-        adapter = _adapter(db, session, settings, vehicle, transport)
-        if adapter.flow == "link":
-            if vehicle.link_completed_at is None:
-                return None
-            return _Work(adapter, AccountRef(user_id=vehicle.provider_user_id or vehicle.id))
-        if vehicle.access_token:
-            tokens = Tokens(vehicle.access_token, vehicle.refresh_token, vehicle.token_expires_at)
-            return _Work(adapter, AccountRef(tokens=tokens))
-        if vehicle.code_claimed_at is not None or not vehicle.auth_code:
-            return None  # another run holds the code, or there is none yet
-        code = vehicle.auth_code
-        verifier = session.execute(
-            select(OAuthState.code_verifier)
-            .where(OAuthState.vehicle_id == vehicle_id, OAuthState.code_verifier.is_not(None))
-            .order_by(OAuthState.created_at.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        vehicle.code_claimed_at = utcnow()
-        session.commit()
-        return _Work(adapter, None, code, verifier)
-
-
-def exchange_code(
-    db: Database,
-    settings: Settings,
-    vehicle_id: str,
-    adapter: CodeFlowAdapter,
-    code: str,
-    code_verifier: str | None = None,
-) -> Tokens:
-    """Spend the claimed code; commit the tokens before anything else can fail.
-
-    On a transient error the claim is released (the code was not spent, or the provider
-    will reject its reuse), and the error goes up for the retry policy."""
-    try:
-        tokens = adapter.exchange_code(
-            code, redirect_uri=settings.callback_url, code_verifier=code_verifier
-        )
-    except PermanentError:
-        raise
-    except Exception:
-        with db.session() as session:
-            vehicle = lock(session, vehicle_id)
-            if vehicle is not None and vehicle.access_token is None:
-                vehicle.code_claimed_at = None
-            session.commit()
-        raise
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        assert vehicle is not None
-        vehicle.access_token = tokens.access_token
-        vehicle.refresh_token = tokens.refresh_token
-        vehicle.token_expires_at = tokens.expires_at
-        vehicle.auth_code = None
-        session.commit()
-    return tokens
-
-
-@dataclass(frozen=True)
-class AccountCheck:
-    """What validation found: an error code, or the vehicle to authorize."""
-
-    error: ErrorCode | None
-    provider_vehicle_id: str | None = None
-    vin: str | None = None
-
-
-def validate_account(
-    adapter: Adapter, account: AccountRef, *, scope: list[str], make: str
-) -> AccountCheck:
-    """Exactly one vehicle, every asked-for scope granted, the make the user said."""
-    ids = adapter.list_vehicle_ids(account)
-    if not ids:
-        return AccountCheck(ErrorCode.CONNECT_NO_VEHICLE)
-    if len(ids) > 1:
-        return AccountCheck(ErrorCode.CONNECT_MULTIPLE_VEHICLES_NOT_ALLOWED)
-    granted = adapter.granted_scopes(account, ids[0])
-    if not set(adapter.provider_scopes(scope)) <= granted:
-        return AccountCheck(ErrorCode.SCOPE_NOT_GRANTED)
-    info = adapter.read_vehicle(account, ids[0])
-    if info.make.casefold() != make.casefold():
-        return AccountCheck(ErrorCode.CONNECT_PROVIDER_NOT_SUPPORTED)
-    return AccountCheck(None, provider_vehicle_id=info.id, vin=info.vin)
-
-
-def validate(
-    db: Database,
-    settings: Settings,
-    vehicle_id: str,
-    *,
-    transport: httpx.BaseTransport | None = None,
-) -> None:
-    """The validation job: exchange the code (once; a link flow has none), validate the
-    account, and move the vehicle to authorized or failed. Safe to run twice or
-    concurrently.
-
-    Transient provider errors propagate (the caller retries); permanent ones fail the
-    vehicle with their code."""
-    work = _begin(db, settings, vehicle_id, transport)
-    if work is None:
-        return
-    try:
-        account = work.account
-        if account is None:
-            assert isinstance(work.adapter, CodeFlowAdapter) and work.code is not None
-            tokens = exchange_code(
-                db, settings, vehicle_id, work.adapter, work.code, work.code_verifier
-            )
-            account = AccountRef(tokens=tokens)
-        with db.session() as session:
-            vehicle = session.get(ConnectedVehicle, vehicle_id)
-            catalogue = session.get(CatalogueVehicle, vehicle.vehicle_id) if vehicle else None
-            if vehicle is None or catalogue is None:
-                return
-            scope, make = list(vehicle.scope), catalogue.make
-        check = validate_account(work.adapter, account, scope=scope, make=make)
-    except PermanentError as exc:
-        _fail(db, vehicle_id, ErrorCode(exc.reason.value))
-        return
-    if check.error is not None:
-        _fail(db, vehicle_id, check.error)
-        return
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is not None and vehicle.status == Status.pending:
-            Lifecycle(session, vehicle).trigger_event(
-                "authorize", vin=check.vin, provider_vehicle_id=check.provider_vehicle_id
-            )
-        session.commit()
-
-
-def give_up(db: Database, vehicle_id: str) -> None:
-    """After the last retry: fail with PROVIDER_UNAVAILABLE, which may be retried."""
-    _fail(db, vehicle_id, ErrorCode.PROVIDER_UNAVAILABLE, retryable=True)
+def redrive(
+    session: Session, settings: Settings, vehicle_id: str, *, force: bool = False
+) -> ConnectedVehicle:
+    """Take a failed vehicle back to `pending` and start over from what it has: validate
+    again when it holds tokens (or a completed link), make a new link (Enode), or give it
+    a new authorization URL for its user. Only a retryable failure, unless `force` (an
+    operator's decision). The caller enqueues `vehicle.step`, if any, after the commit."""
+    vehicle = lock(session, vehicle_id)
+    if vehicle is None:
+        raise DomainError(ErrorCode.CONNECTED_VEHICLE_NOT_FOUND)
+    Lifecycle(session, vehicle).trigger_event("retry", operator=force)
+    adapter = ADAPTERS[Provider(vehicle.provider)]
+    if vehicle.access_token or vehicle.link_completed_at:
+        steps.schedule(vehicle, Step.validate)
+    elif adapter.flow == "link":
+        vehicle.authorization_url = None
+        steps.schedule(vehicle, Step.start_link)
+    else:
+        credentials = credentials_for(session, vehicle.client_id, vehicle.provider)
+        if credentials is None:
+            raise DomainError(ErrorCode.CONNECT_PROVIDER_NOT_ALLOWED, provider=vehicle.provider)
+        _send_user_again(session, settings, vehicle, adapter_for(vehicle.provider, credentials))
+    session.commit()
+    return vehicle

@@ -13,7 +13,7 @@ from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle, utcnow
 from tests.fixtures import FakeServer, Tenant, consent, events_of, vehicle_row
-from workflows import authorization
+from workflows import authorization, provider_steps
 from workflows.clients import Principal
 from workflows.machine import Status
 
@@ -51,7 +51,7 @@ def test_concurrent_runs_exchange_once(
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         for f in [
-            pool.submit(authorization.validate, tenant.db, settings, vehicle_id) for _ in range(4)
+            pool.submit(provider_steps.validate, tenant.db, settings, vehicle_id) for _ in range(4)
         ]:
             f.result()
 
@@ -68,10 +68,10 @@ def test_a_second_run_after_success_does_nothing(
     tenant: Tenant, smartcar: FakeServer, settings: Settings
 ) -> None:
     vehicle_id, _ = pending_with_code(tenant.db, settings, tenant)
-    authorization.validate(tenant.db, settings, vehicle_id)
+    provider_steps.validate(tenant.db, settings, vehicle_id)
     requests_after_first = sum(smartcar.fake.requests.values())
 
-    authorization.validate(tenant.db, settings, vehicle_id)
+    provider_steps.validate(tenant.db, settings, vehicle_id)
 
     assert sum(smartcar.fake.requests.values()) == requests_after_first
     assert len(events_of(tenant.db, vehicle_id)) == 2
@@ -83,11 +83,11 @@ def test_tokens_bought_survive_a_crash_before_validation(
     vehicle_id, code = pending_with_code(tenant.db, settings, tenant)
     smartcar.fault("/v2.0/vehicles", 503)  # the run dies after the exchange
     with pytest.raises(RetryableError):
-        authorization.validate(tenant.db, settings, vehicle_id)
+        provider_steps.validate(tenant.db, settings, vehicle_id)
     row = vehicle_row(tenant.db, vehicle_id)
     assert row.access_token and row.auth_code is None
 
-    authorization.validate(tenant.db, settings, vehicle_id)  # the retry
+    provider_steps.validate(tenant.db, settings, vehicle_id)  # the retry
 
     assert vehicle_row(tenant.db, vehicle_id).status == Status.authorized
     assert smartcar.fake.exchanges[code] == 1

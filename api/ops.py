@@ -1,0 +1,62 @@
+"""Operators' endpoints, behind a bearer token of their own (`CV_OPS_TOKEN`; unset, they
+do not exist): re-drive a failed vehicle."""
+
+from __future__ import annotations
+
+import secrets
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import jobs
+from settings import Settings
+from store.db import Database
+from store.models import ConnectedVehicle
+from workflows.authorization import redrive
+from workflows.errors import DomainError
+
+__all__ = ["redrive_endpoint"]
+
+
+def _allowed(request: Request, settings: Settings) -> Response | None:
+    expected = settings.ops_token.get_secret_value()
+    if not expected:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    given = request.headers.get("authorization", "")
+    if not secrets.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        return JSONResponse({"error": "unauthorized"}, status_code=401)
+    return None
+
+
+async def redrive_endpoint(request: Request) -> Response:
+    """``POST /ops/vehicles/{id}/redrive[?force=true]``: a failed vehicle back to work."""
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
+    refused = _allowed(request, settings)
+    if refused is not None:
+        return refused
+    vehicle_id = request.path_params["id"]
+    force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
+
+    def run() -> ConnectedVehicle:
+        with db.session() as session:
+            return redrive(session, settings, vehicle_id, force=force)
+
+    try:
+        vehicle = await anyio.to_thread.run_sync(run)
+    except DomainError as exc:
+        body = {"error": {"code": exc.code.value, "message": exc.message}}
+        return JSONResponse(body, status_code=exc.status)
+    if vehicle.step:
+        jobs.run_step(vehicle.id, vehicle.step)
+    jobs.kick_relay()
+    return JSONResponse(
+        {
+            "id": vehicle.id,
+            "status": vehicle.status,
+            "step": vehicle.step,
+            "authorization_url": vehicle.authorization_url,
+        },
+        status_code=202,
+    )

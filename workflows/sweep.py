@@ -1,0 +1,104 @@
+"""The sweeper: the database is the truth and the broker may lose messages, so a periodic
+pass finds what should have happened and has not.
+
+1. A code claimed and never spent (its worker died mid-exchange) is released, and its
+   step re-driven: the provider either still takes the code or refuses it, never twice.
+2. A step due for longer than the stall deadline (its message was lost, or its worker
+   died) is re-driven.
+3. A vehicle still waiting for its user past its time to live fails with
+   AUTHORIZATION_EXPIRED.
+
+Each question reads a small partial index; rows are taken with SKIP LOCKED on PostgreSQL,
+so any number of sweepers (beat on several hosts) can run at once: a row is handled by
+one of them, and a re-driven step is not due again before the stall deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, select, text
+from sqlalchemy.orm import Session
+
+from settings import Settings
+from store.db import Database
+from store.models import ConnectedVehicle, utcnow
+from workflows.errors import ErrorCode
+from workflows.machine import Lifecycle
+from workflows.steps import Step
+
+__all__ = ["SweepReport", "expired_query", "stalled_query", "sweep", "unspent_claims_query"]
+
+CV = ConnectedVehicle
+
+
+@dataclass
+class SweepReport:
+    redrive: list[tuple[str, Step]] = field(default_factory=list)
+    claims_released: int = 0
+    expired: int = 0
+
+
+def unspent_claims_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
+    return (
+        select(CV)
+        .where(text("code_claimed_at IS NOT NULL AND access_token IS NULL"))
+        .where(CV.code_claimed_at < before)
+        .order_by(CV.code_claimed_at)
+        .limit(limit)
+    )
+
+
+def stalled_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
+    return (
+        select(CV)
+        .where(text("status = 'pending' AND step IS NOT NULL"))
+        .where(CV.step_due_at < before)
+        .order_by(CV.step_due_at)
+        .limit(limit)
+    )
+
+
+def expired_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
+    return (
+        select(CV)
+        .where(text("status = 'pending' AND step IS NULL"))
+        .where(CV.created_at < before)
+        .order_by(CV.created_at)
+        .limit(limit)
+    )
+
+
+def _take(session: Session, db: Database, query: Select[ConnectedVehicle]) -> list[CV]:
+    if db.is_postgres:
+        query = query.with_for_update(skip_locked=True)
+    return list(session.execute(query).scalars())
+
+
+def sweep(
+    db: Database, settings: Settings, *, now: datetime | None = None, batch: int = 500
+) -> SweepReport:
+    """One pass; returns the steps to enqueue (after this commit) and what it did."""
+    now = now or utcnow()
+    report = SweepReport()
+    with db.session() as session:
+        claim_deadline = now - timedelta(seconds=settings.claim_timeout_seconds)
+        for vehicle in _take(session, db, unspent_claims_query(claim_deadline, batch)):
+            vehicle.code_claimed_at = None
+            vehicle.step_due_at = now - timedelta(seconds=settings.stall_seconds + 1)
+            report.claims_released += 1
+        session.flush()
+
+        stall_deadline = now - timedelta(seconds=settings.stall_seconds)
+        for vehicle in _take(session, db, stalled_query(stall_deadline, batch)):
+            vehicle.step_due_at = now  # not due again before another stall deadline
+            assert vehicle.step is not None  # the query asks for it
+            report.redrive.append((vehicle.id, Step(vehicle.step)))
+
+        ttl_deadline = now - timedelta(seconds=settings.pending_ttl_seconds)
+        for vehicle in _take(session, db, expired_query(ttl_deadline, batch)):
+            Lifecycle(session, vehicle).trigger_event("fail", error=ErrorCode.AUTHORIZATION_EXPIRED)
+            report.expired += 1
+        session.commit()
+    return report
