@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import Select, select, text
 
 from store.db import Database
 from store.models import OutboxEvent, utcnow
 
-__all__ = ["ALL_EVENTS", "relay_once", "vehicle_channel"]
+__all__ = ["ALL_EVENTS", "relay_once", "unpublished_query", "vehicle_channel"]
 
 ALL_EVENTS = "cv:events"
 
@@ -24,15 +24,20 @@ def vehicle_channel(vehicle_id: str) -> str:
     return f"cv:vehicle:{vehicle_id}"
 
 
+def unpublished_query(limit: int) -> Select[OutboxEvent]:
+    """The oldest events not yet published (a partial index holds just those)."""
+    return (
+        select(OutboxEvent)
+        .where(text("published_at IS NULL"))
+        .order_by(OutboxEvent.seq)
+        .limit(limit)
+    )
+
+
 def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> int:
     """Publish up to `batch` unpublished events, oldest first; returns how many."""
     with db.session() as session:
-        stmt = (
-            select(OutboxEvent)
-            .where(OutboxEvent.published_at.is_(None))
-            .order_by(OutboxEvent.seq)
-            .limit(batch)
-        )
+        stmt = unpublished_query(batch)
         if db.is_postgres:  # several relays share the work instead of queueing on locks
             stmt = stmt.with_for_update(skip_locked=True)
         events = list(session.execute(stmt).scalars())

@@ -9,7 +9,8 @@ Control API (JSON):
   an account a user can log in as on the consent page (``withheld_scopes``: permissions
   the user unticks).
 - ``POST /_fake/faults`` ``{path, status, times, retry_after, delay, probability}``: the
-  next ``times`` requests under ``path`` answer ``status`` (``0`` = hang ``delay`` s).
+  next ``times`` requests under ``path`` answer ``status`` (``0`` = hang ``delay`` s);
+  ``DELETE /_fake/faults`` clears them.
 - ``POST /_fake/latency`` ``{seconds}``; ``POST /_fake/clock`` ``{advance}``;
   ``GET /_fake/stats``; ``POST /_fake/reset``.
 """
@@ -195,6 +196,7 @@ class FakeProvider:
             Route("/_fake/apps", self._ctl_app, methods=["POST"]),
             Route("/_fake/accounts", self._ctl_account, methods=["POST"]),
             Route("/_fake/faults", self._ctl_fault, methods=["POST"]),
+            Route("/_fake/faults", self._ctl_clear_faults, methods=["DELETE"]),
             Route("/_fake/latency", self._ctl_latency, methods=["POST"]),
             Route("/_fake/clock", self._ctl_clock, methods=["POST"]),
             Route("/_fake/stats", self._ctl_stats, methods=["GET"]),
@@ -243,6 +245,10 @@ class FakeProvider:
 
     async def _ctl_fault(self, request: Request) -> Response:
         self.faults.append(Fault(**(await request.json())))
+        return JSONResponse({"ok": True})
+
+    async def _ctl_clear_faults(self, request: Request) -> Response:
+        self.faults.clear()
         return JSONResponse({"ok": True})
 
     async def _ctl_latency(self, request: Request) -> Response:

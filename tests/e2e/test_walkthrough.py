@@ -112,7 +112,22 @@ JOURNEYS = [
 ]
 
 
-def walk(service: Service, headers: dict[str, str], provider: str, car: str) -> dict:
+GET_STATUS = "query($id: ID!) { connectedVehicle(id: $id) { status } }"
+
+
+def walk_errors(service: Service, headers: dict[str, str], provider: str, car: str) -> dict:
+    """Steps 2 to 5, for an outcome that is an error: the response, and the vehicle's id."""
+    return walk(service, headers, provider, car, want_errors=True)
+
+
+def walk(
+    service: Service,
+    headers: dict[str, str],
+    provider: str,
+    car: str,
+    *,
+    want_errors: bool = False,
+) -> dict:
     """Steps 2 to 5 for one provider; returns the authorized vehicle."""
     # 2. createConnectedVehicle: pending, with an authorization URL
     body = graphql(
@@ -165,6 +180,8 @@ def walk(service: Service, headers: dict[str, str], provider: str, car: str) -> 
              authorizeConnectedVehicle(input: $input) { id status vin scope } }""",
         input={"id": vehicle["id"]},
     )
+    if want_errors:
+        return {**body, "vehicle_id": vehicle["id"]}
     return dict(body["data"]["authorizeConnectedVehicle"])
 
 
@@ -214,3 +231,44 @@ def test_walkthrough(service: Service) -> None:
         return {"cv.validate_authorization", "cv.start_authorization"} <= done
 
     wait_for(jobs_shown, "the jobs in Flower", timeout=20)
+
+
+def test_operators_redrive_from_flower(service: Service) -> None:
+    """A vehicle fails PROVIDER_UNAVAILABLE; once the provider is back, an operator
+    applies the named task from Flower's HTTP API and the vehicle ends authorized."""
+    env = service.env
+    cli("client", "create", "--name", "Ops", "--id", "ops", env=env)
+    cli(
+        "client",
+        "set-provider",
+        "ops",
+        "Smartcar",
+        "--oauth-client-id",
+        "app-e2e",
+        "--base-url",
+        f"{service.fakes}/smartcar",
+        env={**env, "CV_OAUTH_CLIENT_SECRET": "app-e2e-secret"},
+    )
+    token = cli("token", "mint", "ops", "user-1", env=env).strip()
+    headers = {"x-client-id": "ops", "authorization": f"Bearer {token}"}
+    faults = f"{service.fakes}/smartcar/_fake/faults"
+    httpx.post(faults, json={"path": "/v2.0/vehicles", "status": 503, "times": 1000})
+
+    failed = walk_errors(service, headers, "Smartcar", "tesla-model-3")
+    assert failed["errors"][0]["extensions"]["code"] == "PROVIDER_UNAVAILABLE"
+    vehicle_id = failed["vehicle_id"]
+
+    httpx.delete(faults)
+    applied = httpx.post(
+        f"{service.flower}/api/task/async-apply/cv.redrive",
+        json={"args": [vehicle_id]},
+        auth=FLOWER_LOGIN,
+        timeout=10,
+    )
+    assert applied.status_code == 200, applied.text
+
+    def authorized() -> bool:
+        got = graphql(service.web, headers, GET_STATUS, id=vehicle_id)
+        return bool(got["data"]["connectedVehicle"]["status"] == "authorized")
+
+    wait_for(authorized, "the re-driven vehicle", timeout=30)

@@ -1,0 +1,76 @@
+"""Operators re-drive a failed vehicle from the ops endpoint and from the tool, and the
+re-driven step runs on the worker to the end."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from pydantic import SecretStr
+from starlette.testclient import TestClient
+
+from settings import Settings
+from tests.api.test_callback import callback_path
+from tests.fixtures import FakeServer, Tenant, consent, create_vehicle, vehicle_row, wait_until
+from tests.processes import cli
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+OPS_TOKEN = "ops-secret-token"
+
+
+@pytest.fixture
+def ops_api(settings: Settings):
+    from api.app import create_app
+
+    app = create_app(settings.model_copy(update={"ops_token": SecretStr(OPS_TOKEN)}))
+    with TestClient(app) as client:
+        yield client
+    app.state.db.engine.dispose()
+
+
+def unavailable(api: TestClient, tenant: Tenant, smartcar: FakeServer) -> str:
+    """A vehicle that failed PROVIDER_UNAVAILABLE after its tokens were bought."""
+    smartcar.fault("/v2.0/vehicles", 503, times=1000)
+    vehicle = create_vehicle(api, tenant.headers())
+    api.get(callback_path(consent(vehicle["authorization_url"])))
+    wait_until(lambda: vehicle_row(tenant.db, vehicle["id"]).status == "failed")
+    row = vehicle_row(tenant.db, vehicle["id"])
+    assert (row.failure_code, row.failure_retryable, row.attempts) == (
+        "PROVIDER_UNAVAILABLE",
+        True,
+        3,
+    )
+    assert row.last_error and "503" in row.last_error
+    smartcar.fake.faults.clear()  # the provider is back
+    return str(vehicle["id"])
+
+
+def test_the_ops_endpoint_redrives(
+    ops_api: TestClient, api: TestClient, tenant: Tenant, smartcar: FakeServer
+) -> None:
+    vehicle_id = unavailable(api, tenant, smartcar)
+    path = f"/ops/vehicles/{vehicle_id}/redrive"
+
+    assert ops_api.post(path).status_code == 401
+    assert ops_api.post(path, headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert api.post(path, headers={"authorization": f"Bearer {OPS_TOKEN}"}).status_code == 404
+    answer = ops_api.post(path, headers={"authorization": f"Bearer {OPS_TOKEN}"})
+
+    assert answer.status_code == 202
+    assert answer.json()["step"] == "validate"
+    wait_until(lambda: vehicle_row(tenant.db, vehicle_id).status == "authorized")
+    again = ops_api.post(path, headers={"authorization": f"Bearer {OPS_TOKEN}"})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "ILLEGAL_TRANSITION"
+
+
+def test_the_tool_redrives(api: TestClient, tenant: Tenant, smartcar: FakeServer) -> None:
+    vehicle_id = unavailable(api, tenant, smartcar)
+    listed = cli("vehicles", "list", "--status", "failed", env=dict(os.environ))
+    assert vehicle_id in listed and "PROVIDER_UNAVAILABLE (r)" in listed
+
+    out = cli("vehicles", "redrive", vehicle_id, env=dict(os.environ))
+
+    assert "enqueued: validate" in out
+    wait_until(lambda: vehicle_row(tenant.db, vehicle_id).status == "authorized")
