@@ -35,12 +35,40 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 task_soft_time_limit = 120
 task_time_limit = 150
 
-# Redis redelivers an unacked message after the visibility timeout. It must exceed every
-# countdown (retries are capped at CV_RETRY_MAX_SECONDS) and every time limit, or a task
-# still waiting or running would be delivered to a second worker.
-_visibility_timeout = 3600
-assert _visibility_timeout > max(_settings.retry_max_seconds, task_time_limit)
-broker_transport_options = {"visibility_timeout": _visibility_timeout}
+
+def broker_settings(url: str) -> dict[str, object]:
+    """The settings that depend on the kind of broker `url` names."""
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        from kombu.entity import Exchange, Queue
+
+        # RabbitMQ: a quorum queue is replicated and survives the loss of a broker node.
+        # Retries' countdowns then go through Celery's native delayed delivery, which
+        # routes through topic exchanges; workers detect the quorum queue and drop global
+        # QoS.
+        return {
+            "task_queues": [
+                Queue(
+                    "cv",
+                    Exchange("cv", type="topic"),
+                    routing_key="cv",
+                    queue_arguments={"x-queue-type": "quorum"},
+                )
+            ],
+            "task_default_exchange": "cv",
+            "task_default_exchange_type": "topic",
+            "task_default_routing_key": "cv",
+            # The broker confirms every message it took: a publish is not lost in flight.
+            "broker_transport_options": {"confirm_publish": True},
+        }
+    # Redis redelivers an unacked message after the visibility timeout. It must exceed
+    # every countdown (retries are capped at CV_RETRY_MAX_SECONDS) and every time limit,
+    # or a task still waiting or running would be delivered to a second worker.
+    visibility_timeout = 3600
+    assert visibility_timeout > max(_settings.retry_max_seconds, task_time_limit)
+    return {"broker_transport_options": {"visibility_timeout": visibility_timeout}}
+
+
+globals().update(broker_settings(broker_url))
 
 # Task events, so that Flower shows every job.
 worker_send_task_events = True

@@ -7,6 +7,8 @@ injected, so tests run it against a fake without patching anything.
 
 from __future__ import annotations
 
+import random
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -145,8 +147,26 @@ class Adapter:
             return production
         return base.rstrip("/") + httpx.URL(production).path
 
+    # A read (GET) that fails transiently is tried again at once, up to this many times
+    # in all, when the provider asks for no longer a wait than `inline_wait_max`: one
+    # flaky call then costs a moment, not a whole step's retry. Writes are tried once.
+    read_tries: ClassVar[int] = 3
+    inline_wait_max: ClassVar[float] = 2.0
+
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         """One request; transport failures are retryable, non-2xx answers classified."""
+        tries = self.read_tries if method in ("GET", "HEAD") else 1
+        for attempt in range(1, tries + 1):
+            try:
+                return self._send_once(method, url, what, **kwargs)
+            except RetryableError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else 0.05 * 2**attempt
+                if attempt == tries or wait > self.inline_wait_max:
+                    raise
+                time.sleep(random.uniform(wait / 2, wait) if exc.retry_after is None else wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_once(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         try:
             with httpx.Client(timeout=self._timeout, transport=self._transport) as http:
                 response = http.request(method, url, **kwargs)

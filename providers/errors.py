@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import Any
 
 import httpx
 
@@ -44,17 +45,26 @@ class ProviderError(Exception):
         self.provider = provider
         self.detail = detail
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.provider, self.detail))
+
 
 class RetryableError(ProviderError):
     def __init__(self, provider: str, detail: str, retry_after: float | None = None) -> None:
         super().__init__(provider, detail)
         self.retry_after = retry_after
 
+    def __reduce__(self) -> tuple[Any, ...]:  # Celery pickles the error of a retry
+        return (type(self), (self.provider, self.detail, self.retry_after))
+
 
 class PermanentError(ProviderError):
     def __init__(self, provider: str, reason: Reason, detail: str) -> None:
         super().__init__(provider, detail)
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.provider, self.reason, self.detail))
 
 
 def parse_retry_after(response: httpx.Response) -> float | None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import OperationalError
 
 from providers import RetryableError
 from workers import runtime
@@ -38,6 +39,17 @@ class ProviderTask(Task):  # type: ignore[misc]
     def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(vehicle_id, *args, **kwargs)
+        except OperationalError as exc:
+            # The database went away (a restart, a dropped connection): not the provider's
+            # fault and no attempt spent; the pool reconnects on the next try.
+            wait = backoff(self.request.retries + 1, None, base=1.0, cap=30.0)
+            log.warning(
+                "%s: database unavailable (%s); next try in %.1fs",
+                self.name,
+                type(exc.orig).__name__,
+                wait,
+            )
+            raise self.retry(exc=exc, countdown=wait, max_retries=20) from exc
         except RetryableError as exc:
             s, retry_after = runtime.settings(), exc.retry_after
             delay = steps.record_failure(

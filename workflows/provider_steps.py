@@ -11,11 +11,13 @@ permanent ones fail the vehicle with their code.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from providers import (
@@ -183,15 +185,28 @@ def exchange_code(
                 vehicle.code_claimed_at = None
             session.commit()
         raise
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        assert vehicle is not None
-        vehicle.access_token = tokens.access_token
-        vehicle.refresh_token = tokens.refresh_token
-        vehicle.token_expires_at = tokens.expires_at
-        vehicle.auth_code = None
-        session.commit()
+    _save_tokens(db, vehicle_id, tokens)
     return tokens
+
+
+def _save_tokens(db: Database, vehicle_id: str, tokens: Tokens, tries: int = 6) -> None:
+    """Commit what the spent code bought. The code cannot be spent again, so a database
+    that drops the connection right now is waited for (a few seconds), not given up on."""
+    for attempt in range(1, tries + 1):
+        try:
+            with db.session() as session:
+                vehicle = lock(session, vehicle_id)
+                assert vehicle is not None
+                vehicle.access_token = tokens.access_token
+                vehicle.refresh_token = tokens.refresh_token
+                vehicle.token_expires_at = tokens.expires_at
+                vehicle.auth_code = None
+                session.commit()
+                return
+        except OperationalError:
+            if attempt == tries:
+                raise
+            time.sleep(0.1 * 2**attempt)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import redis
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from providers.smartcar import SmartcarAdapter
 from store.models import OutboxEvent
 from tests.api.test_callback import callback_path
 from tests.fixtures import (
@@ -244,5 +245,6 @@ def test_a_provider_down_after_every_retry_fails_retryable(
     assert body["errors"][0]["extensions"]["exception"]["status"] == 503
     row = vehicle_row(tenant.db, vehicle["id"])
     assert (row.status, row.failure_retryable) == ("failed", True)
-    assert smartcar.fake.requests["/v2.0/vehicles"] == 3  # CV_RETRY_MAX_ATTEMPTS
+    # CV_RETRY_MAX_ATTEMPTS attempts of the step, each read tried read_tries times
+    assert smartcar.fake.requests["/v2.0/vehicles"] == 3 * SmartcarAdapter.read_tries
     assert row.access_token  # the code was spent once; its tokens are kept

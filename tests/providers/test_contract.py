@@ -230,18 +230,33 @@ def retryable_statuses(case: ProviderCase) -> list[int]:
 def test_transient_answers_are_retryable(case: ProviderCase, server: FakeServer) -> None:
     c = connect(case, server)
     for status in retryable_statuses(case):
-        server.fault(case.api_path, status, retry_after=7)
+        server.fault(case.api_path, status, retry_after=7)  # longer than a read waits inline
         with pytest.raises(RetryableError) as raised:
             c.adapter.list_vehicle_ids(c.account)
         assert raised.value.retry_after == 7, status
     assert len(c.adapter.list_vehicle_ids(c.account)) == 1  # and then it works
 
 
+def test_a_read_is_tried_again_at_once_but_not_forever(
+    case: ProviderCase, server: FakeServer
+) -> None:
+    c = connect(case, server)
+    tries = c.adapter.read_tries
+    server.fault(case.api_path, 503, times=tries - 1)
+    assert len(c.adapter.list_vehicle_ids(c.account)) == 1  # a flaky read costs a moment
+    server.fault(case.api_path, 503, times=tries)
+    with pytest.raises(RetryableError):
+        c.adapter.list_vehicle_ids(c.account)
+    server.fault(case.api_path, 503, times=tries - 1, retry_after=5)
+    with pytest.raises(RetryableError):  # the provider asks for a longer wait: the step's
+        c.adapter.list_vehicle_ids(c.account)
+
+
 def test_a_timeout_is_retryable(case: ProviderCase, server: FakeServer) -> None:
     c = connect(case, server)
     impatient = make(case, server.url, timeout=0.3, token_cache=MemoryTokens())
     impatient.list_vehicle_ids(c.account)  # warms Enode's app token
-    server.fault(case.api_path, 0, delay=0.8)  # hangs past the adapter's timeout
+    server.fault(case.api_path, 0, delay=0.8, times=impatient.read_tries)  # past the timeout
     with pytest.raises(RetryableError):
         impatient.list_vehicle_ids(c.account)
 

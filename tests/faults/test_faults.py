@@ -1,0 +1,234 @@
+"""Fault tests over real processes, bounded in time: worker processes and beat on a broker
+of the run's own, PostgreSQL, the fake Smartcar on loopback. Each asserts, from the
+database and the fake's counters: every vehicle terminal, none lost, no transition or
+event twice, no code exchanged twice."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from settings import Settings
+from store.db import Database
+from tests.conftest import DB_NAME, PG_ADMIN_URL, REDIS_BASE, REDIS_DB
+from tests.faults.cluster import Cluster, Report, cluster, redis_server, run_until
+from tests.fixtures import AUTHORIZE, CREATE, FakeServer, consent
+
+pytestmark = pytest.mark.faults
+
+# A request to the fake takes this long: work stays in flight long enough to be hit.
+LATENCY = 0.02
+# Pool processes of a worker (tests.faults.cluster starts workers with 4).
+WORKER_PROCESSES = 4
+
+
+def assert_kept(report: Report, *, codes_lost_with_a_worker: int = 0) -> None:
+    """The promises. A worker killed between the provider's answer and the commit of the
+    tokens takes them with it: that code is spent, and its vehicle ends AUTH_CODE_INVALID
+    when re-driven. At most one such vehicle per pool process killed."""
+    print(report.line())
+    assert report.lost == 0, report
+    assert report.terminal == report.started, report
+    spent = report.failures.get("AUTH_CODE_INVALID", 0)
+    assert set(report.failures) <= {"AUTH_CODE_INVALID"}, report
+    assert spent <= codes_lost_with_a_worker, report
+    assert report.authorized + spent == report.started, report
+    assert report.duplicated_transitions == 0, report
+    assert report.duplicated_events == 0, report
+    assert report.double_exchanges == 0, report
+
+
+@pytest.fixture
+def fault_redis_url() -> str:
+    """A Redis db of its own: the session's in-process worker must not take this work."""
+    return f"{REDIS_BASE}/{REDIS_DB + 1}"
+
+
+@pytest.fixture
+def flush(fault_redis_url: str) -> Iterator[None]:
+    import redis
+
+    client = redis.Redis.from_url(fault_redis_url)
+    client.flushdb()
+    yield
+    client.flushdb()
+    client.close()
+
+
+def kill_one_worker_midway(c: Cluster, n: int) -> Report:
+    c.smartcar.fake.latency = LATENCY
+    c.put_in_flight(n)
+    run_until(lambda: c.count("authorized") >= n // 5, 60, "the first fifth authorized")
+    c.kill_worker(0)  # kill -9, pool processes and all
+    fault_at = time.monotonic()
+    c.wait_until_terminal(120)
+    return c.report("worker killed", time.monotonic() - fault_at)
+
+
+@pytest.mark.usefixtures("flush")
+def test_a_worker_killed_midway(
+    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+) -> None:
+    with cluster(clean, settings, smartcar, fault_redis_url) as c:
+        assert_kept(kill_one_worker_midway(c, 300), codes_lost_with_a_worker=WORKER_PROCESSES)
+
+
+def test_redis_restarted_empty(clean: Database, settings: Settings, smartcar: FakeServer) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for this fault test")
+    with redis_server() as broker, cluster(clean, settings, smartcar, broker.url) as c:
+        c.smartcar.fake.latency = LATENCY
+        c.put_in_flight(150)
+        run_until(lambda: c.count("authorized") >= 20, 60, "the first authorized")
+        broker.restart_empty()  # queued and unacked messages: gone
+        fault_at = time.monotonic()
+        c.wait_until_terminal(120)
+        assert_kept(c.report("redis restarted empty", time.monotonic() - fault_at))
+
+
+@pytest.mark.usefixtures("flush")
+def test_a_flapping_provider(
+    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+) -> None:
+    # 30% of calls fail: 5xx on the token endpoint, 429 with Retry-After on the vehicle
+    # list, timeouts on the vehicle reads
+    smartcar.fault("/oauth/token", 503, times=10**6, probability=0.3)
+    smartcar.fault("/v2.0/vehicles/", 0, times=10**6, probability=0.3, delay=1.2)
+    smartcar.fault("/v2.0/vehicles", 429, times=10**6, probability=0.3, retry_after=1)
+    with cluster(clean, settings, smartcar, fault_redis_url) as c:
+        start = time.monotonic()
+        c.put_in_flight(100)
+        c.wait_until_terminal(150)
+        report = c.report("provider flapping 30%", time.monotonic() - start)
+    assert report.provider_retries > 0
+    assert_kept(report)
+
+
+@pytest.mark.usefixtures("flush")
+def test_duplicate_callbacks_and_concurrent_authorize_calls(
+    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+) -> None:
+    """Each callback delivered 5 times at once, then authorizeConnectedVehicle 5 times at
+    once; and, for vehicles whose client took the callback, authorize with the code 5
+    times at once. One exchange, one transition, one event per vehicle."""
+    smartcar.fake.latency = LATENCY
+    with cluster(clean, settings, smartcar, fault_redis_url, web=True) as c:
+        web = c.env["CV_PUBLIC_URL"]
+        headers = c.tenant.headers("racer")
+
+        def gql(query: str, **variables: object) -> dict:
+            answer = httpx.post(
+                f"{web}/graphql",
+                json={"query": query, "variables": variables},
+                headers=headers,
+                timeout=60,
+            )
+            return dict(answer.json())
+
+        def started() -> tuple[str, str]:
+            body = gql(CREATE, input={"vehicle_id": "tesla-model-3", "provider": "Smartcar"})
+            vehicle = body["data"]["createConnectedVehicle"]
+            return vehicle["id"], consent(vehicle["authorization_url"])
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            by_callback = list(pool.map(lambda _: started(), range(10)))
+            by_code = list(pool.map(lambda _: started(), range(10)))
+            callbacks = list(
+                pool.map(
+                    lambda back: httpx.get(back).status_code,
+                    [back for _, back in by_callback for _ in range(5)],
+                )
+            )
+            calls = [(vid, None) for vid, _ in by_callback for _ in range(5)] + [
+                (vid, parse_qs(urlsplit(back).query)["code"][0])
+                for vid, back in by_code
+                for _ in range(5)
+            ]
+            answers = list(
+                pool.map(
+                    lambda call: gql(
+                        AUTHORIZE, input={"id": call[0], "options": {"code": call[1]}}
+                    ),
+                    calls,
+                )
+            )
+        c.vehicles = [vid for vid, _ in by_callback + by_code]
+        c.codes = [parse_qs(urlsplit(back).query)["code"][0] for _, back in by_callback + by_code]
+        c.wait_until_terminal(60)
+        report = c.report("duplicate deliveries", 0.0)
+
+    # one delivery of each callback spends the state (a page: no redirect_uri was given)
+    assert sorted(callbacks) == [200] * 10 + [400] * 40
+    assert [a for a in answers if a.get("errors")] == []
+    statuses = [a["data"]["authorizeConnectedVehicle"]["status"] for a in answers]
+    assert statuses == ["authorized"] * len(calls), answers
+    assert smartcar.fake.exchange_attempts == 20
+    assert_kept(report)
+
+
+@pytest.mark.usefixtures("flush")
+def test_postgres_connections_dropped(
+    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    stop = threading.Event()
+
+    def drop_connections() -> None:
+        while not stop.wait(0.7):
+            with admin.connect() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": DB_NAME},
+                )
+
+    with cluster(clean, settings, smartcar, fault_redis_url) as c:
+        c.smartcar.fake.latency = LATENCY
+        c.put_in_flight(150)
+        dropper = threading.Thread(target=drop_connections, daemon=True)
+        dropper.start()
+        time.sleep(3)  # a few rounds of dropped connections, mid-run
+        stop.set()
+        dropper.join()
+        fault_at = time.monotonic()
+        c.wait_until_terminal(120)
+        report = c.report("postgres connections dropped", time.monotonic() - fault_at)
+    admin.dispose()
+    assert_kept(report)
+
+
+@pytest.fixture
+def rabbitmq_vhost() -> Iterator[str]:
+    """A RabbitMQ vhost of the run's own (the machine's RabbitMQ, guest on loopback)."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("RabbitMQ (rabbitmqctl) is needed for this fault test")
+    vhost = f"cv-test-{uuid.uuid4().hex[:8]}"
+
+    def run(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    run("add_vhost", vhost)
+    run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        run("delete_vhost", vhost)
+
+
+def test_a_worker_killed_midway_on_rabbitmq(
+    clean: Database, settings: Settings, smartcar: FakeServer, rabbitmq_vhost: str
+) -> None:
+    with cluster(clean, settings, smartcar, rabbitmq_vhost) as c:
+        assert_kept(kill_one_worker_midway(c, 300), codes_lost_with_a_worker=WORKER_PROCESSES)
