@@ -392,6 +392,7 @@ def cluster(
     broker_url: str,
     *,
     workers: int = 2,
+    concurrency: int = 4,
     beat: bool = True,
     web: bool = False,
     **overrides: str,
@@ -423,7 +424,7 @@ def cluster(
         c = Cluster(db, settings, smartcar, broker_url, env, workdir)
         stack.callback(c.stop)
         for _ in range(workers):
-            c.start_worker()
+            c.start_worker(concurrency)
         if beat:
             c.start_beat()
         if web:
