@@ -26,7 +26,7 @@ from store.migrate import upgrade
 warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
 
 # The test settings (a database and Redis db of this run's own) are set on import.
-from tests import conftest as run_env  # noqa: E402
+from tests import conftest as run_env
 from tests.faults.cluster import (
     Cluster,
     RedisServer,
