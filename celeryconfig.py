@@ -9,7 +9,11 @@ from settings import get_settings
 _settings = get_settings()
 
 broker_url = _settings.broker_url
-broker_connection_retry_on_startup = True  # a worker started before Redis waits for it
+# A broker that goes away (a restart, a network blip) is waited for, for ever: a worker
+# started before Redis waits for it, and a running one reconnects.
+broker_connection_retry_on_startup = True
+broker_connection_retry = True
+broker_connection_max_retries = None
 
 # No result backend: outcomes live in the database (the mutation's wait reads them there).
 task_ignore_result = True

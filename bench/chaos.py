@@ -19,9 +19,6 @@ from contextlib import ExitStack
 from providers.fakes.serve import serve_in_thread
 from providers.fakes.smartcar import FakeSmartcar
 from settings import get_settings
-from store.catalogue import load_catalogue
-from store.db import open_database
-from store.migrate import upgrade
 
 warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
 
@@ -76,10 +73,7 @@ def main() -> int:
     run_env._admin_execute(f'CREATE DATABASE "{run_env.DB_NAME}"')
     reports: list[Report] = []
     try:
-        upgrade(run_env.PG_URL)
-        db = open_database(run_env.PG_URL, run_env.SECRET_KEY)
-        with db.session() as session:
-            load_catalogue(session)
+        db = run_env.migrated_database(run_env.PG_URL)
         fake = FakeSmartcar()
         with serve_in_thread(fake.app()) as url:
             server = FakeServer(url, fake)

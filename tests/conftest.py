@@ -63,15 +63,21 @@ def settings() -> Settings:
     return get_settings()
 
 
+def migrated_database(url: str) -> Database:
+    """A database at `url` migrated to the latest schema, with the shipped catalogue."""
+    upgrade(url)
+    database = open_database(url, SECRET_KEY)
+    with database.session() as session:
+        load_catalogue(session)
+    return database
+
+
 @pytest.fixture(scope="session")
 def db(settings: Settings) -> Iterator[Database]:
     """This run's own PostgreSQL database, migrated and with the catalogue; dropped at the end."""
     _admin_execute(f'CREATE DATABASE "{DB_NAME}"')
     try:
-        upgrade(PG_URL)
-        database = open_database(PG_URL, SECRET_KEY)
-        with database.session() as session:
-            load_catalogue(session)
+        database = migrated_database(PG_URL)
         yield database
         database.engine.dispose()
     finally:

@@ -238,6 +238,27 @@ def consent(authorization_url: str, *, account: str = "demo", decision: str = "a
 # -- reading the database -----------------------------------------------------------------------
 
 
+def add_vehicle(db: Database, **fields: Any) -> str:
+    """A connected vehicle of a new client, written straight to the store: a Tesla Model 3
+    at Smartcar, `pending`, unless `fields` say otherwise."""
+    with db.session() as session:
+        client_id = fields.pop("client_id", None) or create_client(session, "Acme").id
+        row = ConnectedVehicle(
+            **{
+                "client_id": client_id,
+                "user_id": "u1",
+                "vehicle_id": "tesla-model-3",
+                "provider": "Smartcar",
+                "scope": ["location"],
+                "status": "pending",
+                **fields,
+            }
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
 def vehicle_row(db: Database, vehicle_id: str) -> ConnectedVehicle:
     with db.session() as session:
         row = session.get(ConnectedVehicle, vehicle_id)
@@ -281,16 +302,9 @@ def wait_until(fn: Callable[[], T], timeout: float = 15.0, interval: float = 0.0
 
 @pytest.fixture(scope="session")
 def _sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    from store.catalogue import load_catalogue
-    from store.db import open_database
-    from store.migrate import upgrade
-    from tests.conftest import SECRET_KEY
+    from tests.conftest import migrated_database
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'cv.sqlite3'}"
-    upgrade(url)
-    database = open_database(url, SECRET_KEY)
-    with database.session() as session:
-        load_catalogue(session)
+    database = migrated_database(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'cv.sqlite3'}")
     yield database
     database.engine.dispose()
 

@@ -4,9 +4,7 @@ as they do in `make run`, Flower shows the jobs."""
 
 from __future__ import annotations
 
-import html
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 
 from store.db import Database
 from tests.conftest import REDIS_BASE, REDIS_DB
+from tests.fixtures import consent
 from tests.processes import BIN, answers, cli, free_port, process, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -150,25 +149,11 @@ def walk(
 
     # 3. the user consents on the provider's (fake) page; Allow leads to our callback,
     #    which sends the user on to the client's page
-    with httpx.Client(follow_redirects=False, timeout=10) as browser:
-        page = browser.get(vehicle["authorization_url"])
-        assert page.status_code == 200 and "Allow" in page.text and "Deny" in page.text
-        fields = {
-            k: html.unescape(v)
-            for k, v in re.findall(
-                r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text
-            )
-        }
-        action = re.search(r'<form method="post" action="([^"]+)"', page.text)
-        assert action is not None
-        allowed = browser.post(
-            httpx.URL(vehicle["authorization_url"]).join(html.unescape(action.group(1))),
-            data={**fields, "account": "demo", "decision": "allow"},
-        )
-        assert allowed.headers["location"].startswith(f"{service.web}/oauth/callback?")
-        back = browser.get(allowed.headers["location"])
-    assert back.status_code == 303
-    assert back.headers["location"] == (
+    back = consent(vehicle["authorization_url"], account="demo")
+    assert back.startswith(f"{service.web}/oauth/callback?")
+    returned = httpx.get(back, follow_redirects=False)
+    assert returned.status_code == 303
+    assert returned.headers["location"] == (
         f"https://client.example/done?connected_vehicle_id={vehicle['id']}&status=pending"
     )
 

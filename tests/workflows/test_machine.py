@@ -9,8 +9,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from store.db import Database
 from store.models import ConnectedVehicle
-from tests.fixtures import events_of, vehicle_row
-from workflows.clients import create_client
+from tests.fixtures import add_vehicle, events_of, vehicle_row
 from workflows.errors import ErrorCode
 from workflows.machine import IllegalTransition, Lifecycle, Status
 from workflows.vehicles import lock
@@ -34,21 +33,13 @@ ARGS: dict[str, dict[str, object]] = {
 
 
 def given_vehicle(db: Database, status: str, *, retryable: bool = True) -> str:
-    with db.session() as session:
-        client = create_client(session, "Acme")
-        row = ConnectedVehicle(
-            client_id=client.id,
-            user_id="u1",
-            vehicle_id="tesla-model-3",
-            provider="Smartcar",
-            scope=["location"],
-            status=status,
-            failure_code="PROVIDER_UNAVAILABLE" if status == "failed" else None,
-            failure_retryable=retryable if status == "failed" else None,
-        )
-        session.add(row)
-        session.commit()
-        return row.id
+    failed = status == "failed"
+    return add_vehicle(
+        db,
+        status=status,
+        failure_code="PROVIDER_UNAVAILABLE" if failed else None,
+        failure_retryable=retryable if failed else None,
+    )
 
 
 def fire(db: Database, vehicle_id: str, trigger: str, **kwargs: object) -> None:

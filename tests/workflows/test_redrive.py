@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from settings import Settings
-from store.models import ConnectedVehicle
-from tests.fixtures import Tenant, events_of, vehicle_row
+from tests.fixtures import Tenant, add_vehicle, events_of, vehicle_row
 from workflows.authorization import redrive
 from workflows.errors import DomainError, ErrorCode
 from workflows.machine import IllegalTransition, Lifecycle
@@ -15,21 +14,13 @@ from workflows.vehicles import lock
 
 
 def failed(tenant: Tenant, provider: str, error: ErrorCode, retryable: bool, **fields) -> str:
+    vehicle_id = add_vehicle(tenant.db, client_id=tenant.client_id, provider=provider, **fields)
     with tenant.db.session() as session:
-        row = ConnectedVehicle(
-            client_id=tenant.client_id,
-            user_id="u1",
-            vehicle_id="tesla-model-3",
-            provider=provider,
-            scope=["location"],
-            status="pending",
-            **fields,
-        )
-        session.add(row)
-        session.flush()
+        row = lock(session, vehicle_id)
+        assert row is not None
         Lifecycle(session, row).trigger_event("fail", error=error, retryable=retryable)
         session.commit()
-        return row.id
+    return vehicle_id
 
 
 def run(tenant: Tenant, settings: Settings, vehicle_id: str, force: bool = False):

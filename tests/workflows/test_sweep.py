@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from settings import Settings
 from store.db import Database
-from store.models import ConnectedVehicle, utcnow
-from tests.fixtures import events_of, vehicle_row
+from store.models import utcnow
+from tests.fixtures import add_vehicle, events_of, vehicle_row
 from workflows.clients import create_client
 from workflows.steps import Step
 from workflows.sweep import expired_query, stalled_query, sweep, unspent_claims_query
@@ -30,21 +30,7 @@ def rules(settings: Settings) -> Settings:
 
 def given(db: Database, *, age: float, **fields: object) -> str:
     """A pending vehicle created `age` seconds before NOW, with the given fields."""
-    with db.session() as session:
-        client = create_client(session, "Acme")
-        row = ConnectedVehicle(
-            client_id=client.id,
-            user_id="u1",
-            vehicle_id="tesla-model-3",
-            provider="Smartcar",
-            scope=[],
-            status="pending",
-            created_at=NOW - timedelta(seconds=age),
-            **fields,
-        )
-        session.add(row)
-        session.commit()
-        return row.id
+    return add_vehicle(db, created_at=NOW - timedelta(seconds=age), **fields)
 
 
 def test_a_stalled_step_is_redriven_once_per_deadline(any_db: Database, rules: Settings) -> None:
