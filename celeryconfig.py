@@ -83,4 +83,6 @@ beat_schedule = {
     # lost message or a dead worker left undone, expires abandoned authorizations, and
     # publishes events whose relay kick was lost. Safe on several beat hosts at once.
     "sweep": {"task": "cv.sweep", "schedule": _settings.sweep_interval_seconds},
+    # Client webhooks' schedules live in the database; this sends what has come due.
+    "deliver-webhooks": {"task": "cv.deliver_webhooks", "schedule": 2.0},
 }

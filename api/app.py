@@ -13,13 +13,14 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from api import jobs, logs
 from api.callback import oauth_callback
-from api.ops import redrive_endpoint
+from api.ops import redrive_endpoint, replay_endpoint
+from api.provider_webhooks import provider_webhook
 from api.schema import Context, schema
 from settings import Settings, get_settings
 from store.db import Database, open_database
@@ -69,10 +70,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
             Route("/oauth/callback", oauth_callback, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/ops/vehicles/{id}/redrive", redrive_endpoint, methods=["POST"]),
+            Route("/ops/webhook-deliveries/{id}/replay", replay_endpoint, methods=["POST"]),
+            Route("/webhooks/{provider}", provider_webhook, methods=["POST"]),
         ]
     )
     app.state.db = db

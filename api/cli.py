@@ -115,14 +115,20 @@ def client_create(name: str, client_id: str | None) -> None:
     help="The app's secret (or CV_OAUTH_CLIENT_SECRET; prompted when absent).",
 )
 @click.option("--base-url", help="One base URL for the provider (sandbox, region or fake).")
+@click.option(
+    "--webhook-secret",
+    envvar="CV_PROVIDER_WEBHOOK_SECRET",
+    help="The secret the provider signs its webhooks with (Enode, Smartcar).",
+)
 def client_set_provider(
     client_id: str,
     provider: str,
     oauth_client_id: str,
     oauth_client_secret: str,
     base_url: str | None,
+    webhook_secret: str | None,
 ) -> None:
-    """Set a client's credentials (and base URL) for one provider."""
+    """Set a client's credentials (and base URL, webhook secret) for one provider."""
     with _db().session() as session:
         try:
             set_provider_credentials(
@@ -132,6 +138,7 @@ def client_set_provider(
                 oauth_client_id=oauth_client_id,
                 oauth_client_secret=oauth_client_secret,
                 base_url=base_url,
+                webhook_secret=webhook_secret,
             )
         except LookupError as exc:
             _fail(str(exc))
@@ -147,14 +154,15 @@ def token() -> None:
 @click.argument("client_id")
 @click.argument("user_id")
 @click.option("--ttl", default=3600, show_default=True, help="Lifetime in seconds.")
-def token_mint(client_id: str, user_id: str, ttl: int) -> None:
+@click.option("--admin", is_flag=True, help="A client administrator's token (webhooks).")
+def token_mint(client_id: str, user_id: str, ttl: int, admin: bool) -> None:
     """Mint a user token signed with the client's secret (for trying the API)."""
     with _db().session() as session:
         c = session.get(Client, client_id)
         if c is None:
             _fail(f"no client {client_id!r}")
             return
-        click.echo(mint_user_token(c, user_id, timedelta(seconds=ttl)))
+        click.echo(mint_user_token(c, user_id, timedelta(seconds=ttl), admin=admin))
 
 
 # -- vehicles ---------------------------------------------------------------------------------
@@ -219,6 +227,86 @@ def vehicles_redrive(vehicle_id: str, force: bool) -> None:
         click.echo(f"enqueued: {vehicle.step}")
     elif vehicle.authorization_url:
         click.echo(f"the user must consent again: {vehicle.authorization_url}")
+
+
+# -- client webhooks ----------------------------------------------------------------------------
+
+
+@main.group()
+def webhooks() -> None:
+    """Clients' webhook endpoints and their deliveries."""
+
+
+@webhooks.command("add")
+@click.argument("client_id")
+@click.argument("url")
+@click.option("--event", "events", multiple=True, help="An event type (repeatable; default all).")
+def webhooks_add(client_id: str, url: str, events: tuple[str, ...]) -> None:
+    """Register an endpoint; prints its id and signing secret (shown once)."""
+    from workflows import webhooks as hooks
+    from workflows.errors import DomainError
+
+    with _db().session() as session:
+        if session.get(Client, client_id) is None:
+            _fail(f"no client {client_id!r}")
+        try:
+            endpoint = hooks.create_endpoint(session, client_id, url, list(events))
+        except DomainError as exc:
+            _fail(exc.message)
+            return
+    click.echo(f"endpoint id:     {endpoint.id}")
+    click.echo(f"signing secret:  {endpoint.secret}")
+
+
+@webhooks.command("list")
+@click.argument("client_id")
+def webhooks_list(client_id: str) -> None:
+    """A client's endpoints."""
+    from store.models import WebhookEndpoint
+
+    with _db().session() as session:
+        rows = session.execute(
+            select(WebhookEndpoint).where(WebhookEndpoint.client_id == client_id)
+        ).scalars()
+        for e in rows:
+            state = "enabled" if e.enabled else f"disabled ({e.disabled_reason})"
+            click.echo(f"{e.id}  {state:30}  {','.join(e.event_types) or 'all'}  {e.url}")
+
+
+@webhooks.command("deliveries")
+@click.option("--status", type=click.Choice(["pending", "succeeded", "exhausted", "disabled"]))
+@click.option("--limit", default=50, show_default=True)
+def webhooks_deliveries(status: str | None, limit: int) -> None:
+    """Deliveries, newest first: status, attempts, last answer."""
+    from store.models import WebhookDelivery
+
+    stmt = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    with _db().session() as session:
+        for d in session.execute(stmt).scalars():
+            answer = d.last_status or d.last_error or "-"
+            click.echo(
+                f"{d.id}  {d.status:10}  tries {d.attempts}  last {answer}  "
+                f"{d.event_type}  event {d.event_id}"
+            )
+
+
+@webhooks.command("replay")
+@click.argument("delivery_id")
+def webhooks_replay(delivery_id: str) -> None:
+    """Send a delivery again (the same webhook-id), on a fresh schedule."""
+    from api import jobs
+    from workflows import webhooks as hooks
+    from workflows.errors import DomainError
+
+    with _db().session() as session:
+        try:
+            hooks.replay(session, delivery_id)
+        except DomainError as exc:
+            _fail(exc.message)
+    jobs.deliver_webhooks()
+    click.echo(f"{delivery_id} will be sent again")
 
 
 # -- the local demo -----------------------------------------------------------------------------

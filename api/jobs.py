@@ -14,7 +14,9 @@ from workers.app import app as celery_app
 
 __all__ = [
     "broker_reachable",
+    "deliver_webhooks",
     "kick_relay",
+    "process_provider_webhook",
     "run_step",
     "start_authorization",
     "validate_authorization",
@@ -50,6 +52,14 @@ _STEP_TASKS = {"validate": "cv.validate_authorization", "start_link": "cv.start_
 
 def run_step(vehicle_id: str, step: str) -> bool:
     return _send(_STEP_TASKS[step], vehicle_id)
+
+
+def process_provider_webhook(webhook_id: str) -> bool:
+    return _send("cv.process_provider_webhook", webhook_id)
+
+
+def deliver_webhooks() -> bool:
+    return _send("cv.deliver_webhooks")
 
 
 def kick_relay() -> bool:

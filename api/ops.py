@@ -1,5 +1,5 @@
 """Operators' endpoints, behind a bearer token of their own (`CV_OPS_TOKEN`; unset, they
-do not exist): re-drive a failed vehicle."""
+do not exist): re-drive a failed vehicle, replay a webhook delivery."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from store.db import Database
 from store.models import ConnectedVehicle
 from workflows.authorization import redrive
 from workflows.errors import DomainError
+from workflows.webhooks import replay
 
-__all__ = ["redrive_endpoint"]
+__all__ = ["redrive_endpoint", "replay_endpoint"]
 
 
 def _allowed(request: Request, settings: Settings) -> Response | None:
@@ -60,3 +61,25 @@ async def redrive_endpoint(request: Request) -> Response:
         },
         status_code=202,
     )
+
+
+async def replay_endpoint(request: Request) -> Response:
+    """``POST /ops/webhook-deliveries/{id}/replay``: send a delivery again (same
+    `webhook-id`), on a fresh schedule."""
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
+    refused = _allowed(request, settings)
+    if refused is not None:
+        return refused
+
+    def run() -> str:
+        with db.session() as session:
+            return replay(session, request.path_params["id"]).status
+
+    try:
+        status = await anyio.to_thread.run_sync(run)
+    except DomainError as exc:
+        body = {"error": {"code": exc.code.value, "message": exc.message}}
+        return JSONResponse(body, status_code=exc.status)
+    jobs.deliver_webhooks()
+    return JSONResponse({"id": request.path_params["id"], "status": status}, status_code=202)

@@ -11,13 +11,15 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
+import redis.asyncio
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
@@ -27,10 +29,11 @@ from api.errors import extensions
 from providers.names import Provider, Scope
 from settings import Settings
 from store.db import Database
-from store.models import CatalogueVehicle, ConnectedVehicle
-from workflows import authorization, vehicles
+from store.models import CatalogueVehicle, ConnectedVehicle, OutboxEvent, WebhookEndpoint
+from workflows import authorization, vehicles, webhooks
 from workflows.clients import Principal, verify_user_token
 from workflows.errors import DomainError, ErrorCode
+from workflows.events import vehicle_channel
 from workflows.machine import Status
 from workflows.steps import Step
 
@@ -52,10 +55,18 @@ class Context:
     def __init__(self, db: Database, settings: Settings, headers: Any) -> None:
         self.db = db
         self.settings = settings
-        self._client_id: str | None = headers.get("x-client-id")
-        auth: str = headers.get("authorization") or ""
-        self._token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        self._headers = headers
         self._principal: Principal | None = None
+        # graphql-transport-ws: the `connection_init` payload (browsers cannot set
+        # headers on a WebSocket); Strawberry sets it here.
+        self.connection_params: dict[str, Any] | None = None
+
+    def _credentials(self) -> tuple[str | None, str | None]:
+        sources = [self._headers, self.connection_params or {}]
+        client_id = next((s.get("x-client-id") for s in sources if s.get("x-client-id")), None)
+        auth = next((s.get("authorization") for s in sources if s.get("authorization")), "")
+        token = auth[7:].strip() if str(auth).lower().startswith("bearer ") else None
+        return client_id, token
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn(session)` in a worker thread, with a session of its own."""
@@ -68,7 +79,7 @@ class Context:
 
     async def principal(self) -> Principal:
         if self._principal is None:
-            client_id, token = self._client_id, self._token
+            client_id, token = self._credentials()
             self._principal = await self.run(lambda s: verify_user_token(s, client_id, token))
         return self._principal
 
@@ -76,6 +87,13 @@ class Context:
 def _ctx(info: Info) -> Context:
     ctx: Context = info.context
     return ctx
+
+
+async def _admin(info: Info) -> Principal:
+    who = await _ctx(info).principal()
+    if not who.admin:
+        raise DomainError(ErrorCode.NOT_ALLOWED)
+    return who
 
 
 # -- types ------------------------------------------------------------------------------------
@@ -126,6 +144,49 @@ class ConnectedVehicleType:
             created_at=v.created_at,
             updated_at=v.updated_at,
             authorized_at=v.authorized_at,
+        )
+
+    @classmethod
+    def from_view(cls, v: dict[str, Any]) -> ConnectedVehicleType:
+        """From an event's payload (workflows.events.vehicle_view)."""
+        failure = v.get("failure")
+        return cls(
+            id=strawberry.ID(v["id"]),
+            vehicle_id=strawberry.ID(v["vehicle_id"]),
+            status=Status(v["status"]),
+            authorization_url=v.get("authorization_url"),
+            provider=Provider(v["provider"]),
+            scope=[Scope(s) for s in v.get("scope") or []],
+            label=v.get("label"),
+            vin=v.get("vin"),
+            failure=Failure(**failure) if failure else None,
+            created_at=datetime.fromisoformat(v["created_at"]),
+            updated_at=datetime.fromisoformat(v["updated_at"]),
+            authorized_at=(
+                datetime.fromisoformat(v["authorized_at"]) if v.get("authorized_at") else None
+            ),
+        )
+
+
+@strawberry.type(name="WebhookEndpoint")
+class WebhookEndpointType:
+    id: strawberry.ID
+    url: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    # Shown once: when the endpoint is made and when its secret is rotated.
+    secret: str | None = None
+
+    @classmethod
+    def of(cls, e: WebhookEndpoint, *, with_secret: bool = False) -> WebhookEndpointType:
+        return cls(
+            id=strawberry.ID(e.id),
+            url=e.url,
+            event_types=list(e.event_types),
+            enabled=e.enabled,
+            disabled_reason=e.disabled_reason,
+            secret=e.secret if with_secret else None,
         )
 
 
@@ -190,6 +251,17 @@ class UpdateConnectedVehicleInput:
 
 
 @strawberry.input
+class CreateWebhookEndpointInput:
+    url: str
+    event_types: list[str] | None = None
+
+
+@strawberry.input
+class WebhookEndpointIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input
 class ConnectedVehicleFilter:
     status: Status | None = None
 
@@ -240,6 +312,18 @@ class Query:
         if row is None:
             raise DomainError(ErrorCode.VEHICLE_NOT_FOUND)
         return VehicleType.of(row)
+
+    @strawberry.field(name="webhookEndpoints")
+    async def webhook_endpoints(self, info: Info) -> list[WebhookEndpointType]:
+        who = await _admin(info)
+        rows = await _ctx(info).run(
+            lambda s: list(
+                s.execute(
+                    select(WebhookEndpoint).where(WebhookEndpoint.client_id == who.client_id)
+                ).scalars()
+            )
+        )
+        return [WebhookEndpointType.of(r) for r in rows]
 
     @strawberry.field(name="vehicleList")
     async def vehicle_list(
@@ -324,6 +408,82 @@ class Mutation:
         row = await ctx.run(lambda s: vehicles.update_label(s, who, str(input.id), input.label))
         jobs.kick_relay()
         return ConnectedVehicleType.of(row)
+
+
+@strawberry.type
+class WebhookMutation:
+    @strawberry.mutation(name="createWebhookEndpoint")
+    async def create_webhook_endpoint(
+        self, info: Info, input: CreateWebhookEndpointInput
+    ) -> WebhookEndpointType:
+        who = await _admin(info)
+        row = await _ctx(info).run(
+            lambda s: webhooks.create_endpoint(s, who.client_id, input.url, input.event_types)
+        )
+        return WebhookEndpointType.of(row, with_secret=True)
+
+    @strawberry.mutation(name="rotateWebhookEndpointSecret")
+    async def rotate_webhook_endpoint_secret(
+        self, info: Info, input: WebhookEndpointIdInput
+    ) -> WebhookEndpointType:
+        who = await _admin(info)
+        row = await _ctx(info).run(
+            lambda s: webhooks.rotate_secret(s, who.client_id, str(input.id))
+        )
+        return WebhookEndpointType.of(row, with_secret=True)
+
+    @strawberry.mutation(name="deleteWebhookEndpoint")
+    async def delete_webhook_endpoint(self, info: Info, input: WebhookEndpointIdInput) -> bool:
+        who = await _admin(info)
+        await _ctx(info).run(lambda s: webhooks.delete_endpoint(s, who.client_id, str(input.id)))
+        return True
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(name="connectedVehicle")
+    async def connected_vehicle(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[ConnectedVehicleType, None]:
+        """The vehicle now, then every change, in order. Redis pub/sub only wakes the
+        subscription; the changes are read from the outbox (the database is the truth),
+        so none is missed or repeated, whichever worker or relay made it."""
+        ctx = _ctx(info)
+        who = await ctx.principal()
+        events = redis.asyncio.Redis.from_url(ctx.settings.events_url)
+        pubsub = events.pubsub()
+        await pubsub.subscribe(vehicle_channel(str(id)))  # before reading: no gap
+        try:
+            row, seq = await ctx.run(lambda s: _now(s, who, str(id)))
+            yield ConnectedVehicleType.of(row)
+            while True:
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=2.0)
+                changes = await ctx.run(functools.partial(_changes, vehicle_id=str(id), after=seq))
+                for change_seq, payload in changes:
+                    seq = change_seq
+                    yield ConnectedVehicleType.from_view(payload)
+        finally:
+            await pubsub.aclose()  # type: ignore[attr-defined]
+            await events.aclose()  # type: ignore[attr-defined]
+
+
+def _now(session: Session, who: Principal, vehicle_id: str) -> tuple[ConnectedVehicle, int]:
+    row = vehicles.owned(session, who, vehicle_id)
+    seq = session.execute(
+        select(func.coalesce(func.max(OutboxEvent.seq), 0)).where(
+            OutboxEvent.vehicle_id == vehicle_id
+        )
+    ).scalar_one()
+    return row, int(seq)
+
+
+def _changes(session: Session, vehicle_id: str, after: int) -> list[tuple[int, dict[str, Any]]]:
+    rows = session.execute(
+        select(OutboxEvent.seq, OutboxEvent.payload)
+        .where(OutboxEvent.vehicle_id == vehicle_id, OutboxEvent.seq > after)
+        .order_by(OutboxEvent.seq)
+    ).all()
+    return [(int(seq), dict(payload)) for seq, payload in rows]
 
 
 class Schema(strawberry.Schema):

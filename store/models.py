@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -34,6 +35,10 @@ __all__ = [
     "OAuthState",
     "OutboxEvent",
     "ProviderCredentials",
+    "ProviderWebhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "new_id",
     "utcnow",
 ]
@@ -90,6 +95,8 @@ class ProviderCredentials(Base):
     # None: the provider's production endpoints; else one base for all of them
     # (a sandbox, a region, or the local fake).
     base_url: Mapped[str | None] = mapped_column(String(500))
+    # The secret the provider signs its webhooks to this client's app with.
+    webhook_secret: Mapped[str | None] = mapped_column(Encrypted)
 
     client: Mapped[Client] = relationship(back_populates="credentials")
 
@@ -234,3 +241,84 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+
+
+class WebhookEndpoint(Base):
+    """A client's URL that receives its vehicles' events, signed (Standard Webhooks)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    url: Mapped[str] = mapped_column(String(1000))
+    secret: Mapped[str] = mapped_column(Encrypted)
+    # During a rotation the previous secret signs too, until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(Encrypted)
+    previous_secret_expires_at: Mapped[datetime | None]
+    # Event types it wants; empty: all of them.
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint; its schedule lives here, not in the broker."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_event"),
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    # The outbox event's id: the `webhook-id` of every attempt.
+    event_id: Mapped[str] = mapped_column(String(36))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # exactly the bytes signed and sent
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ProviderWebhook(Base):
+    """A provider's webhook delivery, stored (verified) before it is answered."""
+
+    __tablename__ = "provider_webhooks"
+    __table_args__ = (
+        UniqueConstraint("provider", "delivery_key", name="uq_provider_webhooks_delivery"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    provider: Mapped[str] = mapped_column(String(32))
+    # The provider's delivery id (or the body's SHA-256 when it sends none): a replay of
+    # the same delivery is stored once.
+    delivery_key: Mapped[str] = mapped_column(String(200))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
+    body: Mapped[dict[str, Any] | list[Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)

@@ -96,7 +96,18 @@ def redis_url() -> Iterator[str]:
 
 
 # Emptied after each test, children first; the catalogue stays.
-TABLES = ("oauth_states", "outbox_events", "connected_vehicles", "provider_credentials", "clients")
+TABLES = (
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "provider_webhooks",
+    "oauth_states",
+    "outbox_events",
+    "connected_vehicles",
+    "provider_credentials",
+    "app_tokens",
+    "clients",
+)
 
 
 @pytest.fixture

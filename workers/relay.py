@@ -1,4 +1,5 @@
-"""The outbox relay: publishes committed events to Redis pub/sub, at least once.
+"""The outbox relay: publishes committed events to Redis pub/sub, at least once, and
+hands each to the client's webhook endpoints (a delivery each, in the same transaction).
 
 Each event goes to ``cv:vehicle:<id>`` (subscribers of one vehicle) and ``cv:events``
 (everything). An event is marked published only after Redis took it; a crash in between
@@ -14,14 +15,10 @@ from sqlalchemy import Select, select, text
 
 from store.db import Database
 from store.models import OutboxEvent, utcnow
+from workflows import webhooks
+from workflows.events import ALL_EVENTS, vehicle_channel
 
 __all__ = ["ALL_EVENTS", "relay_once", "unpublished_query", "vehicle_channel"]
-
-ALL_EVENTS = "cv:events"
-
-
-def vehicle_channel(vehicle_id: str) -> str:
-    return f"cv:vehicle:{vehicle_id}"
 
 
 def unpublished_query(limit: int) -> Select[OutboxEvent]:
@@ -62,5 +59,6 @@ def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> in
         now = utcnow()
         for event in events:
             event.published_at = now
+            webhooks.fan_out(session, event)  # the client's endpoints, same transaction
         session.commit()
         return len(events)

@@ -10,11 +10,14 @@ from workers import runtime
 from workers.app import app
 from workers.relay import relay_once
 from workers.retry import ProviderTask
-from workflows import authorization, provider_steps, sweep
+from workflows import authorization, provider_events, provider_steps, sweep, webhooks
 from workflows.steps import Step
 
 __all__ = [
     "STEP_TASKS",
+    "deliver_webhook",
+    "deliver_webhooks",
+    "process_provider_webhook",
     "redrive",
     "relay_outbox",
     "start_authorization",
@@ -66,7 +69,32 @@ def relay_outbox() -> int:
         n = relay_once(runtime.database(), runtime.events_redis())
         total += n
         if n < 500:
-            return total
+            break
+    if total:
+        deliver_webhooks.delay()
+    return total
+
+
+@app.task(name="cv.deliver_webhooks")
+def deliver_webhooks() -> int:
+    """Send what is due (beat, and after every relay): one task per delivery, so a slow
+    endpoint holds up only its own."""
+    due = webhooks.take_due(runtime.database())
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    return len(due)
+
+
+@app.task(name="cv.deliver_webhook")
+def deliver_webhook(delivery_id: str) -> str:
+    return webhooks.attempt(runtime.database(), delivery_id)
+
+
+@app.task(name="cv.process_provider_webhook")
+def process_provider_webhook(webhook_id: str) -> str | None:
+    outcome = provider_events.process(runtime.database(), webhook_id)
+    relay_outbox.delay()
+    return outcome
 
 
 @app.task(name="cv.sweep")

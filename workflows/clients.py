@@ -33,6 +33,7 @@ class Principal:
 
     client_id: str
     user_id: str
+    admin: bool = False  # the token carries `admin: true`: it may manage the client
 
 
 def create_client(session: Session, name: str, client_id: str | None = None) -> Client:
@@ -54,6 +55,7 @@ def set_provider_credentials(
     oauth_client_id: str,
     oauth_client_secret: str,
     base_url: str | None = None,
+    webhook_secret: str | None = None,
 ) -> None:
     if session.get(Client, client_id) is None:
         raise LookupError(f"no client {client_id!r}")
@@ -63,6 +65,8 @@ def set_provider_credentials(
     row.oauth_client_id = oauth_client_id
     row.oauth_client_secret = oauth_client_secret
     row.base_url = base_url
+    if webhook_secret is not None:
+        row.webhook_secret = webhook_secret
     session.add(row)
     session.commit()
 
@@ -74,9 +78,13 @@ def credentials_for(session: Session, client_id: str, provider: str) -> Credenti
     return Credentials(row.oauth_client_id, row.oauth_client_secret, row.base_url)
 
 
-def mint_user_token(client: Client, user_id: str, ttl: timedelta = timedelta(hours=1)) -> str:
+def mint_user_token(
+    client: Client, user_id: str, ttl: timedelta = timedelta(hours=1), *, admin: bool = False
+) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": user_id, "iat": now, "exp": now + ttl}
+    claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl}
+    if admin:
+        claims["admin"] = True
     return jwt.encode(claims, client.signing_secret, algorithm="HS256")
 
 
@@ -101,4 +109,4 @@ def verify_user_token(session: Session, client_id: str | None, token: str | None
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
-    return Principal(client_id=client.id, user_id=sub)
+    return Principal(client_id=client.id, user_id=sub, admin=claims.get("admin") is True)

@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
     RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
     ILLEGAL_TRANSITION = "ILLEGAL_TRANSITION"
+    NOT_ALLOWED = "NOT_ALLOWED"
     BAD_USER_INPUT = "BAD_USER_INPUT"
 
     @property
@@ -93,6 +94,10 @@ _TABLE: dict[ErrorCode, tuple[str, int]] = {
     ),
     ErrorCode.RATE_LIMIT_EXCEEDED: ("Too many requests. Try again later.", 429),
     ErrorCode.ILLEGAL_TRANSITION: ("This change of status is not allowed", 409),
+    ErrorCode.NOT_ALLOWED: (
+        "This needs a token of the client's administrators (claim admin: true)",
+        403,
+    ),
     ErrorCode.BAD_USER_INPUT: ("The input is not valid", 400),
 }
 

@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 
 from store.models import ConnectedVehicle, OutboxEvent
 
-__all__ = ["record_event", "vehicle_view"]
+__all__ = ["ALL_EVENTS", "record_event", "vehicle_channel", "vehicle_view"]
+
+# Redis pub/sub channels the relay publishes to: everything, and one vehicle's events.
+ALL_EVENTS = "cv:events"
+
+
+def vehicle_channel(vehicle_id: str) -> str:
+    return f"cv:vehicle:{vehicle_id}"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -34,6 +41,7 @@ def vehicle_view(v: ConnectedVehicle) -> dict[str, Any]:
         "provider": v.provider,
         "scope": list(v.scope or []),
         "label": v.label,
+        "authorization_url": v.authorization_url if v.status == "pending" else None,
         "vin": v.vin,
         "failure": failure,
         "created_at": _iso(v.created_at),

@@ -30,7 +30,7 @@ from tests.fixtures import (
     wait_until,
 )
 from tests.providers_table import car
-from workers.relay import ALL_EVENTS
+from workflows.events import ALL_EVENTS
 
 pytestmark = pytest.mark.usefixtures("worker")
 

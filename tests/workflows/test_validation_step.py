@@ -9,6 +9,7 @@ import pytest
 
 from providers import RetryableError
 from providers.names import Provider
+from providers.smartcar import SmartcarAdapter
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle, utcnow
@@ -81,7 +82,8 @@ def test_tokens_bought_survive_a_crash_before_validation(
     tenant: Tenant, smartcar: FakeServer, settings: Settings
 ) -> None:
     vehicle_id, code = pending_with_code(tenant.db, settings, tenant)
-    smartcar.fault("/v2.0/vehicles", 503)  # the run dies after the exchange
+    # the run fails after the exchange (every inline try of the read)
+    smartcar.fault("/v2.0/vehicles", 503, times=SmartcarAdapter.read_tries)
     with pytest.raises(RetryableError):
         provider_steps.validate(tenant.db, settings, vehicle_id)
     row = vehicle_row(tenant.db, vehicle_id)

@@ -1,0 +1,64 @@
+"""``POST /webhooks/{provider}``: providers' webhooks. The signature is checked on the raw
+body before anything is parsed; an unverified delivery is refused (401) and stored
+nowhere; a verified one is stored, then processed by a job, so the answer comes at once
+whatever the workers are doing."""
+
+from __future__ import annotations
+
+import json
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import jobs
+from providers.names import Provider
+from store.db import Database
+from workflows import provider_events
+
+__all__ = ["provider_webhook"]
+
+_HEADERS = {Provider.Enode: "x-enode-signature", Provider.Smartcar: "sc-signature"}
+
+
+async def provider_webhook(request: Request) -> Response:
+    db: Database = request.app.state.db
+    provider = {p.value.lower(): p for p in _HEADERS}.get(request.path_params["provider"])
+    if provider is None:
+        return JSONResponse({"error": "no webhooks from this provider"}, status_code=404)
+    raw = await request.body()
+    header = request.headers.get(_HEADERS[provider])
+
+    def verify() -> str | None:
+        with db.session() as session:
+            return provider_events.verify(session, provider, raw, header)
+
+    client_id = await anyio.to_thread.run_sync(verify)
+    if client_id is None:
+        return JSONResponse({"error": "signature does not verify"}, status_code=401)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+
+    if (
+        provider is Provider.Smartcar
+        and isinstance(body, dict)
+        and body.get("eventType") == "VERIFY"
+    ):
+        challenge = str((body.get("data") or {}).get("challenge", ""))
+
+        def answer() -> str:
+            with db.session() as session:
+                return provider_events.challenge_answer(session, client_id, challenge)
+
+        return JSONResponse({"challenge": await anyio.to_thread.run_sync(answer)})
+
+    def store() -> provider_events.Received:
+        with db.session() as session:
+            return provider_events.receive(session, provider, client_id, raw, body)
+
+    received = await anyio.to_thread.run_sync(store)
+    if not received.duplicate:
+        jobs.process_provider_webhook(received.webhook_id)
+    return JSONResponse({"received": True, "duplicate": received.duplicate})
