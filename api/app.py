@@ -19,9 +19,10 @@ from strawberry.asgi import GraphQL
 
 from api import jobs, logs
 from api.callback import oauth_callback
+from api.graphql import schema
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
-from api.schema import Context, schema
+from api.schema import Context
 from settings import Settings, get_settings
 from store.db import Database, open_database
 

@@ -11,33 +11,27 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import redis.asyncio
 import strawberry
-from graphql import GraphQLError
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import Info
 
 from api import jobs
-from api.errors import extensions
 from providers.names import Provider, Scope
 from settings import Settings
 from store.db import Database
-from store.models import CatalogueVehicle, ConnectedVehicle, OutboxEvent, WebhookEndpoint
-from workflows import authorization, vehicles, webhooks
+from store.models import CatalogueVehicle, ConnectedVehicle
+from workflows import authorization, vehicles
 from workflows.clients import Principal, verify_user_token
 from workflows.errors import DomainError, ErrorCode
-from workflows.events import vehicle_channel
 from workflows.machine import Status
 from workflows.steps import Step
 
-__all__ = ["Context", "schema"]
+__all__ = ["ConnectedVehicleType", "Context", "Mutation", "Query", "admin_only", "context_of"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,13 +78,13 @@ class Context:
         return self._principal
 
 
-def _ctx(info: Info) -> Context:
+def context_of(info: Info) -> Context:
     ctx: Context = info.context
     return ctx
 
 
-async def _admin(info: Info) -> Principal:
-    who = await _ctx(info).principal()
+async def admin_only(info: Info) -> Principal:
+    who = await context_of(info).principal()
     if not who.admin:
         raise DomainError(ErrorCode.NOT_ALLOWED)
     return who
@@ -168,28 +162,6 @@ class ConnectedVehicleType:
         )
 
 
-@strawberry.type(name="WebhookEndpoint")
-class WebhookEndpointType:
-    id: strawberry.ID
-    url: str
-    event_types: list[str]
-    enabled: bool
-    disabled_reason: str | None
-    # Shown once: when the endpoint is made and when its secret is rotated.
-    secret: str | None = None
-
-    @classmethod
-    def of(cls, e: WebhookEndpoint, *, with_secret: bool = False) -> WebhookEndpointType:
-        return cls(
-            id=strawberry.ID(e.id),
-            url=e.url,
-            event_types=list(e.event_types),
-            enabled=e.enabled,
-            disabled_reason=e.disabled_reason,
-            secret=e.secret if with_secret else None,
-        )
-
-
 @strawberry.type
 class VehicleConnect:
     providers: list[Provider]
@@ -251,17 +223,6 @@ class UpdateConnectedVehicleInput:
 
 
 @strawberry.input
-class CreateWebhookEndpointInput:
-    url: str
-    event_types: list[str] | None = None
-
-
-@strawberry.input
-class WebhookEndpointIdInput:
-    id: strawberry.ID
-
-
-@strawberry.input
 class ConnectedVehicleFilter:
     status: Status | None = None
 
@@ -283,7 +244,7 @@ class VehicleFilter:
 class Query:
     @strawberry.field(name="connectedVehicle")
     async def connected_vehicle(self, info: Info, id: strawberry.ID) -> ConnectedVehicleType:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         who = await ctx.principal()
         row = await ctx.run(lambda s: vehicles.owned(s, who, str(id)))
         return ConnectedVehicleType.of(row)
@@ -296,7 +257,7 @@ class Query:
         size: int = 20,
         page: int = 1,
     ) -> list[ConnectedVehicleType]:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         who = await ctx.principal()
         status = filter.status.value if filter and filter.status else None
         rows = await ctx.run(
@@ -306,30 +267,18 @@ class Query:
 
     @strawberry.field
     async def vehicle(self, info: Info, id: strawberry.ID) -> VehicleType:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         await ctx.principal()
         row = await ctx.run(lambda s: vehicles.catalogue_vehicle(s, str(id)))
         if row is None:
             raise DomainError(ErrorCode.VEHICLE_NOT_FOUND)
         return VehicleType.of(row)
 
-    @strawberry.field(name="webhookEndpoints")
-    async def webhook_endpoints(self, info: Info) -> list[WebhookEndpointType]:
-        who = await _admin(info)
-        rows = await _ctx(info).run(
-            lambda s: list(
-                s.execute(
-                    select(WebhookEndpoint).where(WebhookEndpoint.client_id == who.client_id)
-                ).scalars()
-            )
-        )
-        return [WebhookEndpointType.of(r) for r in rows]
-
     @strawberry.field(name="vehicleList")
     async def vehicle_list(
         self, info: Info, filter: VehicleFilter | None = None, size: int = 20, page: int = 1
     ) -> list[VehicleType]:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         await ctx.principal()
         wanted = None
         if filter and filter.connect and filter.connect.providers:
@@ -360,7 +309,7 @@ class Mutation:
     async def create_connected_vehicle(
         self, info: Info, input: CreateConnectedVehicleInput
     ) -> ConnectedVehicleType:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         who = await ctx.principal()
         options = input.options or CreateConnectedVehicleOptions()
         create = functools.partial(
@@ -384,7 +333,7 @@ class Mutation:
     async def authorize_connected_vehicle(
         self, info: Info, input: AuthorizeConnectedVehicleInput
     ) -> ConnectedVehicleType:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         who = await ctx.principal()
         code = input.options.code if input.options else None
         row, enqueue = await ctx.run(
@@ -403,108 +352,8 @@ class Mutation:
     async def update_connected_vehicle(
         self, info: Info, input: UpdateConnectedVehicleInput
     ) -> ConnectedVehicleType:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         who = await ctx.principal()
         row = await ctx.run(lambda s: vehicles.update_label(s, who, str(input.id), input.label))
         jobs.kick_relay()
         return ConnectedVehicleType.of(row)
-
-
-@strawberry.type
-class WebhookMutation:
-    @strawberry.mutation(name="createWebhookEndpoint")
-    async def create_webhook_endpoint(
-        self, info: Info, input: CreateWebhookEndpointInput
-    ) -> WebhookEndpointType:
-        who = await _admin(info)
-        row = await _ctx(info).run(
-            lambda s: webhooks.create_endpoint(s, who.client_id, input.url, input.event_types)
-        )
-        return WebhookEndpointType.of(row, with_secret=True)
-
-    @strawberry.mutation(name="rotateWebhookEndpointSecret")
-    async def rotate_webhook_endpoint_secret(
-        self, info: Info, input: WebhookEndpointIdInput
-    ) -> WebhookEndpointType:
-        who = await _admin(info)
-        row = await _ctx(info).run(
-            lambda s: webhooks.rotate_secret(s, who.client_id, str(input.id))
-        )
-        return WebhookEndpointType.of(row, with_secret=True)
-
-    @strawberry.mutation(name="deleteWebhookEndpoint")
-    async def delete_webhook_endpoint(self, info: Info, input: WebhookEndpointIdInput) -> bool:
-        who = await _admin(info)
-        await _ctx(info).run(lambda s: webhooks.delete_endpoint(s, who.client_id, str(input.id)))
-        return True
-
-
-@strawberry.type
-class Subscription:
-    @strawberry.subscription(name="connectedVehicle")
-    async def connected_vehicle(
-        self, info: Info, id: strawberry.ID
-    ) -> AsyncGenerator[ConnectedVehicleType, None]:
-        """The vehicle now, then every change, in order. Redis pub/sub only wakes the
-        subscription; the changes are read from the outbox (the database is the truth),
-        so none is missed or repeated, whichever worker or relay made it."""
-        ctx = _ctx(info)
-        who = await ctx.principal()
-        events = redis.asyncio.Redis.from_url(ctx.settings.events_url)
-        pubsub = events.pubsub()
-        await pubsub.subscribe(vehicle_channel(str(id)))  # before reading: no gap
-        try:
-            row, seq = await ctx.run(lambda s: _now(s, who, str(id)))
-            yield ConnectedVehicleType.of(row)
-            while True:
-                await pubsub.get_message(ignore_subscribe_messages=True, timeout=2.0)
-                changes = await ctx.run(functools.partial(_changes, vehicle_id=str(id), after=seq))
-                for change_seq, payload in changes:
-                    seq = change_seq
-                    yield ConnectedVehicleType.from_view(payload)
-        finally:
-            await pubsub.aclose()  # type: ignore[attr-defined]
-            await events.aclose()  # type: ignore[attr-defined]
-
-
-def _now(session: Session, who: Principal, vehicle_id: str) -> tuple[ConnectedVehicle, int]:
-    row = vehicles.owned(session, who, vehicle_id)
-    seq = session.execute(
-        select(func.coalesce(func.max(OutboxEvent.seq), 0)).where(
-            OutboxEvent.vehicle_id == vehicle_id
-        )
-    ).scalar_one()
-    return row, int(seq)
-
-
-def _changes(session: Session, vehicle_id: str, after: int) -> list[tuple[int, dict[str, Any]]]:
-    rows = session.execute(
-        select(OutboxEvent.seq, OutboxEvent.payload)
-        .where(OutboxEvent.vehicle_id == vehicle_id, OutboxEvent.seq > after)
-        .order_by(OutboxEvent.seq)
-    ).all()
-    return [(int(seq), dict(payload)) for seq, payload in rows]
-
-
-class Schema(strawberry.Schema):
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        """Give every error its code; log only the unexpected ones (without secrets)."""
-        for error in errors:
-            original = error.original_error
-            if isinstance(original, DomainError):
-                error.extensions = extensions(original.code)
-            elif original is None or error.path is None:
-                # parse, validation and variable errors: raised before any resolver ran
-                error.extensions = extensions(ErrorCode.BAD_USER_INPUT)
-            else:
-                log.error("unexpected error in %s", error.path, exc_info=original)
-                error.message = "Internal server error"
-                error.extensions = {
-                    "code": "INTERNAL_SERVER_ERROR",
-                    "exception": {"code": "INTERNAL_SERVER_ERROR", "status": 500},
-                }
-
-
-schema = Schema(query=Query, mutation=Mutation, config=StrawberryConfig(auto_camel_case=False))

@@ -118,11 +118,13 @@ class Tenant:
     signing_secret: str
     db: Database
 
-    def headers(self, user: str = "user-1", ttl: timedelta = timedelta(hours=1)) -> dict:
+    def headers(
+        self, user: str = "user-1", ttl: timedelta = timedelta(hours=1), *, admin: bool = False
+    ) -> dict:
         with self.db.session() as session:
             client = session.get(Client, self.client_id)
             assert client is not None
-            token = mint_user_token(client, user, ttl)
+            token = mint_user_token(client, user, ttl, admin=admin)
         return {"x-client-id": self.client_id, "authorization": f"Bearer {token}"}
 
 

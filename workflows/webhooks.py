@@ -208,12 +208,13 @@ def attempt(
             delivery.status = "disabled"
             session.commit()
             return delivery.status
-        at = now or utcnow()
+        at = now or utcnow()  # the schedule's clock (a test moves it)
+        sent = utcnow()  # the signature's: receivers check it against theirs
         headers = {
             "content-type": "application/json",
             "webhook-id": delivery.event_id,
-            "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signature(endpoint, delivery.event_id, at, delivery.body),
+            "webhook-timestamp": str(int(sent.timestamp())),
+            "webhook-signature": signature(endpoint, delivery.event_id, sent, delivery.body),
         }
         url, body = endpoint.url, delivery.body
         session.commit()

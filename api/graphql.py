@@ -1,0 +1,59 @@
+"""The GraphQL schema of SPEC §3, assembled: queries, mutations, the subscription, and
+how errors are shaped (``extensions.code``, ``extensions.exception.{code,status}``)."""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from api.errors import extensions
+from api.events_schema import Subscription, WebhookMutation, WebhookQuery
+from api.schema import Mutation, Query
+from workflows.errors import DomainError, ErrorCode
+
+__all__ = ["schema"]
+
+log = logging.getLogger(__name__)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Give every error its code; log only the unexpected ones (without secrets)."""
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, DomainError):
+                error.extensions = extensions(original.code)
+            elif original is None or error.path is None:
+                # parse, validation and variable errors: raised before any resolver ran
+                error.extensions = extensions(ErrorCode.BAD_USER_INPUT)
+            else:
+                log.error("unexpected error in %s", error.path, exc_info=original)
+                error.message = "Internal server error"
+                error.extensions = {
+                    "code": "INTERNAL_SERVER_ERROR",
+                    "exception": {"code": "INTERNAL_SERVER_ERROR", "status": 500},
+                }
+
+
+@strawberry.type
+class AllQueries(Query, WebhookQuery):
+    pass
+
+
+@strawberry.type
+class AllMutations(Mutation, WebhookMutation):
+    pass
+
+
+schema = Schema(
+    query=AllQueries,
+    mutation=AllMutations,
+    subscription=Subscription,
+    config=StrawberryConfig(auto_camel_case=False),
+)
