@@ -257,3 +257,84 @@ def test_operators_redrive_from_flower(service: Service) -> None:
         return bool(got["data"]["connectedVehicle"]["status"] == "authorized")
 
     wait_for(authorized, "the re-driven vehicle", timeout=30)
+
+
+def test_a_subscription_sees_the_worker_authorize(service: Service) -> None:
+    """A WebSocket client (gql, graphql-transport-ws) subscribed right after creation sees
+    pending, then authorized: the change made by the worker process."""
+    import asyncio
+
+    from gql import Client, GraphQLRequest
+    from gql.transport.websockets import WebsocketsTransport
+
+    env = service.env
+    cli("client", "create", "--name", "Live", "--id", "live", env=env)
+    cli(
+        "client",
+        "set-provider",
+        "live",
+        "Smartcar",
+        "--oauth-client-id",
+        "app-e2e",
+        "--base-url",
+        f"{service.fakes}/smartcar",
+        env={**env, "CV_OAUTH_CLIENT_SECRET": "app-e2e-secret"},
+    )
+    token = cli("token", "mint", "live", "user-1", env=env).strip()
+    headers = {"x-client-id": "live", "authorization": f"Bearer {token}"}
+    created = graphql(
+        service.web,
+        headers,
+        """mutation($input: CreateConnectedVehicleInput!) {
+             createConnectedVehicle(input: $input) { id authorization_url } }""",
+        input={"vehicle_id": "tesla-model-3", "provider": "Smartcar"},
+    )["data"]["createConnectedVehicle"]
+
+    async def watch() -> list[str]:
+        transport = WebsocketsTransport(
+            url=service.web.replace("http://", "ws://") + "/graphql",
+            init_payload=headers,  # a browser cannot set headers on a WebSocket
+            subprotocols=["graphql-transport-ws"],
+        )
+        seen: list[str] = []
+        request = GraphQLRequest(
+            "subscription($id: ID!) { connectedVehicle(id: $id) { id status vin } }",
+            variable_values={"id": created["id"]},
+        )
+        async with Client(transport=transport) as session:
+            async for result in session.subscribe(request):
+                seen.append(result["connectedVehicle"]["status"])
+                if len(seen) == 1:  # subscribed: now the user consents
+                    back = await asyncio.to_thread(consent, created["authorization_url"])
+                    await asyncio.to_thread(httpx.get, back)
+                if seen[-1] != "pending":
+                    return seen
+        return seen
+
+    async def peek(as_user: str) -> str:
+        """Another user of the client subscribes to this vehicle: not found."""
+        from gql.transport.exceptions import TransportQueryError
+
+        other = cli("token", "mint", "live", as_user, env=env).strip()
+        transport = WebsocketsTransport(
+            url=service.web.replace("http://", "ws://") + "/graphql",
+            init_payload={"x-client-id": "live", "authorization": f"Bearer {other}"},
+            subprotocols=["graphql-transport-ws"],
+        )
+        request = GraphQLRequest(
+            "subscription($id: ID!) { connectedVehicle(id: $id) { status } }",
+            variable_values={"id": created["id"]},
+        )
+        async with Client(transport=transport) as session:
+            try:
+                async for _ in session.subscribe(request):
+                    return "seen"
+            except TransportQueryError as exc:
+                return str(exc.errors[0]["extensions"]["code"]) if exc.errors else str(exc)
+        return "nothing"
+
+    assert asyncio.run(asyncio.wait_for(peek("someone-else"), timeout=30)) == (
+        "CONNECTED_VEHICLE_NOT_FOUND"
+    )
+    seen = asyncio.run(asyncio.wait_for(watch(), timeout=30))
+    assert seen == ["pending", "authorized"]
