@@ -74,3 +74,40 @@ def test_the_tool_redrives(api: TestClient, tenant: Tenant, smartcar: FakeServer
 
     assert "enqueued: validate" in out
     wait_until(lambda: vehicle_row(tenant.db, vehicle_id).status == "authorized")
+
+
+def test_an_exhausted_delivery_is_replayed_from_the_endpoint_and_the_tool(
+    ops_api: TestClient, tenant: Tenant
+) -> None:
+    from store.models import WebhookDelivery
+    from workflows import webhooks
+
+    with tenant.db.session() as session:
+        endpoint = webhooks.create_endpoint(session, tenant.client_id, "http://127.0.0.1:9/x")
+        row = WebhookDelivery(
+            endpoint_id=endpoint.id,
+            event_id="evt-9",
+            event_type="connected_vehicle.failed",
+            body="{}",
+            status="exhausted",
+            attempts=8,
+        )
+        session.add(row)
+        session.commit()
+        delivery_id = row.id
+    listed = cli("webhooks", "deliveries", "--status", "exhausted", env=dict(os.environ))
+    assert delivery_id in listed
+
+    answer = ops_api.post(
+        f"/ops/webhook-deliveries/{delivery_id}/replay",
+        headers={"authorization": f"Bearer {OPS_TOKEN}"},
+    )
+    assert answer.status_code == 202 and answer.json()["status"] == "pending"
+    with tenant.db.session() as session:
+        session.get(WebhookDelivery, delivery_id).status = "exhausted"  # type: ignore[union-attr]
+        session.commit()
+    assert "will be sent again" in cli("webhooks", "replay", delivery_id, env=dict(os.environ))
+    with tenant.db.session() as session:
+        again = session.get(WebhookDelivery, delivery_id)
+        assert again is not None and again.status == "pending"
+        assert again.attempts <= 1  # a fresh schedule (a send to port 9 may have failed)
