@@ -76,3 +76,46 @@ def test_the_migrations_build_what_the_models_describe(any_db: Database) -> None
     with any_db.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert differences == []
+
+
+def test_an_old_sqlite_database_with_rows_upgrades(tmp_path: Path) -> None:
+    """Migrations run on a database that holds data (SQLite's batch copies included)."""
+    from sqlalchemy import create_engine
+
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    upgrade(url, "0002")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO clients VALUES ('c1', 'Old', 'x', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO catalogue_vehicles"
+                " VALUES ('car', 'Tesla', 'Model 3', NULL, NULL, '[]')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO connected_vehicles (id, client_id, user_id, vehicle_id, provider,"
+                " scope, status, version, created_at, updated_at, validation_requested_at)"
+                " VALUES ('v1', 'c1', 'u', 'car', 'Smartcar', '[]', 'pending', 1,"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO oauth_states (state_hash, vehicle_id, client_id, created_at,"
+                " expires_at) VALUES ('h', 'v1', 'c1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    engine.dispose()
+
+    upgrade(url)
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        step = conn.execute(text("SELECT step FROM connected_vehicles WHERE id = 'v1'"))
+        assert step.scalar_one() == "validate"  # the pending validation became a step
+        assert conn.execute(text("SELECT count(*) FROM oauth_states")).scalar_one() == 1
+    engine.dispose()
