@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -103,6 +103,24 @@ def receive(
     return Received(row.id, duplicate=False)
 
 
+def _connected(
+    session: Session, client_id: str, provider: Provider, match: ColumnElement[bool]
+) -> ConnectedVehicle | None:
+    """The client's vehicle at `provider` that `match` names, locked (the newest, if the
+    same car was connected more than once)."""
+    return session.execute(
+        select(ConnectedVehicle)
+        .where(
+            ConnectedVehicle.client_id == client_id,
+            ConnectedVehicle.provider == provider.value,
+            match,
+        )
+        .order_by(ConnectedVehicle.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    ).scalar_one_or_none()
+
+
 def _deauthorize(session: Session, vehicle: ConnectedVehicle, error: ErrorCode) -> str:
     if vehicle.status != Status.authorized:
         return f"{vehicle.id}: {vehicle.status}, left alone"
@@ -119,15 +137,9 @@ def _enode(session: Session, client_id: str, events: list[dict[str, Any]]) -> li
         if kind not in ("user:vehicle:discovered", "user:vehicle:deleted") or not user_id:
             outcomes.append(f"{kind}: nothing to do")
             continue
-        vehicle = session.execute(
-            select(ConnectedVehicle)
-            .where(
-                ConnectedVehicle.client_id == client_id,
-                ConnectedVehicle.provider == Provider.Enode.value,
-                ConnectedVehicle.provider_user_id == user_id,
-            )
-            .with_for_update()
-        ).scalar_one_or_none()
+        vehicle = _connected(
+            session, client_id, Provider.Enode, ConnectedVehicle.provider_user_id == user_id
+        )
         if vehicle is None:
             outcomes.append(f"{kind}: unknown Enode user")
         elif kind == "user:vehicle:discovered" and vehicle_id != vehicle.provider_vehicle_id:
@@ -154,15 +166,9 @@ def _smartcar(session: Session, client_id: str, body: dict[str, Any]) -> list[st
     )
     if not lost or not vehicle_id:
         return ["VEHICLE_ERROR: access not lost"]
-    vehicle = session.execute(
-        select(ConnectedVehicle)
-        .where(
-            ConnectedVehicle.client_id == client_id,
-            ConnectedVehicle.provider == Provider.Smartcar.value,
-            ConnectedVehicle.provider_vehicle_id == vehicle_id,
-        )
-        .with_for_update()
-    ).scalar_one_or_none()
+    vehicle = _connected(
+        session, client_id, Provider.Smartcar, ConnectedVehicle.provider_vehicle_id == vehicle_id
+    )
     if vehicle is None:
         return ["VEHICLE_ERROR: unknown vehicle"]
     return [_deauthorize(session, vehicle, ErrorCode.ACCESS_REVOKED)]

@@ -170,16 +170,19 @@ def walk(
     return dict(body["data"]["authorizeConnectedVehicle"])
 
 
-def test_walkthrough(service: Service) -> None:
+def operator_sets_up(
+    service: Service, client_id: str, providers: list[str], user: str = "user-1"
+) -> dict[str, str]:
+    """Step 1, with the operators' tool: a client, its app at each provider (on the demo's
+    fakes), and a user token; returns the user's headers."""
     env = service.env
-    # 1. an operator sets up a client, its apps at every provider, and a user token
-    created = cli("client", "create", "--name", "E2E", "--id", "e2e", env=env)
+    created = cli("client", "create", "--name", client_id, "--id", client_id, env=env)
     assert "signing secret:" in created
-    for provider, _, _ in JOURNEYS:
+    for provider in providers:
         cli(
             "client",
             "set-provider",
-            "e2e",
+            client_id,
             provider,
             "--oauth-client-id",
             "app-e2e",
@@ -187,8 +190,14 @@ def test_walkthrough(service: Service) -> None:
             f"{service.fakes}/{provider.lower()}",
             env={**env, "CV_OAUTH_CLIENT_SECRET": "app-e2e-secret"},
         )
-    token = cli("token", "mint", "e2e", "user-1", env=env).strip()
-    headers = {"x-client-id": "e2e", "authorization": f"Bearer {token}"}
+    token = cli("token", "mint", client_id, user, env=env).strip()
+    return {"x-client-id": client_id, "authorization": f"Bearer {token}"}
+
+
+def test_walkthrough(service: Service) -> None:
+    env = service.env
+    # 1. an operator sets up a client, its apps at every provider, and a user token
+    headers = operator_sets_up(service, "e2e", [provider for provider, _, _ in JOURNEYS])
 
     authorized = {}
     for provider, car, vin in JOURNEYS:
@@ -221,21 +230,7 @@ def test_walkthrough(service: Service) -> None:
 def test_operators_redrive_from_flower(service: Service) -> None:
     """A vehicle fails PROVIDER_UNAVAILABLE; once the provider is back, an operator
     applies the named task from Flower's HTTP API and the vehicle ends authorized."""
-    env = service.env
-    cli("client", "create", "--name", "Ops", "--id", "ops", env=env)
-    cli(
-        "client",
-        "set-provider",
-        "ops",
-        "Smartcar",
-        "--oauth-client-id",
-        "app-e2e",
-        "--base-url",
-        f"{service.fakes}/smartcar",
-        env={**env, "CV_OAUTH_CLIENT_SECRET": "app-e2e-secret"},
-    )
-    token = cli("token", "mint", "ops", "user-1", env=env).strip()
-    headers = {"x-client-id": "ops", "authorization": f"Bearer {token}"}
+    headers = operator_sets_up(service, "ops", ["Smartcar"])
     faults = f"{service.fakes}/smartcar/_fake/faults"
     httpx.post(faults, json={"path": "/v2.0/vehicles", "status": 503, "times": 1000})
 
@@ -268,20 +263,7 @@ def test_a_subscription_sees_the_worker_authorize(service: Service) -> None:
     from gql.transport.websockets import WebsocketsTransport
 
     env = service.env
-    cli("client", "create", "--name", "Live", "--id", "live", env=env)
-    cli(
-        "client",
-        "set-provider",
-        "live",
-        "Smartcar",
-        "--oauth-client-id",
-        "app-e2e",
-        "--base-url",
-        f"{service.fakes}/smartcar",
-        env={**env, "CV_OAUTH_CLIENT_SECRET": "app-e2e-secret"},
-    )
-    token = cli("token", "mint", "live", "user-1", env=env).strip()
-    headers = {"x-client-id": "live", "authorization": f"Bearer {token}"}
+    headers = operator_sets_up(service, "live", ["Smartcar"])
     created = graphql(
         service.web,
         headers,
