@@ -310,6 +310,12 @@ class ProviderWebhook(Base):
     __tablename__ = "provider_webhooks"
     __table_args__ = (
         UniqueConstraint("provider", "delivery_key", name="uq_provider_webhooks_delivery"),
+        Index(
+            "ix_provider_webhooks_unprocessed",
+            "received_at",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

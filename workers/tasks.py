@@ -104,6 +104,8 @@ def sweep_workflows() -> dict[str, int]:
     report = sweep.sweep(runtime.database(), runtime.settings())
     for vehicle_id, step in report.redrive:
         STEP_TASKS[step].delay(vehicle_id)
+    for webhook_id in report.provider_webhooks:
+        process_provider_webhook.delay(webhook_id)
     published = relay_outbox()
     if report.redrive or report.expired or report.claims_released:
         log.info(

@@ -7,6 +7,8 @@ pass finds what should have happened and has not.
    died) is re-driven.
 3. A vehicle still waiting for its user past its time to live fails with
    AUTHORIZATION_EXPIRED.
+4. A provider's webhook stored and not processed past the stall deadline (its job was
+   lost) is processed again (processing is idempotent).
 
 Each question reads a small partial index; rows are taken with SKIP LOCKED on PostgreSQL,
 so any number of sweepers (beat on several hosts) can run at once: a row is handled by
@@ -17,25 +19,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
 from settings import Settings
 from store.db import Database
-from store.models import ConnectedVehicle, utcnow
+from store.models import ConnectedVehicle, ProviderWebhook, utcnow
 from workflows.errors import ErrorCode
 from workflows.machine import Lifecycle
 from workflows.steps import Step
 
-__all__ = ["SweepReport", "expired_query", "stalled_query", "sweep", "unspent_claims_query"]
+__all__ = [
+    "SweepReport",
+    "expired_query",
+    "stalled_query",
+    "sweep",
+    "unprocessed_webhooks_query",
+    "unspent_claims_query",
+]
 
 CV = ConnectedVehicle
+T = TypeVar("T")
 
 
 @dataclass
 class SweepReport:
     redrive: list[tuple[str, Step]] = field(default_factory=list)
+    # Provider webhooks stored and not processed (their job was lost): process them.
+    provider_webhooks: list[str] = field(default_factory=list)
     claims_released: int = 0
     expired: int = 0
 
@@ -70,7 +83,17 @@ def expired_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
     )
 
 
-def _take(session: Session, db: Database, query: Select[ConnectedVehicle]) -> list[CV]:
+def unprocessed_webhooks_query(before: datetime, limit: int) -> Select[ProviderWebhook]:
+    return (
+        select(ProviderWebhook)
+        .where(text("processed_at IS NULL"))
+        .where(ProviderWebhook.received_at < before)
+        .order_by(ProviderWebhook.received_at)
+        .limit(limit)
+    )
+
+
+def _take(session: Session, db: Database, query: Select[T]) -> list[T]:
     if db.is_postgres:
         query = query.with_for_update(skip_locked=True)
     return list(session.execute(query).scalars())
@@ -100,5 +123,8 @@ def sweep(
         for vehicle in _take(session, db, expired_query(ttl_deadline, batch)):
             Lifecycle(session, vehicle).trigger_event("fail", error=ErrorCode.AUTHORIZATION_EXPIRED)
             report.expired += 1
+
+        for row in _take(session, db, unprocessed_webhooks_query(stall_deadline, batch)):
+            report.provider_webhooks.append(row.id)
         session.commit()
     return report

@@ -152,3 +152,40 @@ def test_the_sweepers_questions_read_indexes_on_a_large_table(clean: Database) -
             plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + sql)))
             assert "Seq Scan" not in plan, plan
             assert "Index" in plan, plan
+
+
+def test_a_provider_webhook_left_unprocessed_is_processed_again(
+    any_db: Database, rules: Settings
+) -> None:
+    from store.models import ProviderWebhook
+    from workflows.clients import create_client
+
+    with any_db.session() as session:
+        client_id = create_client(session, "Acme").id
+        old = ProviderWebhook(
+            provider="Enode",
+            delivery_key="a",
+            client_id=client_id,
+            body=[],
+            received_at=NOW - timedelta(seconds=61),
+        )
+        new = ProviderWebhook(
+            provider="Enode",
+            delivery_key="b",
+            client_id=client_id,
+            body=[],
+            received_at=NOW - timedelta(seconds=5),
+        )
+        done = ProviderWebhook(
+            provider="Enode",
+            delivery_key="c",
+            client_id=client_id,
+            body=[],
+            received_at=NOW - timedelta(seconds=500),
+            processed_at=NOW,
+        )
+        session.add_all([old, new, done])
+        session.commit()
+        old_id = old.id
+
+    assert sweep(any_db, rules, now=NOW).provider_webhooks == [old_id]

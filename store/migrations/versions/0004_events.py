@@ -86,6 +86,13 @@ def upgrade() -> None:
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.UniqueConstraint("provider", "delivery_key", name="uq_provider_webhooks_delivery"),
     )
+    op.create_index(
+        "ix_provider_webhooks_unprocessed",
+        "provider_webhooks",
+        ["received_at"],
+        postgresql_where=sa.text("processed_at IS NULL"),
+        sqlite_where=sa.text("processed_at IS NULL"),
+    )
 
 
 def downgrade() -> None:
