@@ -154,7 +154,8 @@ class ConnectedVehicle(Base):
 
     # Where the user lands when the provider's flow is over (the client's page).
     redirect_uri: Mapped[str | None] = mapped_column(String(1000))
-    authorization_url: Mapped[str | None] = mapped_column(Text)
+    # Encrypted: it carries the raw OAuth state, which oauth_states keeps only hashed.
+    authorization_url: Mapped[str | None] = mapped_column(Encrypted)
 
     # The single-use code, from the callback or from authorizeConnectedVehicle.
     auth_code: Mapped[str | None] = mapped_column(Encrypted)

@@ -119,3 +119,17 @@ def test_an_old_sqlite_database_with_rows_upgrades(tmp_path: Path) -> None:
         assert step.scalar_one() == "validate"  # the pending validation became a step
         assert conn.execute(text("SELECT count(*) FROM oauth_states")).scalar_one() == 1
     engine.dispose()
+
+
+def test_the_authorization_url_and_its_state_are_encrypted_at_rest(any_db: Database) -> None:
+    from tests.fixtures import add_vehicle, vehicle_row
+
+    url = "https://connect.example/authorize?state=the-raw-state"
+    vehicle_id = add_vehicle(any_db, authorization_url=url)
+    with any_db.engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT authorization_url FROM connected_vehicles WHERE id = :id"),
+            {"id": vehicle_id},
+        ).scalar_one()
+    assert "the-raw-state" not in stored
+    assert vehicle_row(any_db, vehicle_id).authorization_url == url
