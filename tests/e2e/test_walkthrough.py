@@ -114,11 +114,6 @@ JOURNEYS = [
 GET_STATUS = "query($id: ID!) { connectedVehicle(id: $id) { status } }"
 
 
-def walk_errors(service: Service, headers: dict[str, str], provider: str, car: str) -> dict:
-    """Steps 2 to 5, for an outcome that is an error: the response, and the vehicle's id."""
-    return walk(service, headers, provider, car, want_errors=True)
-
-
 def walk(
     service: Service,
     headers: dict[str, str],
@@ -127,7 +122,8 @@ def walk(
     *,
     want_errors: bool = False,
 ) -> dict:
-    """Steps 2 to 5 for one provider; returns the authorized vehicle."""
+    """Steps 2 to 5 for one provider; returns the authorized vehicle (or, with
+    `want_errors`, the whole response and the vehicle's id)."""
     # 2. createConnectedVehicle: pending, with an authorization URL
     body = graphql(
         service.web,
@@ -234,7 +230,7 @@ def test_operators_redrive_from_flower(service: Service) -> None:
     faults = f"{service.fakes}/smartcar/_fake/faults"
     httpx.post(faults, json={"path": "/v2.0/vehicles", "status": 503, "times": 1000})
 
-    failed = walk_errors(service, headers, "Smartcar", "tesla-model-3")
+    failed = walk(service, headers, "Smartcar", "tesla-model-3", want_errors=True)
     assert failed["errors"][0]["extensions"]["code"] == "PROVIDER_UNAVAILABLE"
     vehicle_id = failed["vehicle_id"]
 
