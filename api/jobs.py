@@ -47,7 +47,11 @@ def start_authorization(vehicle_id: str) -> bool:
 
 
 # The task of each workflow step, by name (workers.tasks.STEP_TASKS holds the same).
-_STEP_TASKS = {"validate": "cv.validate_authorization", "start_link": "cv.start_authorization"}
+_STEP_TASKS = {
+    "validate": "cv.validate_authorization",
+    "start_link": "cv.start_authorization",
+    "revoke": "cv.revoke_access",
+}
 
 
 def run_step(vehicle_id: str, step: str) -> bool:

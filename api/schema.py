@@ -217,6 +217,11 @@ class AuthorizeConnectedVehicleInput:
 
 
 @strawberry.input
+class RemoveConnectedVehicleInput:
+    id: strawberry.ID
+
+
+@strawberry.input
 class UpdateConnectedVehicleInput:
     id: strawberry.ID
     label: str | None = None
@@ -292,13 +297,13 @@ class Query:
 async def _wait_for(
     ctx: Context, vehicle_id: str, done: Callable[[ConnectedVehicle], bool]
 ) -> ConnectedVehicle:
-    """Re-read the vehicle until `done` says so, it leaves `pending`, or the bounded wait
-    runs out; the database is the truth, whatever the broker did."""
+    """Re-read the vehicle until `done` says so or the bounded wait runs out; the
+    database is the truth, whatever the broker did."""
     deadline = time.monotonic() + ctx.settings.mutation_wait_seconds
     while True:
         row = await ctx.run(lambda s: s.get(ConnectedVehicle, vehicle_id))
         assert row is not None
-        if done(row) or row.status != Status.pending or time.monotonic() >= deadline:
+        if done(row) or time.monotonic() >= deadline:
             return row
         await asyncio.sleep(0.1)
 
@@ -326,7 +331,9 @@ class Mutation:
         jobs.kick_relay()
         if row.step == Step.start_link:  # the provider makes the link: a job
             jobs.start_authorization(row.id)
-            row = await _wait_for(ctx, row.id, lambda v: v.authorization_url is not None)
+            row = await _wait_for(
+                ctx, row.id, lambda v: v.authorization_url is not None or v.status != "pending"
+            )
         return ConnectedVehicleType.of(row)
 
     @strawberry.mutation(name="authorizeConnectedVehicle")
@@ -342,10 +349,23 @@ class Mutation:
         if enqueue:
             jobs.validate_authorization(row.id)
         if row.status == Status.pending:
-            row = await _wait_for(ctx, row.id, lambda v: False)
+            row = await _wait_for(ctx, row.id, lambda v: v.status != Status.pending)
         if row.status == Status.failed:
             failure = ErrorCode(row.failure_code or ErrorCode.PROVIDER_REJECTED)
             raise DomainError(failure, provider=row.provider)
+        return ConnectedVehicleType.of(row)
+
+    @strawberry.mutation(name="removeConnectedVehicle")
+    async def remove_connected_vehicle(
+        self, info: Info, input: RemoveConnectedVehicleInput
+    ) -> ConnectedVehicleType:
+        ctx = context_of(info)
+        who = await ctx.principal()
+        row = await ctx.run(lambda s: authorization.remove_connected_vehicle(s, who, str(input.id)))
+        if row.step:  # the access is given back at the provider by a job
+            jobs.run_step(row.id, row.step)
+            row = await _wait_for(ctx, row.id, lambda v: v.status != Status.pending_removal)
+        jobs.kick_relay()
         return ConnectedVehicleType.of(row)
 
     @strawberry.mutation(name="updateConnectedVehicle")

@@ -138,6 +138,11 @@ class Adapter:
     def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
         raise NotImplementedError
 
+    def revoke(self, account: AccountRef, vehicle_id: str | None) -> bool:
+        """Give the access back at the provider. False: the provider has no way to (the
+        service then just forgets the tokens)."""
+        return False
+
     # -- HTTP plumbing ---------------------------------------------------------------------
 
     def _endpoint(self, production: str) -> str:

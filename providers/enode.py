@@ -75,6 +75,11 @@ class EnodeAdapter(Adapter):
     def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
         return {str(s) for s in self._call("GET", f"/vehicles/{vehicle_id}").get("scopes", [])}
 
+    def revoke(self, account: AccountRef, vehicle_id: str | None) -> bool:
+        # One Enode user per connected vehicle: deleting it ends the link.
+        self._call("DELETE", f"/users/{self._user(account)}")
+        return True
+
     # -- the app token and calls -----------------------------------------------------------
 
     @staticmethod
@@ -129,13 +134,13 @@ class EnodeAdapter(Adapter):
                 "Enode-Version": API_VERSION,
             }
             try:
-                return self._send(
-                    method, url, f"{method} {path}", headers=headers, json=json
-                ).json()
+                response = self._send(method, url, f"{method} {path}", headers=headers, json=json)
             except PermanentError as exc:
                 # a cached app token the provider no longer takes: fetch one, once
                 if exc.reason is not Reason.ACCESS_REVOKED or fresh:
                     raise
+                continue
+            return response.json() if response.content else None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _classify(self, response: httpx.Response, what: str) -> Exception:

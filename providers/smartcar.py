@@ -64,6 +64,11 @@ class SmartcarAdapter(CodeFlowAdapter):
         body = self._api("GET", f"/vehicles/{vehicle_id}/permissions", account)
         return {str(p) for p in body.get("permissions", [])}
 
+    def revoke(self, account: AccountRef, vehicle_id: str | None) -> bool:
+        if vehicle_id:  # the app's access to this vehicle ends
+            self._api("DELETE", f"/vehicles/{vehicle_id}/application", account)
+        return True
+
     def _classify(self, response: httpx.Response, what: str) -> Exception:
         try:
             body = response.json()

@@ -120,8 +120,8 @@ class ConnectedVehicle(Base):
         Index(
             "ix_connected_vehicles_due",
             "step_due_at",
-            postgresql_where=text("status = 'pending' AND step IS NOT NULL"),
-            sqlite_where=text("status = 'pending' AND step IS NOT NULL"),
+            postgresql_where=text("step IS NOT NULL"),
+            sqlite_where=text("step IS NOT NULL"),
         ),
         Index(
             "ix_connected_vehicles_waiting",

@@ -20,6 +20,7 @@ __all__ = [
     "process_provider_webhook",
     "redrive",
     "relay_outbox",
+    "revoke_access",
     "start_authorization",
     "sweep_workflows",
     "validate_authorization",
@@ -55,10 +56,27 @@ def start_authorization(self: ProviderTask, vehicle_id: str) -> None:
     relay_outbox.delay()
 
 
+def _remove_anyway(vehicle_id: str) -> None:
+    provider_steps.finish_removal(runtime.database(), vehicle_id)
+    relay_outbox.delay()
+
+
+@app.task(
+    base=ProviderTask,
+    bind=True,
+    name="cv.revoke_access",
+    on_exhausted=staticmethod(_remove_anyway),
+)
+def revoke_access(self: ProviderTask, vehicle_id: str) -> None:
+    provider_steps.revoke(runtime.database(), runtime.settings(), vehicle_id)
+    relay_outbox.delay()
+
+
 # The task that runs each workflow step.
 STEP_TASKS: dict[Step, Task] = {
     Step.validate: validate_authorization,
     Step.start_link: start_authorization,
+    Step.revoke: revoke_access,
 }
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "create_connected_vehicle",
     "receive_callback",
     "redrive",
+    "remove_connected_vehicle",
     "request_validation",
 ]
 
@@ -218,6 +219,24 @@ def request_validation(
         steps.schedule(vehicle, Step.validate)
     session.commit()
     return vehicle, enqueue
+
+
+# -- removeConnectedVehicle ----------------------------------------------------------------------
+
+
+def remove_connected_vehicle(session: Session, who: Principal, vehicle_id: str) -> ConnectedVehicle:
+    """An authorized vehicle goes to `pending_removal` (a job gives the access back at the
+    provider, then `removed`); one that never was, or no longer is, is `removed` at once.
+    Asking again is harmless."""
+    vehicle = owned(session, who, vehicle_id, for_update=True)
+    status = Status(vehicle.status)
+    if status is Status.authorized:
+        Lifecycle(session, vehicle).trigger_event("request_removal")
+        steps.schedule(vehicle, Step.revoke)
+    elif status in (Status.pending, Status.failed, Status.deauthorized):
+        Lifecycle(session, vehicle).trigger_event("remove")
+    session.commit()
+    return vehicle
 
 
 # -- operators ------------------------------------------------------------------------------

@@ -124,6 +124,12 @@ class Lifecycle:
         self.vehicle.code_received_at = None
         self.vehicle.code_claimed_at = None
 
+    def on_enter_removed(self, event: EventData) -> None:
+        # Nothing of the user's access is kept once removed.
+        v = self.vehicle
+        v.access_token = v.refresh_token = v.auth_code = None
+        v.token_expires_at = None
+
     def on_enter_deauthorized(self, event: EventData) -> None:
         error: ErrorCode = event.kwargs.get("error", ErrorCode.ACCESS_REVOKED)
         self.vehicle.failure_code = error.value
@@ -133,6 +139,5 @@ class Lifecycle:
     def _record(self, event: EventData) -> None:
         self.vehicle.status = self.state.value
         self.vehicle.updated_at = utcnow()
-        if self.state is not Status.pending:
-            steps.clear(self.vehicle)  # nothing is due outside `pending`
+        steps.clear(self.vehicle)  # a new status: what was due is not (the caller schedules)
         record_event(self.session, f"connected_vehicle.{self.state.value}", self.vehicle)

@@ -10,6 +10,7 @@ permanent ones fail the vehicle with their code.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ __all__ = [
     "AccountCheck",
     "exchange_code",
     "fail",
+    "finish_removal",
     "give_up",
+    "revoke",
     "start_link",
     "validate",
     "validate_account",
@@ -285,3 +288,38 @@ def validate(
 def give_up(db: Database, vehicle_id: str) -> None:
     """After the last retry: fail with PROVIDER_UNAVAILABLE, which may be retried."""
     fail(db, vehicle_id, ErrorCode.PROVIDER_UNAVAILABLE, retryable=True)
+
+
+def revoke(
+    db: Database,
+    settings: Settings,
+    vehicle_id: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> None:
+    """The removal job: give the access back at the provider, then `removed` (which
+    forgets every token). Access already gone at the provider is as good as given back."""
+    with db.session() as session:
+        vehicle = lock(session, vehicle_id)
+        if vehicle is None or vehicle.status != Status.pending_removal:
+            return
+        adapter = adapter_of(db, session, settings, vehicle, transport)
+        tokens = None
+        if vehicle.access_token:
+            tokens = Tokens(vehicle.access_token, vehicle.refresh_token, vehicle.token_expires_at)
+        account = AccountRef(tokens=tokens, user_id=vehicle.provider_user_id)
+        provider_vehicle_id = vehicle.provider_vehicle_id
+        session.commit()
+    with contextlib.suppress(PermanentError):  # gone already (the user revoked it, say)
+        adapter.revoke(account, provider_vehicle_id)
+    finish_removal(db, vehicle_id)
+
+
+def finish_removal(db: Database, vehicle_id: str) -> None:
+    """`pending_removal` → `removed`; also after the last failed try at the provider: the
+    user asked for the removal, the service keeps nothing."""
+    with db.session() as session:
+        vehicle = lock(session, vehicle_id)
+        if vehicle is not None and vehicle.status == Status.pending_removal:
+            Lifecycle(session, vehicle).trigger_event("complete_removal")
+        session.commit()

@@ -18,6 +18,7 @@ __all__ = ["Step", "clear", "record_failure", "schedule"]
 class Step(StrEnum):
     start_link = "start_link"  # make the provider's link session (Enode)
     validate = "validate"  # exchange the code, validate the account, decide
+    revoke = "revoke"  # give the access back at the provider, then `removed`
 
 
 def schedule(vehicle: ConnectedVehicle, step: Step) -> None:

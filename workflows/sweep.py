@@ -66,7 +66,7 @@ def unspent_claims_query(before: datetime, limit: int) -> Select[ConnectedVehicl
 def stalled_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
     return (
         select(CV)
-        .where(text("status = 'pending' AND step IS NOT NULL"))
+        .where(text("step IS NOT NULL"))  # only a vehicle still at work has a step
         .where(CV.step_due_at < before)
         .order_by(CV.step_due_at)
         .limit(limit)

@@ -96,6 +96,7 @@ class FakeProvider:
         self.clock_offset = 0.0
         self.exchanges: Counter[str] = Counter()  # successful exchanges per code
         self.exchange_attempts = 0
+        self.revocations = 0  # accesses given back by the app
         self.requests: Counter[str] = Counter()
 
     @staticmethod
@@ -263,6 +264,7 @@ class FakeProvider:
         return {
             "exchanges": dict(self.exchanges),
             "exchange_attempts": self.exchange_attempts,
+            "revocations": self.revocations,
             "requests": dict(self.requests),
         }
 

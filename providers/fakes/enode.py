@@ -61,6 +61,7 @@ class FakeEnode(FakeProvider):
             Route("/link/{token}", self.link_page, methods=["GET"]),
             Route("/link/{token}", self.link_decide, methods=["POST"]),
             Route("/users/{user_id}/vehicles", self.user_vehicles, methods=["GET"]),
+            Route("/users/{user_id}", self.delete_user, methods=["DELETE"]),
             Route("/vehicles/{vehicle_id}", self.vehicle, methods=["GET"]),
         ]
 
@@ -177,6 +178,14 @@ class FakeEnode(FakeProvider):
             [self._vehicle_view(user_id, grant, v) for v in grant.account.vehicles] if grant else []
         )
         return JSONResponse({"data": data, "pagination": {"after": None, "before": None}})
+
+    async def delete_user(self, request: Request) -> Response:
+        client_id, refused = self._app(request)
+        if client_id is None:
+            return refused  # type: ignore[return-value]
+        if self.users.pop(request.path_params["user_id"], None) is not None:
+            self.revocations += 1
+        return Response(status_code=204)
 
     async def vehicle(self, request: Request) -> Response:
         client_id, refused = self._app(request)

@@ -50,6 +50,7 @@ class FakeSmartcar(FakeCodeFlow):
             Route("/v2.0/vehicles/{id}", self.vehicle, methods=["GET"]),
             Route("/v2.0/vehicles/{id}/vin", self.vin, methods=["GET"]),
             Route("/v2.0/vehicles/{id}/permissions", self.permissions, methods=["GET"]),
+            Route("/v2.0/vehicles/{id}/application", self.disconnect, methods=["DELETE"]),
         ]
 
     def fault_response(self, status: int, retry_after: float | None) -> Response:
@@ -99,6 +100,16 @@ class FakeSmartcar(FakeCodeFlow):
             None,
             lambda v, g: {"permissions": g.scopes, "paging": {"count": len(g.scopes), "offset": 0}},
         )
+
+    async def disconnect(self, request: Request) -> Response:
+        """The app gives its access to the vehicle back: the user's tokens stop working."""
+        grant = self.bearer_grant(request)
+        if grant is None:
+            return _error(401, "AUTHENTICATION", None, "REAUTHENTICATE")
+        for token in [t for t, (g, _) in self.tokens.items() if g is grant]:
+            del self.tokens[token]
+        self.revocations += 1
+        return JSONResponse({"status": "success"})
 
     @staticmethod
     def _attributes(v: dict[str, Any]) -> dict[str, Any]:

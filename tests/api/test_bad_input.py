@@ -174,3 +174,18 @@ def test_update_changes_the_label_and_tells_of_it(api: TestClient, tenant: Tenan
     body = gql(api, UPDATE, {"input": {"id": vehicle["id"], "label": "Blue"}}, tenant.headers())
     assert body["data"]["updateConnectedVehicle"] == {"id": vehicle["id"], "label": "Blue"}
     assert events_of(tenant.db, vehicle["id"])[-1] == "connected_vehicle.updated"
+
+
+REMOVE = """mutation($input: RemoveConnectedVehicleInput!) {
+  removeConnectedVehicle(input: $input) { id status } }"""
+
+
+def test_a_vehicle_never_authorized_is_removed_at_once(api: TestClient, tenant: Tenant) -> None:
+    from tests.fixtures import events_of
+
+    vehicle = create_vehicle(api, tenant.headers())
+    body = gql(api, REMOVE, {"input": {"id": vehicle["id"]}}, tenant.headers())
+    assert body["data"]["removeConnectedVehicle"] == {"id": vehicle["id"], "status": "removed"}
+    assert events_of(tenant.db, vehicle["id"])[-1] == "connected_vehicle.removed"
+    other = gql(api, REMOVE, {"input": {"id": vehicle["id"]}}, tenant.headers("someone-else"))
+    assert error_code(other) == "CONNECTED_VEHICLE_NOT_FOUND"

@@ -137,3 +137,27 @@ def test_provider_down_after_every_retry(
     assert error_code(body) == "PROVIDER_UNAVAILABLE"
     row = vehicle_row(tenant.db, vehicle_id)
     assert (row.status, row.failure_retryable) == ("failed", True)
+
+
+REMOVE = """mutation($input: RemoveConnectedVehicleInput!) {
+  removeConnectedVehicle(input: $input) { id status vin } }"""
+
+
+def test_removed(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:
+    """An authorized vehicle is removed: the access is given back where the provider has
+    a way (Smartcar, Enode), every token forgotten."""
+    server = fakes[case.name]
+    vehicle_id, _ = journey(api, tenant, case, server, case.car)
+    assert vehicle_row(tenant.db, vehicle_id).access_token or case.flow == "link"
+
+    body = gql(api, REMOVE, {"input": {"id": vehicle_id}}, tenant.headers())
+
+    assert body["data"]["removeConnectedVehicle"]["status"] == "removed"
+    row = vehicle_row(tenant.db, vehicle_id)
+    assert (row.access_token, row.refresh_token, row.step) == (None, None, None)
+    events = events_of(tenant.db, vehicle_id)
+    assert events[-2:] == ["connected_vehicle.pending_removal", "connected_vehicle.removed"]
+    gives_back = case.name in ("Smartcar", "Enode")
+    assert server.fake.revocations == (1 if gives_back else 0)
+    again = gql(api, REMOVE, {"input": {"id": vehicle_id}}, tenant.headers())
+    assert again["data"]["removeConnectedVehicle"]["status"] == "removed"  # harmless

@@ -15,7 +15,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_DUE = "status = 'pending' AND step IS NOT NULL"
+_DUE = "step IS NOT NULL"
 _WAITING = "status = 'pending' AND step IS NULL"
 _CLAIMED = "code_claimed_at IS NOT NULL AND access_token IS NULL"
 
