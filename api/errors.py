@@ -1,17 +1,19 @@
-"""Domain errors as GraphQL errors, in the shape clients branch on (SPEC §3)."""
+"""Domain errors in the shapes clients branch on (SPEC §3): GraphQL error extensions,
+and the JSON body of the operators' endpoints."""
 
 from __future__ import annotations
 
-from graphql import GraphQLError
+from starlette.responses import JSONResponse
 
 from workflows.errors import DomainError, ErrorCode
 
-__all__ = ["extensions", "graphql_error"]
+__all__ = ["extensions", "json_error"]
 
 
 def extensions(code: ErrorCode) -> dict[str, object]:
     return {"code": code.value, "exception": {"code": code.value, "status": code.status}}
 
 
-def graphql_error(error: DomainError) -> GraphQLError:
-    return GraphQLError(error.message, extensions=extensions(error.code))
+def json_error(error: DomainError) -> JSONResponse:
+    body = {"error": {"code": error.code.value, "message": error.message}}
+    return JSONResponse(body, status_code=error.status)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import jobs
+from api.errors import json_error
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle
@@ -47,8 +48,7 @@ async def redrive_endpoint(request: Request) -> Response:
     try:
         vehicle = await anyio.to_thread.run_sync(run)
     except DomainError as exc:
-        body = {"error": {"code": exc.code.value, "message": exc.message}}
-        return JSONResponse(body, status_code=exc.status)
+        return json_error(exc)
     if vehicle.step:
         jobs.run_step(vehicle.id, vehicle.step)
     jobs.kick_relay()
@@ -79,7 +79,6 @@ async def replay_endpoint(request: Request) -> Response:
     try:
         status = await anyio.to_thread.run_sync(run)
     except DomainError as exc:
-        body = {"error": {"code": exc.code.value, "message": exc.message}}
-        return JSONResponse(body, status_code=exc.status)
+        return json_error(exc)
     jobs.deliver_webhooks()
     return JSONResponse({"id": request.path_params["id"], "status": status}, status_code=202)

@@ -28,6 +28,7 @@ from store.models import CatalogueVehicle, ConnectedVehicle
 from workflows import authorization, vehicles
 from workflows.clients import Principal, verify_user_token
 from workflows.errors import DomainError, ErrorCode
+from workflows.events import vehicle_view
 from workflows.machine import Status
 from workflows.steps import Step
 
@@ -117,28 +118,7 @@ class ConnectedVehicleType:
 
     @classmethod
     def of(cls, v: ConnectedVehicle) -> ConnectedVehicleType:
-        failure = None
-        if v.failure_code:
-            failure = Failure(
-                code=v.failure_code,
-                message=v.failure_message or "",
-                retryable=bool(v.failure_retryable),
-            )
-        return cls(
-            id=strawberry.ID(v.id),
-            vehicle_id=strawberry.ID(v.vehicle_id),
-            status=Status(v.status),
-            # Only a pending vehicle has a flow to follow.
-            authorization_url=v.authorization_url if v.status == Status.pending else None,
-            provider=Provider(v.provider),
-            scope=[Scope(s) for s in v.scope],
-            label=v.label,
-            vin=v.vin,
-            failure=failure,
-            created_at=v.created_at,
-            updated_at=v.updated_at,
-            authorized_at=v.authorized_at,
-        )
+        return cls.from_view(vehicle_view(v))
 
     @classmethod
     def from_view(cls, v: dict[str, Any]) -> ConnectedVehicleType:
@@ -153,7 +133,15 @@ class ConnectedVehicleType:
             scope=[Scope(s) for s in v.get("scope") or []],
             label=v.get("label"),
             vin=v.get("vin"),
-            failure=Failure(**failure) if failure else None,
+            failure=(
+                Failure(
+                    code=failure["code"],
+                    message=failure["message"] or "",
+                    retryable=failure["retryable"],
+                )
+                if failure
+                else None
+            ),
             created_at=datetime.fromisoformat(v["created_at"]),
             updated_at=datetime.fromisoformat(v["updated_at"]),
             authorized_at=(

@@ -162,30 +162,19 @@ def test_a_provider_webhook_left_unprocessed_is_processed_again(
 
     with any_db.session() as session:
         client_id = create_client(session, "Acme").id
-        old = ProviderWebhook(
-            provider="Enode",
-            delivery_key="a",
-            client_id=client_id,
-            body=[],
-            received_at=NOW - timedelta(seconds=61),
-        )
-        new = ProviderWebhook(
-            provider="Enode",
-            delivery_key="b",
-            client_id=client_id,
-            body=[],
-            received_at=NOW - timedelta(seconds=5),
-        )
-        done = ProviderWebhook(
-            provider="Enode",
-            delivery_key="c",
-            client_id=client_id,
-            body=[],
-            received_at=NOW - timedelta(seconds=500),
-            processed_at=NOW,
-        )
-        session.add_all([old, new, done])
+        rows = {
+            key: ProviderWebhook(
+                provider="Enode",
+                delivery_key=key,
+                client_id=client_id,
+                body=[],
+                received_at=NOW - timedelta(seconds=age),
+                processed_at=processed,
+            )
+            for key, age, processed in [("old", 61, None), ("new", 5, None), ("done", 500, NOW)]
+        }
+        session.add_all(rows.values())
         session.commit()
-        old_id = old.id
+        old_id = rows["old"].id
 
     assert sweep(any_db, rules, now=NOW).provider_webhooks == [old_id]
