@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 120.0
     # Timeout of one provider HTTP call.
     provider_timeout_seconds: float = 10.0
+    # Connections kept open per provider base URL in a worker process (one pooled client
+    # each): the steps of ~`worker_concurrency` vehicles share them.
+    provider_max_connections: int = 200
+
+    # Provider steps wait on the network: a worker process runs this many at once (gevent
+    # greenlets), and holds a database pool sized for them (connections are held only
+    # between network calls, never across one).
+    worker_concurrency: int = 200
+    db_pool_size: int = 10
+    db_max_overflow: int = 30
+    # API processes (uvicorn workers) of `web`.
+    web_processes: int = 1
 
     # Flower's basic-auth login (`user:password`).
     flower_basic_auth: SecretStr = Field(default=SecretStr(""))

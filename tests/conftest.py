@@ -20,8 +20,9 @@ PG_ADMIN_URL = os.environ.get(
     "CV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_BASE = os.environ.get("CV_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-# An odd db for this run (the end-to-end processes take the next one).
-REDIS_DB = random.randrange(1, 14, 2)
+# An odd db for this run (the end-to-end processes take the next one); CV_TEST_REDIS_DB
+# picks it, so that two runs side by side do not share one.
+REDIS_DB = int(os.environ.get("CV_TEST_REDIS_DB") or random.randrange(1, 14, 2))
 DB_NAME = f"cv_test_{uuid.uuid4().hex[:10]}"
 PG_URL = make_url(PG_ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
 SECRET_KEY = Fernet.generate_key().decode()

@@ -151,3 +151,9 @@ def redrive(vehicle_id: str, force: bool = False) -> dict[str, str | None]:
         STEP_TASKS[step].delay(vehicle_id)
     relay_outbox.delay()
     return {"id": vehicle_id, "status": vehicle.status, "step": step}
+
+
+@app.task(name="cv.noop")
+def noop(*args: object) -> None:
+    """Does nothing: `make bench` drains a queue of these to measure what the worker
+    setup itself costs per task (the baseline of the end-to-end figure)."""

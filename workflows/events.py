@@ -12,10 +12,13 @@ from sqlalchemy.orm import Session
 
 from store.models import ConnectedVehicle, OutboxEvent
 
-__all__ = ["ALL_EVENTS", "record_event", "vehicle_channel", "vehicle_view"]
+__all__ = ["ALL_EVENTS", "CHANGED", "record_event", "vehicle_channel", "vehicle_view"]
 
 # Redis pub/sub channels the relay publishes to: everything, and one vehicle's events.
 ALL_EVENTS = "cv:events"
+# A vehicle's id, published right after every commit that changed it: wakes whoever waits
+# for that vehicle (a mutation's bounded wait) without polling. Carries nothing else.
+CHANGED = "cv:changed"
 
 
 def vehicle_channel(vehicle_id: str) -> str:

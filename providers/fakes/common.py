@@ -98,6 +98,11 @@ class FakeProvider:
         self.exchange_attempts = 0
         self.revocations = 0  # accesses given back by the app
         self.requests: Counter[str] = Counter()
+        # The client's (host, port) of every request: each pair is one TCP connection,
+        # so a pooled client shows as few pairs however many calls it makes.
+        self.connections: set[tuple[str, int]] = set()
+        self.in_flight = 0  # provider calls being answered now (control calls excluded)
+        self.peak_in_flight = 0
 
     @staticmethod
     def default_vehicle() -> dict[str, Any]:
@@ -214,18 +219,32 @@ class FakeProvider:
                 path = path[len(root) :]
             if scope["type"] == "http" and not path.startswith("/_fake"):
                 fake.requests[path] += 1
-                if fake.latency:
-                    await asyncio.sleep(fake.latency)
-                fault = fake._take_fault(path)
-                if fault is not None:
-                    await asyncio.sleep(fault.delay)
-                    # status 0 is a hang: whatever comes after the delay, the client gave up
-                    status = fault.status or 504
-                    await fake.fault_response(status, fault.retry_after)(scope, receive, send)
-                    return
+                if scope.get("client"):
+                    fake.connections.add(tuple(scope["client"]))
+                fake.in_flight += 1
+                fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
+                try:
+                    await fake._answer(path, scope, receive, send, inner)
+                finally:
+                    fake.in_flight -= 1
+                return
             await inner(scope, receive, send)
 
         return app
+
+    async def _answer(
+        self, path: str, scope: Scope, receive: Receive, send: Send, inner: ASGIApp
+    ) -> None:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        fault = self._take_fault(path)
+        if fault is not None:
+            await asyncio.sleep(fault.delay)
+            # status 0 is a hang: whatever comes after the delay, the client gave up
+            status = fault.status or 504
+            await self.fault_response(status, fault.retry_after)(scope, receive, send)
+            return
+        await inner(scope, receive, send)
 
     async def _ctl_app(self, request: Request) -> Response:
         body = await request.json()
@@ -266,6 +285,9 @@ class FakeProvider:
             "exchange_attempts": self.exchange_attempts,
             "revocations": self.revocations,
             "requests": dict(self.requests),
+            "connections": len(self.connections),
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
         }
 
     async def _ctl_stats(self, request: Request) -> Response:
