@@ -39,7 +39,8 @@ TRANSITIONS: list[dict[str, Any]] = [
         "trigger": "retry",
         "source": S.failed,
         "dest": S.pending,
-        "conditions": "may_retry",
+        # Not `may_retry`: transitions names its own "may the trigger fire?" check so.
+        "conditions": "retry_allowed",
     },
     {"trigger": "request_removal", "source": S.authorized, "dest": S.pending_removal},
     {"trigger": "complete_removal", "source": S.pending_removal, "dest": S.removed},
@@ -68,38 +69,36 @@ class Lifecycle:
     Triggers take keyword arguments that the callbacks read:
     ``fail(error=ErrorCode, retryable=bool, provider=str)``,
     ``authorize(vin=…, provider_vehicle_id=…)``, ``retry(operator=bool)``.
+
+    One model-less machine serves every instance (built once, below the class): a
+    Lifecycle is a plain object with a ``state``, and a trigger is fired through the
+    machine's event, so nothing is bound to each instance.
     """
 
     state: Status
+    machine: Machine  # set below the class, once
 
     def __init__(self, session: Session, vehicle: ConnectedVehicle) -> None:
         self.session = session
         self.vehicle = vehicle
-        self._machine = Machine(
-            model=self,
-            states=Status,
-            transitions=TRANSITIONS,
-            initial=Status(vehicle.status),
-            auto_transitions=False,
-            send_event=True,
-            after_state_change="_record",
-        )
+        self.state = Status(vehicle.status)
 
     def trigger_event(self, name: str, **kwargs: Any) -> None:
         """Fire trigger `name`; raise IllegalTransition when it does not apply."""
         before = self.state
+        event = self.machine.events.get(name)
+        if event is None:
+            raise IllegalTransition(name, before.value)
         try:
-            moved = getattr(self, name)(**kwargs)
+            moved = event.trigger(self, **kwargs)
         except MachineError as exc:
-            raise IllegalTransition(name, before.value) from exc
-        except AttributeError as exc:
             raise IllegalTransition(name, before.value) from exc
         if not moved:  # a condition said no: still an error, never a silent no-op
             raise IllegalTransition(name, before.value)
 
     # -- conditions -------------------------------------------------------------------------
 
-    def may_retry(self, event: EventData) -> bool:
+    def retry_allowed(self, event: EventData) -> bool:
         return bool(event.kwargs.get("operator")) or bool(self.vehicle.failure_retryable)
 
     # -- callbacks: fields and events only, no I/O ---------------------------------------------
@@ -141,3 +140,27 @@ class Lifecycle:
         self.vehicle.updated_at = utcnow()
         steps.clear(self.vehicle)  # a new status: what was due is not (the caller schedules)
         record_event(self.session, f"connected_vehicle.{self.state.value}", self.vehicle)
+
+
+def _shared_machine() -> Machine:
+    """The machine of every Lifecycle. Callbacks are named, so each resolves on the
+    Lifecycle being triggered; `on_enter_<state>`/`on_exit_<state>` are registered the way
+    transitions would find them on a bound model."""
+    machine = Machine(
+        model=None,
+        states=Status,
+        transitions=TRANSITIONS,
+        initial=None,
+        auto_transitions=False,
+        send_event=True,
+        after_state_change="_record",
+    )
+    for status in Status:
+        for kind in ("enter", "exit"):
+            callback = f"on_{kind}_{status.name}"
+            if hasattr(Lifecycle, callback):
+                machine.get_state(status).add_callback(kind, callback)
+    return machine
+
+
+Lifecycle.machine = _shared_machine()
