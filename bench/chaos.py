@@ -13,26 +13,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from contextlib import ExitStack
 
-from providers.fakes.serve import serve_in_thread
-from providers.fakes.smartcar import FakeSmartcar
-from settings import get_settings
-
-warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-
-# The test settings (a database and Redis db of this run's own) are set on import.
-from tests import conftest as run_env
-from tests.faults.cluster import (
+from bench.harness import (
     Cluster,
     RedisServer,
     Report,
     cluster,
+    migrated_database,
+    new_secret_key,
+    postgres_database,
     redis_server,
     run_until,
+    use_environment,
 )
-from tests.fixtures import FakeServer
+from providers.fakes.serve import serve_fake
+from providers.fakes.smartcar import FakeSmartcar
 
 LATENCY = 0.02
 
@@ -43,6 +39,14 @@ def kill_a_worker(c: Cluster, size: int) -> Report:
     run_until(lambda: c.count("authorized") >= size // 5, 600, "a fifth authorized")
     c.kill_worker(0)
     return c.report("worker killed", c.wait_until_terminal(1800))
+
+
+def redis_fault(c: Cluster, broker: RedisServer, size: int) -> Report:
+    c.smartcar.fake.latency = LATENCY
+    c.put_in_flight(size)
+    run_until(lambda: c.count("authorized") >= size // 5, 600, "a fifth authorized")
+    broker.restart_empty()
+    return c.report("redis restarted empty", c.wait_until_terminal(1800))
 
 
 def flapping(c: Cluster, size: int) -> Report:
@@ -62,62 +66,56 @@ def main() -> int:
     )
     parser.add_argument("--size", type=int, default=2000, help="authorizations per fault")
     parser.add_argument("--faults", default="kill,redis,flap", help="which faults, in order")
-    parser.add_argument("--concurrency", type=int, default=8, help="pool processes per worker")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="pool size per worker (overrides the Procfile's worker line; 0 keeps it)",
+    )
     args = parser.parse_args()
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     unknown = set(faults) - {"kill", "redis", "flap"}
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
 
-    settings = get_settings()
-    run_env._admin_execute(f'CREATE DATABASE "{run_env.DB_NAME}"')
     reports: list[Report] = []
-    try:
-        db = run_env.migrated_database(run_env.PG_URL)
-        fake = FakeSmartcar()
-        with serve_in_thread(fake.app()) as url:
-            server = FakeServer(url, fake)
-            for name in faults:
-                fake.reset()
-                print(f"-- {name}: {args.size} authorizations ...", flush=True)
-                with ExitStack() as stack:
-                    broker = stack.enter_context(redis_server())
-                    c = stack.enter_context(
-                        cluster(
-                            db,
-                            settings,
-                            server,
-                            broker.url,
-                            concurrency=args.concurrency,
-                            # a longer backlog: a step waits longer in the queue before it
-                            # counts as stalled
-                            CV_STALL_SECONDS="20",
-                            CV_RETRY_MAX_ATTEMPTS="30",
-                        )
+    with ExitStack() as run:
+        url = run.enter_context(postgres_database("cv_chaos"))
+        secret = new_secret_key()
+        settings = use_environment(CV_DATABASE_URL=url, CV_SECRET_KEY=secret)
+        db = migrated_database(url, secret)
+        run.callback(db.engine.dispose)
+        server = run.enter_context(serve_fake(FakeSmartcar()))
+        for name in faults:
+            server.fake.reset()
+            print(f"-- {name}: {args.size} authorizations ...", flush=True)
+            with ExitStack() as stack:
+                broker = stack.enter_context(redis_server())
+                c = stack.enter_context(
+                    cluster(
+                        db,
+                        settings,
+                        server,
+                        broker.url,
+                        concurrency=args.concurrency or None,
+                        # a longer backlog: a step waits longer in the queue before it
+                        # counts as stalled
+                        CV_STALL_SECONDS="20",
+                        CV_RETRY_MAX_ATTEMPTS="30",
                     )
-                    if name == "kill":
-                        report = kill_a_worker(c, args.size)
-                    elif name == "redis":
-                        report = redis_fault(c, broker, args.size)
-                    else:
-                        report = flapping(c, args.size)
-                reports.append(report)
-                print(report.line(), flush=True)
-        db.engine.dispose()
-    finally:
-        run_env._admin_execute(f'DROP DATABASE IF EXISTS "{run_env.DB_NAME}" WITH (FORCE)')
+                )
+                if name == "kill":
+                    report = kill_a_worker(c, args.size)
+                elif name == "redis":
+                    report = redis_fault(c, broker, args.size)
+                else:
+                    report = flapping(c, args.size)
+            reports.append(report)
+            print(report.line(), flush=True)
     print()
     for report in reports:
         print(report.line())
     return 0 if all(r.lost == 0 and r.duplicated_transitions == 0 for r in reports) else 1
-
-
-def redis_fault(c: Cluster, broker: RedisServer, size: int) -> Report:
-    c.smartcar.fake.latency = LATENCY
-    c.put_in_flight(size)
-    run_until(lambda: c.count("authorized") >= size // 5, 600, "a fifth authorized")
-    broker.restart_empty()
-    return c.report("redis restarted empty", c.wait_until_terminal(1800))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -16,35 +12,24 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+# The tenant, the fakes' servers and the user's consent live with the harness the bench
+# shares; re-exported here for the tests.
+from bench.harness.tenant import APP_ID as APP_ID
+from bench.harness.tenant import APP_SECRET as APP_SECRET
+from bench.harness.tenant import Tenant as Tenant
+from bench.harness.tenant import make_tenant as make_tenant
 from providers.fakes import FAKES
+from providers.fakes.browser import consent as consent
+from providers.fakes.serve import FakeServer as FakeServer
 from providers.fakes.serve import serve_in_thread
-from providers.names import Provider
 from settings import Settings
 from store.db import Database
-from store.models import Client, ConnectedVehicle, OutboxEvent
-from workflows.clients import create_client, mint_user_token, set_provider_credentials
+from store.models import ConnectedVehicle, OutboxEvent
+from workflows.clients import create_client
 
 T = TypeVar("T")
 
-APP_ID = "app-1"
-APP_SECRET = "app-1-secret"
 CLIENT_PAGE = "https://client.example/done"
-
-
-@dataclass
-class FakeServer:
-    url: str
-    fake: Any
-
-    def account(self, name: str, *vehicles: dict[str, Any], withheld: list[str] | None = None):
-        from providers.fakes.common import Account
-
-        self.fake.accounts[name] = Account(name, list(vehicles), list(withheld or []))
-
-    def fault(self, path: str, status: int, times: int = 1, **kw: Any) -> None:
-        from providers.fakes.common import Fault
-
-        self.fake.faults.append(Fault(path=path, status=status, times=times, **kw))
 
 
 @pytest.fixture(scope="session")
@@ -110,38 +95,6 @@ def _api_app(db: Database, settings: Settings):
 def api(_api_app) -> Iterator[TestClient]:
     with TestClient(_api_app, follow_redirects=False) as client:
         yield client
-
-
-@dataclass
-class Tenant:
-    client_id: str
-    signing_secret: str
-    db: Database
-
-    def headers(
-        self, user: str = "user-1", ttl: timedelta = timedelta(hours=1), *, admin: bool = False
-    ) -> dict:
-        with self.db.session() as session:
-            client = session.get(Client, self.client_id)
-            assert client is not None
-            token = mint_user_token(client, user, ttl, admin=admin)
-        return {"x-client-id": self.client_id, "authorization": f"Bearer {token}"}
-
-
-def make_tenant(db: Database, fakes: dict[str, FakeServer] | None, name: str = "Acme") -> Tenant:
-    """A client with credentials for every provider, each pointing at its fake."""
-    with db.session() as session:
-        client = create_client(session, name)
-        for provider, server in (fakes or {}).items():
-            set_provider_credentials(
-                session,
-                client.id,
-                Provider(provider),
-                oauth_client_id=APP_ID,
-                oauth_client_secret=APP_SECRET,
-                base_url=server.url,
-            )
-        return Tenant(client.id, client.signing_secret, db)
 
 
 @pytest.fixture
@@ -216,25 +169,6 @@ def create_vehicle(
     assert "errors" not in body, body
     vehicle: dict[str, Any] = body["data"]["createConnectedVehicle"]
     return vehicle
-
-
-def consent(authorization_url: str, *, account: str = "demo", decision: str = "allow") -> str:
-    """Do what the user does on the provider's consent page; return where it sends them."""
-    with httpx.Client(follow_redirects=False, timeout=10) as browser:
-        page = browser.get(authorization_url)
-        assert page.status_code == 200, page.text
-        fields = {
-            k: html.unescape(v)
-            for k, v in re.findall(
-                r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text
-            )
-        }
-        found = re.search(r'<form method="post" action="([^"]+)"', page.text)
-        assert found is not None
-        action = httpx.URL(authorization_url).join(html.unescape(found.group(1)))
-        answer = browser.post(action, data={**fields, "account": account, "decision": decision})
-        assert answer.status_code in (302, 303), answer.text
-        return answer.headers["location"]
 
 
 # -- reading the database -----------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Run the fake providers for the local demo: ``python -m providers.fakes --port 8100``.
 
 Each fake is mounted under its own prefix (``/smartcar``); an OAuth app for the demo
-client is registered from ``--app CLIENT_ID:SECRET:REDIRECT_URI`` options.
+client is registered from ``--app CLIENT_ID:SECRET:REDIRECT_URI`` options; ``--latency``
+adds that many seconds to every provider call (not to the control API), as a real
+provider's round trip would.
 """
 
 from __future__ import annotations
@@ -26,10 +28,18 @@ def main() -> None:
         metavar="CLIENT_ID:SECRET:REDIRECT_URI",
         help="an OAuth app to register in every fake (repeatable)",
     )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds added to every provider call (e.g. 0.2); default 0",
+    )
     args = parser.parse_args()
     mounts = []
     for name, cls in FAKES.items():
         fake = cls()
+        fake.latency = args.latency
         for spec in args.app:
             client_id, secret, redirect = spec.split(":", 2)
             fake.apps[client_id] = {

@@ -1,4 +1,5 @@
-"""Serve an ASGI app over real HTTP on loopback from a background thread."""
+"""Serve an ASGI app over real HTTP on loopback from a background thread; a fake provider
+served so, with the calls that set it up (its accounts, its injected faults)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["serve_in_thread"]
+from providers.fakes.common import Account, FakeProvider, Fault
+
+__all__ = ["FakeServer", "serve_fake", "serve_in_thread"]
 
 
 @contextmanager
@@ -34,3 +39,26 @@ def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=5)
         sock.close()
+
+
+@dataclass
+class FakeServer:
+    """A fake provider served at `url`, and the fake itself (its counters, its latency)."""
+
+    url: str
+    fake: Any  # a FakeProvider subclass; Any, so that callers reach its own counters
+
+    def account(
+        self, name: str, *vehicles: dict[str, Any], withheld: list[str] | None = None
+    ) -> None:
+        self.fake.accounts[name] = Account(name, list(vehicles), list(withheld or []))
+
+    def fault(self, path: str, status: int, times: int = 1, **kw: Any) -> None:
+        self.fake.faults.append(Fault(path=path, status=status, times=times, **kw))
+
+
+@contextmanager
+def serve_fake(fake: FakeProvider) -> Iterator[FakeServer]:
+    """`fake` over HTTP on a free loopback port, for as long as the block runs."""
+    with serve_in_thread(fake.app()) as url:
+        yield FakeServer(url, fake)

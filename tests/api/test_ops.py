@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
+from bench.harness import cli
 from settings import Settings
 from tests.api.test_callback import callback_path
 from tests.fixtures import FakeServer, Tenant, consent, create_vehicle, vehicle_row, wait_until
-from tests.processes import cli
 
 pytestmark = pytest.mark.usefixtures("worker")
 

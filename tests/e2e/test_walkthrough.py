@@ -4,7 +4,6 @@ as they do in `make run`, Flower shows the jobs."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +11,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.harness import (
+    answers,
+    cli,
+    free_port,
+    path_env,
+    process,
+    procfile_argv,
+    wait_for,
+    web_argv,
+    worker_argv,
+)
+from providers.fakes.browser import consent
 from store.db import Database
 from tests.conftest import REDIS_BASE, REDIS_DB
-from tests.fixtures import consent
-from tests.processes import BIN, answers, cli, free_port, process, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -35,20 +44,19 @@ def service(clean: Database, tmp_path: Path) -> Iterator[Service]:
     web_port, fakes_port, flower_port = free_port(), free_port(), free_port()
     web = f"http://127.0.0.1:{web_port}"
     env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        **path_env(),
         # the next Redis db: the in-process test worker must not take these tasks
         "CV_BROKER_URL": f"{REDIS_BASE}/{REDIS_DB + 1}",
         "CV_PUBLIC_URL": web,
         "CV_FLOWER_BASIC_AUTH": ":".join(FLOWER_LOGIN),
         "CV_FLOWER_PORT": str(flower_port),
     }
-    py = str(BIN / "python")
+    # web, worker and flower as the Procfile runs them (`make run`)
     with (
         process(
             "fakes",
             [
-                py,
+                "python",
                 "-m",
                 "providers.fakes",
                 "--port",
@@ -58,26 +66,9 @@ def service(clean: Database, tmp_path: Path) -> Iterator[Service]:
             ],
             env,
         ),
-        process(
-            "web",
-            [str(BIN / "uvicorn"), "--factory", "api.app:create_app", "--port", str(web_port)],
-            env,
-        ),
-        process(
-            "worker",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "workers.app",
-                "worker",
-                "--concurrency=2",
-                "--loglevel=INFO",
-                "-n",
-                f"e2e-{web_port}@%h",
-            ],
-            env,
-        ),
-        process("flower", [py, "-m", "workers.flower"], env),
+        process("web", web_argv(env, port=web_port), env),
+        process("worker", worker_argv(env, name=f"e2e-{web_port}@%h"), env),
+        process("flower", procfile_argv("flower", env), env),
     ):
         fakes = f"http://127.0.0.1:{fakes_port}"
         flower = f"http://127.0.0.1:{flower_port}"

@@ -18,17 +18,19 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from bench.harness import Cluster, Report, cluster, redis_server, run_until
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
 from tests.conftest import DB_NAME, PG_ADMIN_URL, REDIS_BASE, REDIS_DB
-from tests.faults.cluster import Cluster, Report, cluster, redis_server, run_until
-from tests.fixtures import AUTHORIZE, CREATE, FakeServer, consent
+from tests.fixtures import AUTHORIZE, CREATE
 
 pytestmark = pytest.mark.faults
 
 # A request to the fake takes this long: work stays in flight long enough to be hit.
 LATENCY = 0.02
-# Pool processes of a worker (tests.faults.cluster starts workers with 4).
+# Pool processes of a worker (bench.harness.cluster starts workers with 4).
 WORKER_PROCESSES = 4
 
 

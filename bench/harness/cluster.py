@@ -9,42 +9,30 @@ and reports from the database and the fake's counters.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 from urllib.parse import parse_qs, urlsplit
 
-from celery import Celery
 from sqlalchemy import func, select
 
+from bench.harness.broker import celery_client
+from bench.harness.procs import free_port, path_env
+from bench.harness.service import Service, service
+from bench.harness.tenant import Tenant, make_tenant, register_app
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from providers.names import Provider
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle, OutboxEvent
-from tests.fixtures import APP_ID, APP_SECRET, FakeServer, Tenant, consent, make_tenant
-from tests.processes import BIN, ROOT
 from workflows.authorization import create_connected_vehicle, receive_callback
 from workflows.clients import Principal
 
-__all__ = ["Cluster", "RedisServer", "Report", "cluster", "redis_server"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["Cluster", "Report", "cluster"]
 
 
 @dataclass
@@ -76,198 +64,49 @@ class Report:
         )
 
 
-class RedisServer:
-    """A private redis-server on a port of its own, that a fault can kill and restart."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="cv-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()  # SIGKILL: nothing saved, every queued message gone
-            self.proc.wait()
-
-    def restart_empty(self) -> None:
-        self.kill()
-        self.start()
-
-    def close(self) -> None:
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        raise RuntimeError("redis-server is not installed")
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 class Cluster:
+    """The processes (`service`), the tenant, and the run's vehicles and codes."""
+
     def __init__(
         self,
         db: Database,
         settings: Settings,
         smartcar: FakeServer,
         broker_url: str,
-        env: dict[str, str],
-        workdir: Path,
+        service: Service,
+        concurrency: int | None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.smartcar = smartcar
         self.broker_url = broker_url
-        self.env = env
-        self.workdir = workdir
-        self._logs: list[IO[bytes]] = []
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self.others: list[subprocess.Popen[bytes]] = []
+        self.service = service
+        self.env = service.env
+        self.concurrency = concurrency
         self.tenant: Tenant = make_tenant(db, {"Smartcar": smartcar}, "Chaos")
-        import celeryconfig
-
-        self.celery = Celery(broker=broker_url)
-        self.celery.config_from_object("celeryconfig")
-        self.celery.conf.update(broker_url=broker_url, **celeryconfig.broker_settings(broker_url))
+        self.celery = celery_client(broker_url)
         self.vehicles: list[str] = []
         self.codes: list[str] = []
 
     # -- processes -----------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
-        self._logs.append(log)
-        return subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def start_worker(self, concurrency: int = 4) -> subprocess.Popen[bytes]:
-        n = len(self.workers) + 1
-        proc = self._spawn(
-            f"worker{n}",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "workers.app",
-                "worker",
-                f"--concurrency={concurrency}",
-                "--loglevel=INFO",
-                "-n",
-                f"chaos{n}-{uuid.uuid4().hex[:6]}@%h",
-            ],
-        )
-        self.workers.append(proc)
-        return proc
+    def start_worker(self, concurrency: int | None = None) -> None:
+        self.service.start_worker(concurrency=concurrency or self.concurrency)
 
     def start_beat(self) -> None:
-        self.others.append(
-            self._spawn(
-                "beat",
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "workers.app",
-                    "beat",
-                    "--loglevel=INFO",
-                    f"--schedule={self.workdir / 'beat-schedule'}",
-                ],
-            )
-        )
+        self.service.start_beat()
 
     def start_web(self) -> str:
-        """The API in a process of its own, at CV_PUBLIC_URL; returns its base URL once it
-        answers. (Workers must know that URL too: start them after `cluster` set it.)"""
-        import httpx
-
-        url = self.env["CV_PUBLIC_URL"]
-        self.others.append(
-            self._spawn(
-                "web",
-                [
-                    str(BIN / "uvicorn"),
-                    "--factory",
-                    "api.app:create_app",
-                    "--port",
-                    url.rsplit(":", 1)[1],
-                ],
-            )
-        )
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        run_until(ready, 30, "the web process")
-        return url
+        return self.service.start_web()
 
     def kill_worker(self, index: int = 0) -> None:
-        """kill -9 the worker and its pool processes: the machine died."""
-        proc = self.workers[index]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        self.service.kill_worker(index)
 
     def stop(self) -> None:
-        for proc in self.workers + self.others:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.workers + self.others:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        for log in self._logs:
-            log.close()
+        self.service.stop()
 
     def logs(self) -> str:
-        return "\n".join(
-            f"----- {p.name} -----\n{p.read_text(errors='replace')[-3000:]}"
-            for p in sorted(self.workdir.glob("*.log"))
-        )
+        return self.service.logs()
 
     # -- the work ----------------------------------------------------------------------------------
 
@@ -392,18 +231,19 @@ def cluster(
     broker_url: str,
     *,
     workers: int = 2,
-    concurrency: int = 4,
+    concurrency: int | None = 4,
     beat: bool = True,
     web: bool = False,
     **overrides: str,
 ) -> Iterator[Cluster]:
-    """Worker processes (and beat, and web) on `broker_url`, with settings fit for a fault
-    run: short stall and claim deadlines, a frequent sweep."""
-    public_url = f"http://127.0.0.1:{_free_port()}" if web else settings.public_url
+    """Worker processes (the Procfile's worker line; `concurrency` overrides its pool
+    size, None keeps it), beat and web on `broker_url`, with settings fit for a fault run:
+    short stall and claim deadlines, a frequent sweep. The fault tests keep the pool small
+    (4): at most one code per running task is lost with a killed worker."""
+    public_url = f"http://127.0.0.1:{free_port()}" if web else settings.public_url
     env = {
-        **os.environ,
+        **path_env(),
         "CV_PUBLIC_URL": public_url,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "CV_BROKER_URL": broker_url,
         "CV_DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
         "CV_SWEEP_INTERVAL_SECONDS": "1",
@@ -415,31 +255,13 @@ def cluster(
         "CV_PROVIDER_TIMEOUT_SECONDS": "1",
         **overrides,
     }
-    smartcar.fake.apps[APP_ID] = {
-        "client_secret": APP_SECRET,
-        "redirect_uris": [settings.callback_url, f"{public_url}/oauth/callback"],
-    }
-    with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cv-chaos-")))
-        c = Cluster(db, settings, smartcar, broker_url, env, workdir)
-        stack.callback(c.stop)
+    register_app(smartcar, settings.callback_url, f"{public_url}/oauth/callback")
+    with service(env) as processes:
+        c = Cluster(db, settings, smartcar, broker_url, processes, concurrency)
         for _ in range(workers):
-            c.start_worker(concurrency)
+            c.start_worker()
         if beat:
             c.start_beat()
         if web:
             c.start_web()
-        try:
-            yield c
-        except BaseException:
-            print(c.logs())
-            raise
-
-
-def run_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
+        yield c
