@@ -20,6 +20,12 @@ run: venv
 test: venv
 	scripts/test
 
+# The benchmark: starts its own Redis, database, fakes, web and workers; figures beside
+# their baselines, written to var/bench.json. Options: make bench ARGS="--full" (or --help).
+bench: venv
+	bash -c 'source scripts/services.sh && ensure_postgres'
+	$(VENV)/bin/python -m bench $(ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -1,0 +1,270 @@
+"""What the bench measures, started by the bench: a private redis-server, a PostgreSQL
+database of its own, the fake Smartcar in this process (its latency settable, its
+in-flight counter readable), the web processes, and worker processes on demand; plus
+the user's journey over HTTP and the broker's queue as the bench needs to see it."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import redis
+from sqlalchemy import func, select
+
+from bench.harness import (
+    Process,
+    Service,
+    Tenant,
+    celery_client,
+    free_port,
+    make_tenant,
+    migrated_database,
+    new_secret_key,
+    path_env,
+    postgres_database,
+    redis_server,
+    register_app,
+    service,
+    use_environment,
+    wait_for,
+)
+from bench.harness.procfile import get_option
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer, serve_fake
+from providers.fakes.smartcar import FakeSmartcar
+from settings import Settings
+from store.db import Database
+from store.models import ConnectedVehicle
+
+__all__ = ["CREATE", "Journeys", "Stack", "open_stack"]
+
+QUEUE = "cv"  # celeryconfig.task_default_queue
+
+CREATE = """mutation($input: CreateConnectedVehicleInput!) {
+  createConnectedVehicle(input: $input) { id status authorization_url } }"""
+
+
+@dataclass
+class Journeys:
+    """N users' journeys through the HTTP front: created, consented, called back."""
+
+    user: str
+    ids: list[str]
+    started: int
+    called_back: int
+    errors: int
+    first_error: str
+    seconds: float
+
+
+class Stack:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        broker_url: str,
+        smartcar: FakeServer,
+        processes: Service,
+        web_processes: int | None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.broker_url = broker_url
+        self.smartcar = smartcar
+        self.service = processes
+        self.env = processes.env
+        self.web = settings.public_url.rstrip("/")
+        self.web_processes = web_processes
+        self.tenant: Tenant = make_tenant(db, {"Smartcar": smartcar}, "Bench")
+        register_app(smartcar, settings.callback_url)
+        self.celery = celery_client(broker_url)
+        self.redis = redis.Redis.from_url(broker_url)
+
+    # -- processes ---------------------------------------------------------------------
+
+    def start_web(self) -> None:
+        self.service.start_web(processes=self.web_processes)
+
+    def web_process_count(self) -> int:
+        web = next(p for p in self.service.others if p.name == "web")
+        return int(get_option(web.argv, ("--workers",)) or 1)
+
+    def start_worker(self, *, pool: str | None = None, concurrency: int | None = None) -> Process:
+        before = len(self.service.workers)
+        proc = self.service.start_worker(pool=pool, concurrency=concurrency)
+
+        def up() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"the worker exited:\n{proc.output()}")
+            return len(self.celery.control.ping(timeout=0.5)) > before
+
+        wait_for(up, "the worker", 90)
+        return proc
+
+    def stop_workers(self) -> None:
+        self.service.stop_workers()
+
+    def start_bare(self) -> str:
+        """The bare enqueue route (bench.bare) on as many uvicorn processes as the web."""
+        port = free_port()
+        argv = [
+            "uvicorn",
+            "bench.bare:app",
+            "--host",
+            "127.0.0.1",
+            f"--port={port}",
+            f"--workers={self.web_process_count()}",
+        ]
+        self.service.others.append(self.service.spawn("bare", argv))
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, "the bare route", 60)
+        return url
+
+    # -- the broker's queue ------------------------------------------------------------
+
+    def pause(self) -> None:
+        """The workers stop taking new messages (Celery's remote control)."""
+        replies = self.celery.control.cancel_consumer(QUEUE, reply=True, timeout=5)
+        if len(replies) < len(self.service.workers):
+            raise RuntimeError(f"not every worker stopped consuming: {replies}")
+
+    def resume(self) -> None:
+        replies = self.celery.control.add_consumer(QUEUE, reply=True, timeout=5)
+        if len(replies) < len(self.service.workers):
+            raise RuntimeError(f"not every worker resumed: {replies}")
+
+    def depth(self) -> int:
+        """Messages queued or delivered and not yet acked (tasks ack late: after running)."""
+        return int(self.redis.llen(QUEUE)) + int(self.redis.hlen("unacked"))
+
+    def purge(self) -> None:
+        """Forget every queued task (only with no worker running)."""
+        self.redis.delete(QUEUE, "unacked", "unacked_index")
+
+    def send_noops(self, n: int) -> None:
+        with self.celery.connection_for_write() as conn, conn.Producer() as producer:
+            for _ in range(n):
+                self.celery.send_task("cv.noop", producer=producer)
+
+    # -- the user's journey ------------------------------------------------------------
+
+    def journeys(self, n: int, *, threads: int = 32, user: str | None = None) -> Journeys:
+        """N journeys over HTTP: createConnectedVehicle at the API, consent at the fake,
+        the browser back at the OAuth callback (which enqueues validation)."""
+        user = user or f"bench-{uuid.uuid4().hex[:8]}"
+        headers = self.tenant.headers(user)
+        local = threading.local()
+        errors: list[str] = []
+        ids: list[str] = []
+
+        def browser() -> httpx.Client:
+            if not hasattr(local, "client"):
+                local.client = httpx.Client(follow_redirects=False, timeout=60)
+            client: httpx.Client = local.client
+            return client
+
+        def one(_: int) -> bool:
+            client = browser()
+            try:
+                body = client.post(
+                    f"{self.web}/graphql",
+                    json={
+                        "query": CREATE,
+                        "variables": {
+                            "input": {"vehicle_id": "tesla-model-3", "provider": "Smartcar"}
+                        },
+                    },
+                    headers=headers,
+                ).json()
+                vehicle = body["data"]["createConnectedVehicle"]
+                ids.append(vehicle["id"])
+                back = consent(vehicle["authorization_url"], client=client)
+                answer = client.get(back)
+                if answer.status_code >= 400:
+                    raise RuntimeError(f"callback answered {answer.status_code}")
+                return True
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                return False
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            done = sum(pool.map(one, range(n)))
+        return Journeys(
+            user, ids, n, done, len(errors), errors[0] if errors else "", time.monotonic() - start
+        )
+
+    def statuses(self, user: str) -> dict[str, int]:
+        with self.db.session() as session:
+            rows = session.execute(
+                select(ConnectedVehicle.status, func.count())
+                .where(
+                    ConnectedVehicle.client_id == self.tenant.client_id,
+                    ConnectedVehicle.user_id == user,
+                )
+                .group_by(ConnectedVehicle.status)
+            ).all()
+        return {str(s): int(n) for s, n in rows}
+
+    def wait_settled(self, user: str, n: int, timeout: float) -> tuple[int, float]:
+        """Poll until `n` of the user's vehicles are no longer pending (or `timeout`);
+        the number authorized and the seconds it took."""
+        start = time.monotonic()
+        while True:
+            got = self.statuses(user)
+            settled = sum(v for k, v in got.items() if k != "pending")
+            elapsed = time.monotonic() - start
+            if settled >= n or elapsed > timeout:
+                return got.get("authorized", 0), elapsed
+            time.sleep(0.1)
+
+    def gql(self, query: str, headers: dict[str, str], **variables: Any) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{self.web}/graphql",
+            json={"query": query, "variables": variables},
+            headers=headers,
+            timeout=120,
+        )
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+def environment(database_url: str, broker_url: str, secret: str, web_port: int) -> dict[str, str]:
+    return {
+        "CV_DATABASE_URL": database_url,
+        "CV_BROKER_URL": broker_url,
+        "CV_SECRET_KEY": secret,
+        "CV_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+        # long enough for the bench to watch 200 mutations wait
+        "CV_MUTATION_WAIT_SECONDS": "20",
+    }
+
+
+@contextmanager
+def open_stack(*, web_processes: int | None, sqlite_path: str | None = None) -> Iterator[Stack]:
+    """Everything up, the web answering; all of it stopped and dropped on exit. With
+    `sqlite_path`, the database is that SQLite file instead of PostgreSQL."""
+    with ExitStack() as stack:
+        broker = stack.enter_context(redis_server())
+        if sqlite_path is None:
+            url = stack.enter_context(postgres_database("cv_bench"))
+        else:
+            url = f"sqlite:///{sqlite_path}"
+        secret = new_secret_key()
+        values = environment(url, broker.url, secret, free_port())
+        settings = use_environment(**values)
+        db = migrated_database(url, secret)
+        stack.callback(db.engine.dispose)
+        smartcar = stack.enter_context(serve_fake(FakeSmartcar()))
+        processes = stack.enter_context(service({**path_env(), **values}))
+        s = Stack(settings, db, broker.url, smartcar, processes, web_processes)
+        stack.callback(s.redis.close)
+        s.start_web()
+        yield s
