@@ -35,9 +35,13 @@ worker_prefetch_multiplier = 1
 # messages will be redelivered, and running them twice is safe.
 worker_cancel_long_running_tasks_on_connection_loss = True
 
-# A task runs for at most this long; the soft limit lets it end cleanly first.
-task_soft_time_limit = 120
-task_time_limit = 150
+# A task runs for at most this long. The worker runs provider steps on gevent (see the
+# Procfile): its pool enforces this hard limit (a gevent.Timeout raised in the task's
+# greenlet; Celery's threads pool would drop it), not a soft one. Every provider call
+# has its own, much shorter timeout (CV_PROVIDER_TIMEOUT_SECONDS) before that.
+task_time_limit = _settings.task_time_limit_seconds
+# Greenlets per worker process (the Procfile passes the same setting on the command line).
+worker_concurrency = _settings.worker_concurrency
 
 
 def broker_settings(url: str) -> dict[str, object]:

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
 
     # How long a mutation waits for its job's outcome before it answers `pending`.
     mutation_wait_seconds: float = 8.0
+    # A waiting mutation is woken by its vehicle's change (pub/sub); it re-reads the
+    # vehicle this often anyway, in case a wake was lost.
+    wait_recheck_seconds: float = 2.0
+    # How long a web process keeps a client's decrypted signing secret (the JWT itself is
+    # checked on every request); a rotation elsewhere is seen within this time.
+    principal_cache_seconds: float = 30.0
     # A pending vehicle's time to live: its OAuth state expires then, and the sweeper
     # fails a vehicle still waiting for its user with AUTHORIZATION_EXPIRED.
     pending_ttl_seconds: int = 3600
@@ -66,6 +72,8 @@ class Settings(BaseSettings):
     # greenlets), and holds a database pool sized for them (connections are held only
     # between network calls, never across one).
     worker_concurrency: int = 200
+    # The hard time limit of one task (a step with all its provider calls).
+    task_time_limit_seconds: float = 150.0
     db_pool_size: int = 10
     db_max_overflow: int = 30
     # API processes (uvicorn workers) of `web`.

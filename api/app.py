@@ -66,7 +66,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
     logs.install()
-    db = open_database(settings.database_url, settings.secret_key.get_secret_value())
+    # Its dispatcher enqueues, after each commit, what the transaction set in motion.
+    db = open_database(
+        settings.database_url,
+        settings.secret_key.get_secret_value(),
+        dispatcher=jobs.dispatcher(),
+    )
     graphql = GraphQLApp(db, settings)
     app = Starlette(
         routes=[

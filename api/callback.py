@@ -15,7 +15,6 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from api import jobs
 from store.db import Database
 from workflows.authorization import CallbackError, CallbackOutcome, receive_callback
 
@@ -39,9 +38,6 @@ async def oauth_callback(request: Request) -> Response:
         outcome = await anyio.to_thread.run_sync(receive)
     except CallbackError as exc:
         return _page("This link cannot be used", str(exc), 400)
-    if outcome.enqueue_validation:
-        jobs.validate_authorization(outcome.vehicle_id)
-    jobs.kick_relay()
 
     params = {"connected_vehicle_id": outcome.vehicle_id, "status": outcome.status}
     if outcome.error is not None:

@@ -28,7 +28,12 @@ DEMO_APP_SECRET = "demo-app-secret"
 
 def _db() -> Database:
     s = get_settings()
-    return open_database(s.database_url, s.secret_key.get_secret_value())
+    # The API's dispatcher: a step a command makes due is enqueued when it commits.
+    from api import jobs
+
+    return open_database(
+        s.database_url, s.secret_key.get_secret_value(), dispatcher=jobs.dispatcher()
+    )
 
 
 def _fail(message: str) -> None:
@@ -209,7 +214,6 @@ def vehicles_list(client_id: str | None, status: str | None, limit: int) -> None
 def vehicles_redrive(vehicle_id: str, force: bool) -> None:
     """Take a failed vehicle back to work: validate again when it holds tokens, make a
     new link (Enode), or give it a new authorization URL for its user."""
-    from api import jobs
     from workflows.authorization import redrive
     from workflows.errors import DomainError
 
@@ -219,9 +223,6 @@ def vehicles_redrive(vehicle_id: str, force: bool) -> None:
         except DomainError as exc:
             _fail(f"{exc.code.value}: {exc.message}")
             return
-    if vehicle.step:
-        jobs.run_step(vehicle.id, vehicle.step)
-    jobs.kick_relay()
     click.echo(f"{vehicle.id} is {vehicle.status} again")
     if vehicle.step:
         click.echo(f"enqueued: {vehicle.step}")

@@ -1,74 +1,49 @@
-"""The one module through which `api` reaches the workers: it enqueues tasks by name.
+"""The one module through which `api` reaches the workers.
 
-Only after the transaction that asked for the work has committed: a worker that picks the
-task up at once finds the row as the API left it.
+The API's database handle carries :data:`dispatcher`: what a transaction sets in motion
+(a step made due, an event recorded) is enqueued when it commits, from the one
+after-commit hook (workflows.dispatch), in the request's worker thread. The few jobs that
+no transaction asks for are sent by name here, best effort.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import cache
 
-from kombu.exceptions import OperationalError
+import redis
 
+from settings import get_settings
 from workers.app import app as celery_app
+from workers.enqueue import Enqueuer
 
 __all__ = [
     "broker_reachable",
     "deliver_webhooks",
-    "kick_relay",
+    "dispatcher",
     "process_provider_webhook",
-    "run_step",
-    "start_authorization",
-    "validate_authorization",
 ]
 
 log = logging.getLogger(__name__)
 
-# A few quick tries: the intent is already committed, and a request must not hang on a
-# broker that is down.
-_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
+
+@cache
+def _events() -> redis.Redis[bytes]:
+    return redis.Redis.from_url(get_settings().events_url)
 
 
-def _send(name: str, *args: str) -> bool:
-    try:
-        celery_app.send_task(name, args=list(args), retry=True, retry_policy=_RETRY)
-        return True
-    except OperationalError as exc:
-        log.warning("could not enqueue %s (broker unreachable: %s)", name, type(exc).__name__)
-        return False
-
-
-def validate_authorization(vehicle_id: str) -> bool:
-    return _send("cv.validate_authorization", vehicle_id)
-
-
-def start_authorization(vehicle_id: str) -> bool:
-    return _send("cv.start_authorization", vehicle_id)
-
-
-# The task of each workflow step, by name (workers.tasks.STEP_TASKS holds the same).
-_STEP_TASKS = {
-    "validate": "cv.validate_authorization",
-    "start_link": "cv.start_authorization",
-    "revoke": "cv.revoke_access",
-}
-
-
-def run_step(vehicle_id: str, step: str) -> bool:
-    return _send(_STEP_TASKS[step], vehicle_id)
+@cache
+def dispatcher() -> Enqueuer:
+    """This process's dispatcher (for `open_database(..., dispatcher=…)`)."""
+    return Enqueuer(celery_app, _events)
 
 
 def process_provider_webhook(webhook_id: str) -> bool:
-    return _send("cv.process_provider_webhook", webhook_id)
+    return dispatcher().send("cv.process_provider_webhook", webhook_id)
 
 
 def deliver_webhooks() -> bool:
-    return _send("cv.deliver_webhooks")
-
-
-def kick_relay() -> bool:
-    """Best effort: beat runs the relay every few seconds anyway."""
-    return _send("cv.relay_outbox")
+    return dispatcher().send("cv.deliver_webhooks")
 
 
 def broker_reachable(timeout: float = 2.0) -> bool:

@@ -49,9 +49,6 @@ async def redrive_endpoint(request: Request) -> Response:
         vehicle = await anyio.to_thread.run_sync(run)
     except DomainError as exc:
         return json_error(exc)
-    if vehicle.step:
-        jobs.run_step(vehicle.id, vehicle.step)
-    jobs.kick_relay()
     return JSONResponse(
         {
             "id": vehicle.id,

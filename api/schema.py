@@ -20,7 +20,6 @@ import strawberry
 from sqlalchemy.orm import Session
 from strawberry.types import Info
 
-from api import jobs
 from providers.names import Provider, Scope
 from settings import Settings
 from store.db import Database
@@ -316,9 +315,7 @@ class Mutation:
             scope=[Scope(s) for s in options.scope] if options.scope is not None else None,
         )
         row = await ctx.run(lambda s: create(s))
-        jobs.kick_relay()
         if row.step == Step.start_link:  # the provider makes the link: a job
-            jobs.start_authorization(row.id)
             row = await _wait_for(
                 ctx, row.id, lambda v: v.authorization_url is not None or v.status != "pending"
             )
@@ -331,11 +328,7 @@ class Mutation:
         ctx = context_of(info)
         who = await ctx.principal()
         code = input.options.code if input.options else None
-        row, enqueue = await ctx.run(
-            lambda s: authorization.request_validation(s, who, str(input.id), code)
-        )
-        if enqueue:
-            jobs.validate_authorization(row.id)
+        row = await ctx.run(lambda s: authorization.request_validation(s, who, str(input.id), code))
         if row.status == Status.pending:
             row = await _wait_for(ctx, row.id, lambda v: v.status != Status.pending)
         if row.status == Status.failed:
@@ -351,9 +344,7 @@ class Mutation:
         who = await ctx.principal()
         row = await ctx.run(lambda s: authorization.remove_connected_vehicle(s, who, str(input.id)))
         if row.step:  # the access is given back at the provider by a job
-            jobs.run_step(row.id, row.step)
             row = await _wait_for(ctx, row.id, lambda v: v.status != Status.pending_removal)
-        jobs.kick_relay()
         return ConnectedVehicleType.of(row)
 
     @strawberry.mutation(name="updateConnectedVehicle")
@@ -363,5 +354,4 @@ class Mutation:
         ctx = context_of(info)
         who = await ctx.principal()
         row = await ctx.run(lambda s: vehicles.update_label(s, who, str(input.id), input.label))
-        jobs.kick_relay()
         return ConnectedVehicleType.of(row)

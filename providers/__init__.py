@@ -22,6 +22,7 @@ from providers.enode import EnodeAdapter
 from providers.errors import PermanentError, ProviderError, Reason, RetryableError
 from providers.highmobility import HighMobilityAdapter
 from providers.names import Provider, Scope
+from providers.retry import RetryPolicy
 from providers.smartcar import SmartcarAdapter
 from providers.tesla import TeslaAdapter
 
@@ -37,6 +38,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "Reason",
+    "RetryPolicy",
     "RetryableError",
     "Scope",
     "Tokens",
@@ -59,9 +61,12 @@ def adapter_for(
     timeout: float = 10.0,
     transport: httpx.BaseTransport | None = None,
     token_cache: AppTokenCache | None = None,
+    policy: RetryPolicy | None = None,
 ) -> Adapter:
     try:
         cls = ADAPTERS[Provider(provider)]
     except (KeyError, ValueError) as exc:
         raise LookupError(f"no adapter for provider {provider!r}") from exc
-    return cls(credentials, timeout=timeout, transport=transport, token_cache=token_cache)
+    return cls(
+        credentials, timeout=timeout, transport=transport, token_cache=token_cache, policy=policy
+    )

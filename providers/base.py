@@ -1,17 +1,17 @@
 """What every adapter offers, and the shared OAuth 2 code flow (on Authlib) that Smartcar,
 Tesla and High Mobility specialize with a few overrides. Enode's link flow is its own.
 
-An adapter is built per job from a client's credentials; its HTTP transport can be
-injected, so tests run it against a fake without patching anything.
+An adapter is cheap: built per job from a client's credentials, it sends over the
+process's pooled transport of each provider origin (``providers.http``), never a client
+or SSL context of its own. A transport can be injected, so tests may run it against a
+fake without patching anything.
 """
 
 from __future__ import annotations
 
-import random
 import time
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol
@@ -25,8 +25,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
+from providers.http import concurrently, pooled_transport
 from providers.names import Provider, Scope
+from providers.retry import RetryPolicy
 
 __all__ = [
     "AccountRef",
@@ -107,11 +112,16 @@ class Adapter:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         token_cache: AppTokenCache | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.credentials = credentials
         self._timeout = timeout
         self._transport = transport
         self._token_cache = token_cache
+        self._policy = policy or RetryPolicy(max_attempts=1, base=0.0, cap=0.0)
+        # Inline re-tries left to this adapter (one attempt of a step): see providers.retry.
+        self._inline_left = self._policy.inline_retries
+        self._clients: dict[str, httpx.Client] = {}
 
     def provider_scopes(self, scopes: Sequence[str]) -> list[str]:
         """The provider's scope strings for ours, plus those validation needs."""
@@ -138,6 +148,16 @@ class Adapter:
     def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
         raise NotImplementedError
 
+    def inspect(self, account: AccountRef, vehicle_id: str) -> tuple[VehicleInfo, set[str]]:
+        """The vehicle and the scopes granted for it, read concurrently (a provider that
+        answers both in one call overrides this)."""
+        info, granted = concurrently(
+            lambda: self.read_vehicle(account, vehicle_id),
+            lambda: self.granted_scopes(account, vehicle_id),
+        )
+        assert isinstance(info, VehicleInfo) and isinstance(granted, set)
+        return info, granted
+
     def revoke(self, account: AccountRef, vehicle_id: str | None) -> bool:
         """Give the access back at the provider. False: the provider has no way to (the
         service then just forgets the tokens)."""
@@ -152,29 +172,44 @@ class Adapter:
             return production
         return base.rstrip("/") + httpx.URL(production).path
 
-    # A read (GET) that fails transiently is tried again at once, up to this many times
-    # in all, when the provider asks for no longer a wait than `inline_wait_max`: one
-    # flaky call then costs a moment, not a whole step's retry. Writes are tried once.
-    read_tries: ClassVar[int] = 3
-    inline_wait_max: ClassVar[float] = 2.0
+    def _transport_for(self, url: str) -> httpx.BaseTransport:
+        return self._transport or pooled_transport(url)
+
+    def _client(self, url: str) -> httpx.Client:
+        """A client over the pooled transport of `url`'s origin (cheap: no pool, no SSL
+        context of its own), kept for this adapter's calls; never closed, since closing
+        it would close the shared transport."""
+        origin = httpx.URL(url).copy_with(path="/", query=None, fragment=None)
+        key = str(origin)
+        client = self._clients.get(key)
+        if client is None:
+            client = httpx.Client(transport=self._transport_for(url), timeout=self._timeout)
+            self._clients[key] = client
+        return client
 
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
-        """One request; transport failures are retryable, non-2xx answers classified."""
-        tries = self.read_tries if method in ("GET", "HEAD") else 1
-        for attempt in range(1, tries + 1):
+        """One request; transport failures are retryable, non-2xx answers classified. A
+        read that fails transiently is tried again at once while this attempt's inline
+        budget lasts and the provider asks for a short wait; writes are tried once."""
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return self._send_once(method, url, what, **kwargs)
             except RetryableError as exc:
-                wait = exc.retry_after if exc.retry_after is not None else 0.05 * 2**attempt
-                if attempt == tries or wait > self.inline_wait_max:
+                wait = self._policy.inline_wait(attempt, exc.retry_after)
+                if (
+                    method not in ("GET", "HEAD")
+                    or self._inline_left <= 0
+                    or wait > self._policy.inline_wait_max
+                ):
                     raise
-                time.sleep(random.uniform(wait / 2, wait) if exc.retry_after is None else wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+                self._inline_left -= 1
+                time.sleep(wait)
 
     def _send_once(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         try:
-            with httpx.Client(timeout=self._timeout, transport=self._transport) as http:
-                response = http.request(method, url, **kwargs)
+            response = self._client(url).request(method, url, timeout=self._timeout, **kwargs)
         except httpx.TransportError as exc:
             raise RetryableError(self.provider, f"{what}: {type(exc).__name__}") from exc
         if not response.is_success:
@@ -219,14 +254,22 @@ class CodeFlowAdapter(Adapter):
         scopes: Sequence[str],
         code_verifier: str | None = None,
     ) -> str:
-        with self._oauth(redirect_uri, scopes) as oauth:
-            url, _ = oauth.create_authorization_url(
+        """The provider's authorize URL: local work, no HTTP client (Authlib's helpers)."""
+        extra: dict[str, str] = dict(self.authorize_params())
+        if self.uses_pkce and code_verifier:
+            extra["code_challenge"] = create_s256_code_challenge(code_verifier)
+            extra["code_challenge_method"] = "S256"
+        return str(
+            prepare_grant_uri(
                 self._endpoint(self.authorize_url),
+                client_id=self.credentials.client_id,
+                response_type="code",
+                redirect_uri=redirect_uri,
+                scope=" ".join(self.provider_scopes(scopes)) or None,
                 state=state,
-                code_verifier=code_verifier if self.uses_pkce else None,
-                **self.authorize_params(),
+                **extra,
             )
-        return str(url)
+        )
 
     def exchange_code(
         self, code: str, *, redirect_uri: str, code_verifier: str | None = None
@@ -234,18 +277,18 @@ class CodeFlowAdapter(Adapter):
         extra = dict(self.token_params())
         if self.uses_pkce and code_verifier:
             extra["code_verifier"] = code_verifier
-        with self._oauth(redirect_uri, ()) as oauth:
-            try:
-                token = oauth.fetch_token(
-                    self._endpoint(self.token_url),
-                    grant_type="authorization_code",
-                    code=code,
-                    **extra,
-                )
-            except httpx.TransportError as exc:
-                raise RetryableError(self.provider, f"token request: {type(exc).__name__}") from exc
-            except OAuthError as exc:  # a 2xx body carrying an OAuth error
-                raise self._oauth_error(exc.error) from exc
+        oauth = self._oauth(redirect_uri)
+        try:
+            token = oauth.fetch_token(
+                self._endpoint(self.token_url),
+                grant_type="authorization_code",
+                code=code,
+                **extra,
+            )
+        except httpx.TransportError as exc:
+            raise RetryableError(self.provider, f"token request: {type(exc).__name__}") from exc
+        except OAuthError as exc:  # a 2xx body carrying an OAuth error
+            raise self._oauth_error(exc.error) from exc
         return self._tokens(token)
 
     def _api(self, method: str, path: str, account: AccountRef) -> Any:
@@ -253,23 +296,22 @@ class CodeFlowAdapter(Adapter):
         headers = {"Authorization": f"Bearer {account.require_tokens().access_token}"}
         return self._send(method, url, f"{method} {path}", headers=headers).json()
 
-    @contextmanager
-    def _oauth(self, redirect_uri: str, scopes: Sequence[str]) -> Iterator[OAuth2Client]:
+    def _oauth(self, redirect_uri: str) -> OAuth2Client:
+        """Authlib's client for the token endpoint, over the pooled transport. Not used
+        as a context manager: closing it would close the shared transport."""
+        token_url = self._endpoint(self.token_url)
         client = OAuth2Client(
             client_id=self.credentials.client_id,
             client_secret=self.credentials.client_secret,
             token_endpoint_auth_method=self.token_auth_method,
             redirect_uri=redirect_uri,
-            scope=" ".join(self.provider_scopes(scopes)) or None,
-            code_challenge_method="S256" if self.uses_pkce else None,
             timeout=self._timeout,
-            transport=self._transport,
+            transport=self._transport_for(token_url),
         )
         self.register_auth_methods(client)
         client.register_compliance_hook("access_token_response", self._check_token_response)
         client.register_compliance_hook("refresh_token_response", self._check_token_response)
-        with client:
-            yield client
+        return client
 
     def register_auth_methods(self, client: OAuth2Client) -> None:
         """Register a token-endpoint auth method Authlib lacks (a provider override)."""

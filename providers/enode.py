@@ -63,17 +63,22 @@ class EnodeAdapter(Adapter):
         return [str(v["id"]) for v in body.get("data", [])]
 
     def read_vehicle(self, account: AccountRef, vehicle_id: str) -> VehicleInfo:
-        info = self._call("GET", f"/vehicles/{vehicle_id}").get("information") or {}
-        return VehicleInfo(
+        return self.inspect(account, vehicle_id)[0]
+
+    def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
+        return self.inspect(account, vehicle_id)[1]
+
+    def inspect(self, account: AccountRef, vehicle_id: str) -> tuple[VehicleInfo, set[str]]:
+        body = self._call("GET", f"/vehicles/{vehicle_id}")  # one call answers both
+        info = body.get("information") or {}
+        vehicle = VehicleInfo(
             id=vehicle_id,
             make=str(info.get("brand", "")),
             model=info.get("model"),
             year=info.get("year"),
             vin=info.get("vin"),
         )
-
-    def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
-        return {str(s) for s in self._call("GET", f"/vehicles/{vehicle_id}").get("scopes", [])}
+        return vehicle, {str(s) for s in body.get("scopes", [])}
 
     def revoke(self, account: AccountRef, vehicle_id: str | None) -> bool:
         # One Enode user per connected vehicle: deleting it ends the link.
@@ -98,19 +103,18 @@ class EnodeAdapter(Adapter):
             hit = cache.get(key)
             if hit is not None and hit[1] > datetime.now(UTC) + timedelta(seconds=30):
                 return hit[0]
+        token_url = self._endpoint(self.token_url)
+        # Over the pooled transport, and not closed: closing would close the pool.
         client = OAuth2Client(
             client_id=self.credentials.client_id,
             client_secret=self.credentials.client_secret,
             token_endpoint_auth_method="client_secret_basic",
             timeout=self._timeout,
-            transport=self._transport,
+            transport=self._transport_for(token_url),
         )
         client.register_compliance_hook("access_token_response", self._check_token)
         try:
-            with client:
-                token = client.fetch_token(
-                    self._endpoint(self.token_url), grant_type="client_credentials"
-                )
+            token = client.fetch_token(token_url, grant_type="client_credentials")
         except httpx.TransportError as exc:
             raise RetryableError(self.provider, f"token request: {type(exc).__name__}") from exc
         expires_at = datetime.now(UTC) + timedelta(seconds=float(token.get("expires_in", 3600)))

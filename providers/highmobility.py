@@ -47,15 +47,18 @@ class HighMobilityAdapter(CodeFlowAdapter):
         return [str(v["vin"]) for v in body.get("vehicles", [])]
 
     def read_vehicle(self, account: AccountRef, vehicle_id: str) -> VehicleInfo:
-        v = self._api("GET", f"/vehicles/{vehicle_id}", account)
-        return VehicleInfo(
+        return self.inspect(account, vehicle_id)[0]
+
+    def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
+        return self.inspect(account, vehicle_id)[1]
+
+    def inspect(self, account: AccountRef, vehicle_id: str) -> tuple[VehicleInfo, set[str]]:
+        v = self._api("GET", f"/vehicles/{vehicle_id}", account)  # one call answers both
+        info = VehicleInfo(
             id=vehicle_id,
             make=str(v.get("brand", "")),
             model=v.get("model"),
             year=v.get("year"),
             vin=v.get("vin"),
         )
-
-    def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
-        body = self._api("GET", f"/vehicles/{vehicle_id}", account)
-        return {str(s) for s in body.get("scopes", [])}
+        return info, {str(s) for s in v.get("scopes", [])}

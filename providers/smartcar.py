@@ -12,6 +12,7 @@ import httpx
 
 from providers.base import AccountRef, CodeFlowAdapter, VehicleInfo
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
+from providers.http import concurrently
 from providers.names import Provider, Scope
 
 __all__ = ["SmartcarAdapter"]
@@ -50,8 +51,10 @@ class SmartcarAdapter(CodeFlowAdapter):
         return [str(v) for v in body.get("vehicles", [])]
 
     def read_vehicle(self, account: AccountRef, vehicle_id: str) -> VehicleInfo:
-        info = self._api("GET", f"/vehicles/{vehicle_id}", account)
-        vin = self._api("GET", f"/vehicles/{vehicle_id}/vin", account)
+        info, vin = concurrently(
+            lambda: self._api("GET", f"/vehicles/{vehicle_id}", account),
+            lambda: self._api("GET", f"/vehicles/{vehicle_id}/vin", account),
+        )
         return VehicleInfo(
             id=vehicle_id,
             make=str(info.get("make", "")),

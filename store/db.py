@@ -6,6 +6,7 @@ write lock at once, which is SQLite's stand-in for PostgreSQL's ``SELECT … FOR
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,16 @@ from store import crypto
 __all__ = ["Database", "make_engine", "open_database"]
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            **kwargs,
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +63,20 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
 
-def open_database(url: str, secret_key: str) -> Database:
-    """Connect, and set the key that encrypts tokens at rest for this process."""
+def open_database(
+    url: str,
+    secret_key: str,
+    *,
+    dispatcher: Callable[[Any], None] | None = None,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+) -> Database:
+    """Connect, and set the key that encrypts tokens at rest for this process.
+
+    `dispatcher` receives what each committed transaction of this handle's sessions set
+    in motion (steps due, events recorded: see workflows.dispatch); without one, nothing
+    is sent."""
     crypto.use_key(secret_key)
-    engine = make_engine(url)
-    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+    engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+    info = {"cv.dispatcher": dispatcher} if dispatcher is not None else {}
+    return Database(engine, sessionmaker(engine, expire_on_commit=False, info=info))

@@ -1,33 +1,26 @@
-"""The one retry policy of provider steps: exponential backoff with full jitter, the
-provider's Retry-After honoured, capped below the broker's visibility timeout. The attempt
-count lives in the database (workflows.steps), not in the broker's redelivery count;
-after the last attempt the task's `on_exhausted` decides the outcome."""
+"""The retry policy of provider steps, applied: the policy itself is declared once in
+``providers.retry`` (attempts, backoff, inline re-tries, database outages). The attempt
+count lives in the database (workflows.steps), not in the broker's redelivery count: a
+step gets exactly ``CV_RETRY_MAX_ATTEMPTS`` attempts, then the task's `on_exhausted`
+decides the outcome."""
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from typing import Any
 
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from providers import RetryableError
+from providers import RetryableError, RetryPolicy
+from providers.retry import DATABASE_OUTAGE
 from workers import runtime
 from workflows import steps
 
-__all__ = ["ProviderTask", "backoff"]
+__all__ = ["ProviderTask"]
 
 log = logging.getLogger(__name__)
-
-
-def backoff(attempt: int, retry_after: float | None, *, base: float, cap: float) -> float:
-    """Seconds before the next try, after `attempt` failed tries (counting from 1)."""
-    delay = random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, cap)
 
 
 class ProviderTask(Task):  # type: ignore[misc]
@@ -35,6 +28,9 @@ class ProviderTask(Task):  # type: ignore[misc]
     A task sets `on_exhausted(vehicle_id)`."""
 
     on_exhausted: Callable[[str], None]
+    # Celery's own count must never stop a retry: the database counts attempts. (A
+    # `max_retries=None` passed to `retry()` means "the task's default", which is 3.)
+    max_retries = None
 
     def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -42,28 +38,30 @@ class ProviderTask(Task):  # type: ignore[misc]
         except OperationalError as exc:
             # The database went away (a restart, a dropped connection): not the provider's
             # fault and no attempt spent; the pool reconnects on the next try.
-            wait = backoff(self.request.retries + 1, None, base=1.0, cap=30.0)
+            outage = DATABASE_OUTAGE
+            tries = self.request.retries + 1
+            if tries >= outage.max_attempts:
+                raise
+            wait = outage.backoff(tries)
             log.warning(
                 "%s: database unavailable (%s); next try in %.1fs",
                 self.name,
                 type(exc.orig).__name__,
                 wait,
             )
-            raise self.retry(exc=exc, countdown=wait, max_retries=20) from exc
+            raise self.retry(exc=exc, countdown=wait) from exc
         except RetryableError as exc:
-            s, retry_after = runtime.settings(), exc.retry_after
+            policy, retry_after = RetryPolicy.of(runtime.settings()), exc.retry_after
             delay = steps.record_failure(
                 runtime.database(),
                 vehicle_id,
                 str(exc),
-                max_attempts=s.retry_max_attempts,
-                delay_for=lambda attempts: backoff(
-                    attempts, retry_after, base=s.retry_base_seconds, cap=s.retry_max_seconds
-                ),
+                max_attempts=policy.max_attempts,
+                delay_for=lambda attempts: policy.backoff(attempts, retry_after),
             )
             if delay is None:
                 log.warning("%s: giving up: %s", self.name, exc)
                 self.on_exhausted(vehicle_id)
                 return None
             log.info("%s: %s; next try in %.1fs", self.name, exc, delay)
-            raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
+            raise self.retry(exc=exc, countdown=delay) from exc

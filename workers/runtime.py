@@ -1,7 +1,10 @@
-"""Per-process resources of a worker: settings, the database, the events Redis.
+"""Per-process resources of a worker: settings, the database, the events Redis, and the
+dispatcher that enqueues what a committed transaction set in motion.
 
 Created on first use in the process that uses them (a prefork child), never inherited
-across a fork: connections are not shared between processes.
+across a fork: connections are not shared between processes. The database pool is sized
+for the worker's concurrency (settings.db_pool_size and db_max_overflow): a step holds a
+connection only inside a transaction, never across a provider call.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from functools import cache
 
 import redis
 
+import providers.http
 from settings import Settings, get_settings
 from store.db import Database, open_database
 
@@ -23,8 +27,18 @@ def settings() -> Settings:
 
 @cache
 def _database(pid: int) -> Database:
+    from workers.app import app
+    from workers.enqueue import Enqueuer
+
     s = settings()
-    return open_database(s.database_url, s.secret_key.get_secret_value())
+    providers.http.configure(max_connections=s.provider_max_connections)
+    return open_database(
+        s.database_url,
+        s.secret_key.get_secret_value(),
+        dispatcher=Enqueuer(app, events_redis),
+        pool_size=s.db_pool_size,
+        max_overflow=s.db_max_overflow,
+    )
 
 
 def database() -> Database:

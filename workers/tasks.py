@@ -1,4 +1,8 @@
-"""Thin tasks: load by id, run one workflow step, let the retry policy handle errors."""
+"""Thin tasks: load by id, run one workflow step, let the retry policy handle errors.
+
+Nothing here enqueues by hand what a transaction set in motion (a step made due, the
+relay kick after an event): the database handle's dispatcher does it after commit
+(workflows.dispatch, workers.enqueue)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from workers import runtime
 from workers.app import app
 from workers.relay import relay_once
 from workers.retry import ProviderTask
-from workflows import authorization, provider_events, provider_steps, sweep, webhooks
+from workflows import authorization, provider_events, sweep, webhooks
+from workflows.registry import REGISTRY, StepSpec
 from workflows.steps import Step
 
 __all__ = [
@@ -29,55 +34,28 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _give_up(vehicle_id: str) -> None:
-    provider_steps.give_up(runtime.database(), vehicle_id)
-    relay_outbox.delay()
+def _step_task(spec: StepSpec) -> Task:
+    """The task that carries one workflow step: run it for the vehicle; the retry policy
+    (ProviderTask) counts attempts and, when they are spent, calls `spec.exhausted`."""
+
+    def run(self: ProviderTask, vehicle_id: str) -> None:
+        spec.run(runtime.database(), runtime.settings(), vehicle_id)
+
+    run.__name__ = run.__qualname__ = spec.step.value
+    run.__doc__ = f"Run the workflow step {spec.step.value!r} for a vehicle."
+    def exhausted(vehicle_id: str) -> None:
+        spec.exhausted(runtime.database(), vehicle_id)
+
+    return app.task(
+        base=ProviderTask, bind=True, name=spec.task, on_exhausted=staticmethod(exhausted)
+    )(run)
 
 
-@app.task(
-    base=ProviderTask,
-    bind=True,
-    name="cv.validate_authorization",
-    on_exhausted=staticmethod(_give_up),
-)
-def validate_authorization(self: ProviderTask, vehicle_id: str) -> None:
-    provider_steps.validate(runtime.database(), runtime.settings(), vehicle_id)
-    relay_outbox.delay()
-
-
-@app.task(
-    base=ProviderTask,
-    bind=True,
-    name="cv.start_authorization",
-    on_exhausted=staticmethod(_give_up),
-)
-def start_authorization(self: ProviderTask, vehicle_id: str) -> None:
-    provider_steps.start_link(runtime.database(), runtime.settings(), vehicle_id)
-    relay_outbox.delay()
-
-
-def _remove_anyway(vehicle_id: str) -> None:
-    provider_steps.finish_removal(runtime.database(), vehicle_id)
-    relay_outbox.delay()
-
-
-@app.task(
-    base=ProviderTask,
-    bind=True,
-    name="cv.revoke_access",
-    on_exhausted=staticmethod(_remove_anyway),
-)
-def revoke_access(self: ProviderTask, vehicle_id: str) -> None:
-    provider_steps.revoke(runtime.database(), runtime.settings(), vehicle_id)
-    relay_outbox.delay()
-
-
-# The task that runs each workflow step.
-STEP_TASKS: dict[Step, Task] = {
-    Step.validate: validate_authorization,
-    Step.start_link: start_authorization,
-    Step.revoke: revoke_access,
-}
+# The task of each workflow step, built from the one registry.
+STEP_TASKS: dict[Step, Task] = {step: _step_task(spec) for step, spec in REGISTRY.items()}
+validate_authorization = STEP_TASKS[Step.validate]
+start_authorization = STEP_TASKS[Step.start_link]
+revoke_access = STEP_TASKS[Step.revoke]
 
 
 @app.task(name="cv.relay_outbox")
@@ -110,18 +88,14 @@ def deliver_webhook(delivery_id: str) -> str:
 
 @app.task(name="cv.process_provider_webhook")
 def process_provider_webhook(webhook_id: str) -> str | None:
-    outcome = provider_events.process(runtime.database(), webhook_id)
-    relay_outbox.delay()
-    return outcome
+    return provider_events.process(runtime.database(), webhook_id)
 
 
 @app.task(name="cv.sweep")
 def sweep_workflows() -> dict[str, int]:
-    """The periodic sweep (beat): re-drive stalled steps, expire abandoned authorizations,
-    re-publish events the relay has not."""
+    """The periodic sweep (beat): re-drive stalled steps (enqueued when its transaction
+    commits), expire abandoned authorizations, re-publish events the relay has not."""
     report = sweep.sweep(runtime.database(), runtime.settings())
-    for vehicle_id, step in report.redrive:
-        STEP_TASKS[step].delay(vehicle_id)
     for webhook_id in report.provider_webhooks:
         process_provider_webhook.delay(webhook_id)
     published = relay_outbox()
@@ -144,12 +118,9 @@ def sweep_workflows() -> dict[str, int]:
 def redrive(vehicle_id: str, force: bool = False) -> dict[str, str | None]:
     """An operator's re-drive of a failed vehicle (e.g. from Flower:
     POST /api/task/async-apply/cv.redrive {"args": ["<id>"]})."""
-    with runtime.database().session() as session:
+    with runtime.database().session() as session:  # its step is enqueued on commit
         vehicle = authorization.redrive(session, runtime.settings(), vehicle_id, force=force)
         step = Step(vehicle.step) if vehicle.step else None
-    if step is not None:
-        STEP_TASKS[step].delay(vehicle_id)
-    relay_outbox.delay()
     return {"id": vehicle_id, "status": vehicle.status, "step": step}
 
 

@@ -132,7 +132,6 @@ class CallbackOutcome:
     status: str
     redirect_uri: str | None
     error: ErrorCode | None
-    enqueue_validation: bool
 
 
 def receive_callback(
@@ -160,7 +159,6 @@ def receive_callback(
     row.used_at = now
 
     failure: ErrorCode | None = None
-    enqueue = False
     if vehicle.status == Status.pending:
         if error:
             failure = ErrorCode(adapter.callback_error(error).value)
@@ -168,15 +166,13 @@ def receive_callback(
         elif adapter.flow == "link":
             if vehicle.link_completed_at is None:
                 vehicle.link_completed_at = now
-                steps.schedule(vehicle, Step.validate)
-                enqueue = True
+                steps.schedule(vehicle, Step.validate)  # enqueued on commit
         elif vehicle.auth_code is None and vehicle.access_token is None:
             vehicle.auth_code = code
             vehicle.code_received_at = now
-            steps.schedule(vehicle, Step.validate)
-            enqueue = True
+            steps.schedule(vehicle, Step.validate)  # enqueued on commit
     session.commit()
-    return CallbackOutcome(vehicle.id, vehicle.status, vehicle.redirect_uri, failure, enqueue)
+    return CallbackOutcome(vehicle.id, vehicle.status, vehicle.redirect_uri, failure)
 
 
 # -- authorizeConnectedVehicle ------------------------------------------------------------------
@@ -184,14 +180,14 @@ def receive_callback(
 
 def request_validation(
     session: Session, who: Principal, vehicle_id: str, code: str | None
-) -> tuple[ConnectedVehicle, bool]:
-    """Answer authorizeConnectedVehicle from the vehicle's status; the bool says whether
-    the validation job must be enqueued (once: a second call joins the first)."""
+) -> ConnectedVehicle:
+    """Answer authorizeConnectedVehicle from the vehicle's status; the validation job is
+    scheduled (enqueued on commit) once: a second call joins the first."""
     vehicle = owned(session, who, vehicle_id, for_update=True)
     status = Status(vehicle.status)
     if status is Status.authorized:
         session.commit()  # nothing changed; ends the transaction and its lock
-        return vehicle, False
+        return vehicle
     if status is Status.failed:
         session.commit()  # nothing changed; ends the transaction and its lock
         failure = ErrorCode(vehicle.failure_code or ErrorCode.PROVIDER_REJECTED)
@@ -218,7 +214,7 @@ def request_validation(
     if enqueue:
         steps.schedule(vehicle, Step.validate)
     session.commit()
-    return vehicle, enqueue
+    return vehicle
 
 
 # -- removeConnectedVehicle ----------------------------------------------------------------------

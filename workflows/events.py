@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from store.models import ConnectedVehicle, OutboxEvent
+from workflows.dispatch import note_event
 
 __all__ = ["ALL_EVENTS", "CHANGED", "record_event", "vehicle_channel", "vehicle_view"]
 
@@ -61,4 +62,5 @@ def record_event(session: Session, type_: str, vehicle: ConnectedVehicle) -> Out
         payload=vehicle_view(vehicle),
     )
     session.add(event)
+    note_event(vehicle)  # after commit: the relay is kicked, the vehicle's waiters woken
     return event

@@ -27,6 +27,7 @@ from providers import (
     CodeFlowAdapter,
     EnodeAdapter,
     PermanentError,
+    RetryPolicy,
     Tokens,
     adapter_for,
 )
@@ -111,6 +112,7 @@ def adapter_of(
         timeout=settings.provider_timeout_seconds,
         transport=transport,
         token_cache=StoredAppTokens(db),
+        policy=RetryPolicy.of(settings),
     )
 
 
@@ -128,6 +130,8 @@ class _Work:
 
     adapter: Adapter
     account: AccountRef | None  # known already: tokens bought, or a linked user
+    scope: list[str]
+    make: str
     code: str | None = None  # claimed for this run, to spend
     code_verifier: str | None = None
 
@@ -141,14 +145,19 @@ def _begin(
         vehicle = lock(session, vehicle_id)
         if vehicle is None or vehicle.status != Status.pending:
             return None
+        catalogue = session.get(CatalogueVehicle, vehicle.vehicle_id)
+        if catalogue is None:  # pragma: no cover - the foreign key forbids it
+            return None
         adapter = adapter_of(db, session, settings, vehicle, transport)
+        scope, make = list(vehicle.scope), catalogue.make
         if adapter.flow == "link":
             if vehicle.link_completed_at is None:
                 return None
-            return _Work(adapter, AccountRef(user_id=vehicle.provider_user_id or vehicle.id))
+            user = AccountRef(user_id=vehicle.provider_user_id or vehicle.id)
+            return _Work(adapter, user, scope, make)
         if vehicle.access_token:
             tokens = Tokens(vehicle.access_token, vehicle.refresh_token, vehicle.token_expires_at)
-            return _Work(adapter, AccountRef(tokens=tokens))
+            return _Work(adapter, AccountRef(tokens=tokens), scope, make)
         if vehicle.code_claimed_at is not None or not vehicle.auth_code:
             return None  # another run holds the code, or there is none yet
         code = vehicle.auth_code
@@ -160,7 +169,7 @@ def _begin(
         ).scalar_one_or_none()
         vehicle.code_claimed_at = utcnow()
         session.commit()
-        return _Work(adapter, None, code, verifier)
+        return _Work(adapter, None, scope, make, code, verifier)
 
 
 def exchange_code(
@@ -230,10 +239,9 @@ def validate_account(
         return AccountCheck(ErrorCode.CONNECT_NO_VEHICLE)
     if len(ids) > 1:
         return AccountCheck(ErrorCode.CONNECT_MULTIPLE_VEHICLES_NOT_ALLOWED)
-    granted = adapter.granted_scopes(account, ids[0])
+    info, granted = adapter.inspect(account, ids[0])  # the reads at once
     if not set(adapter.provider_scopes(scope)) <= granted:
         return AccountCheck(ErrorCode.SCOPE_NOT_GRANTED)
-    info = adapter.read_vehicle(account, ids[0])
     if info.make.casefold() != make.casefold():
         return AccountCheck(ErrorCode.CONNECT_PROVIDER_NOT_SUPPORTED)
     return AccountCheck(None, provider_vehicle_id=info.id, vin=info.vin)
@@ -248,7 +256,8 @@ def validate(
 ) -> None:
     """The validation job: exchange the code (once; a link flow has none), validate the
     account, and move the vehicle to authorized or failed. Safe to run twice or
-    concurrently.
+    concurrently. Three transactions at most: claim (with what validation needs to
+    know), save the tokens, decide.
 
     Transient provider errors propagate (the caller retries); permanent ones fail the
     vehicle with their code."""
@@ -263,13 +272,7 @@ def validate(
                 db, settings, vehicle_id, work.adapter, work.code, work.code_verifier
             )
             account = AccountRef(tokens=tokens)
-        with db.session() as session:
-            vehicle = session.get(ConnectedVehicle, vehicle_id)
-            catalogue = session.get(CatalogueVehicle, vehicle.vehicle_id) if vehicle else None
-            if vehicle is None or catalogue is None:
-                return
-            scope, make = list(vehicle.scope), catalogue.make
-        check = validate_account(work.adapter, account, scope=scope, make=make)
+        check = validate_account(work.adapter, account, scope=work.scope, make=work.make)
     except PermanentError as exc:
         fail(db, vehicle_id, ErrorCode(exc.reason.value))
         return

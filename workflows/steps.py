@@ -5,14 +5,15 @@ the broker's redelivery count, so a lost or repeated message changes no decision
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from store.db import Database
 from store.models import ConnectedVehicle, utcnow
+from workflows.dispatch import note_step
 from workflows.vehicles import lock
 
-__all__ = ["Step", "clear", "record_failure", "schedule"]
+__all__ = ["Step", "clear", "record_failure", "redrive", "schedule"]
 
 
 class Step(StrEnum):
@@ -22,11 +23,21 @@ class Step(StrEnum):
 
 
 def schedule(vehicle: ConnectedVehicle, step: Step) -> None:
-    """Make `step` due now, with a fresh attempt count (in the caller's transaction)."""
+    """Make `step` due now, with a fresh attempt count (in the caller's transaction); it
+    is enqueued when that transaction commits (workflows.dispatch)."""
     vehicle.step = step.value
     vehicle.step_due_at = utcnow()
     vehicle.attempts = 0
     vehicle.last_error = None
+    note_step(vehicle)
+
+
+def redrive(vehicle: ConnectedVehicle, now: datetime | None = None) -> None:
+    """Enqueue the vehicle's step again after this commit (its message was lost, or its
+    worker died); it is not due again before another stall deadline."""
+    assert vehicle.step is not None
+    vehicle.step_due_at = now or utcnow()
+    note_step(vehicle)
 
 
 def clear(vehicle: ConnectedVehicle) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle, ProviderWebhook, utcnow
+from workflows import steps
 from workflows.errors import ErrorCode
 from workflows.machine import Lifecycle
 from workflows.steps import Step
@@ -102,7 +103,8 @@ def _take(session: Session, db: Database, query: Select[T]) -> list[T]:
 def sweep(
     db: Database, settings: Settings, *, now: datetime | None = None, batch: int = 500
 ) -> SweepReport:
-    """One pass; returns the steps to enqueue (after this commit) and what it did."""
+    """One pass; returns what it did. The steps it re-drives are enqueued when its
+    transaction commits (workflows.dispatch)."""
     now = now or utcnow()
     report = SweepReport()
     with db.session() as session:
@@ -115,9 +117,8 @@ def sweep(
 
         stall_deadline = now - timedelta(seconds=settings.stall_seconds)
         for vehicle in _take(session, db, stalled_query(stall_deadline, batch)):
-            vehicle.step_due_at = now  # not due again before another stall deadline
-            assert vehicle.step is not None  # the query asks for it
-            report.redrive.append((vehicle.id, Step(vehicle.step)))
+            steps.redrive(vehicle, now)  # enqueued after the commit below
+            report.redrive.append((vehicle.id, Step(str(vehicle.step))))
 
         ttl_deadline = now - timedelta(seconds=settings.pending_ttl_seconds)
         for vehicle in _take(session, db, expired_query(ttl_deadline, batch)):

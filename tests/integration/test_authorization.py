@@ -13,7 +13,8 @@ import redis
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from providers.smartcar import SmartcarAdapter
+from providers import RetryPolicy
+from settings import get_settings
 from store.models import OutboxEvent
 from tests.api.test_callback import callback_path
 from tests.fixtures import (
@@ -245,6 +246,9 @@ def test_a_provider_down_after_every_retry_fails_retryable(
     assert body["errors"][0]["extensions"]["exception"]["status"] == 503
     row = vehicle_row(tenant.db, vehicle["id"])
     assert (row.status, row.failure_retryable) == ("failed", True)
-    # CV_RETRY_MAX_ATTEMPTS attempts of the step, each read tried read_tries times
-    assert smartcar.fake.requests["/v2.0/vehicles"] == 3 * SmartcarAdapter.read_tries
+    # exactly CV_RETRY_MAX_ATTEMPTS attempts of the step, plus each attempt's inline budget
+    policy = RetryPolicy.of(get_settings())
+    assert smartcar.fake.requests["/v2.0/vehicles"] == policy.max_attempts * (
+        1 + policy.inline_retries
+    )
     assert row.access_token  # the code was spent once; its tokens are kept

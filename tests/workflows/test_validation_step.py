@@ -7,9 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from providers import RetryableError
+from providers import RetryableError, RetryPolicy
 from providers.names import Provider
-from providers.smartcar import SmartcarAdapter
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle, utcnow
@@ -83,7 +82,8 @@ def test_tokens_bought_survive_a_crash_before_validation(
 ) -> None:
     vehicle_id, code = pending_with_code(tenant.db, settings, tenant)
     # the run fails after the exchange (every inline try of the read)
-    smartcar.fault("/v2.0/vehicles", 503, times=SmartcarAdapter.read_tries)
+    inline = RetryPolicy.of(settings).inline_retries
+    smartcar.fault("/v2.0/vehicles", 503, times=1 + inline)
     with pytest.raises(RetryableError):
         provider_steps.validate(tenant.db, settings, vehicle_id)
     row = vehicle_row(tenant.db, vehicle_id)

@@ -1,0 +1,88 @@
+"""Sending work to the workers: by task name, after commit, never blocking for long.
+
+:class:`Enqueuer` is the dispatcher of the API's and the worker's database handles
+(workflows.dispatch): when a transaction commits it enqueues the steps it made due (by
+the step registry), kicks the outbox relay, and wakes whoever waits for the vehicles it
+changed (their ids on ``cv:changed``). It runs in the thread that committed: in the
+API that is the request's one worker thread, never the event loop.
+
+The relay kick is debounced: while a kick is already on its way (sent with a short
+countdown, so that it runs after every commit that asked for it in the meantime), no
+other is sent. A lost kick costs a few seconds, not an event: the sweep relays too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from workflows.dispatch import AfterCommit
+from workflows.events import CHANGED
+from workflows.registry import task_name
+
+__all__ = ["RELAY_TASK", "Enqueuer"]
+
+log = logging.getLogger(__name__)
+
+RELAY_TASK = "cv.relay_outbox"
+# A few quick tries: the intent is already committed (the sweep re-drives what is not
+# sent), and a request must not hang on a broker that is down.
+_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
+
+
+class Enqueuer:
+    def __init__(
+        self,
+        app: Celery,
+        events: Callable[[], redis.Redis[bytes]],
+        *,
+        relay_debounce: float = 0.05,
+    ) -> None:
+        self.app = app
+        self._events = events
+        self._debounce = relay_debounce
+        self._lock = threading.Lock()
+        self._next_kick = 0.0
+
+    def __call__(self, work: AfterCommit) -> None:
+        for vehicle_id, step in work.steps:
+            self.send(task_name(step), vehicle_id)
+        if work.events:
+            self.kick_relay()
+        if work.changed:
+            self.wake(work.changed)
+
+    def send(self, name: str, *args: str, countdown: float | None = None) -> bool:
+        try:
+            self.app.send_task(
+                name, args=list(args), countdown=countdown, retry=True, retry_policy=_RETRY
+            )
+            return True
+        except OperationalError as exc:
+            log.warning("could not enqueue %s (broker unreachable: %s)", name, type(exc).__name__)
+            return False
+
+    def kick_relay(self) -> bool:
+        """Send a relay kick unless one is on its way that runs after this commit."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_kick:
+                return False
+            self._next_kick = now + self._debounce
+        return self.send(RELAY_TASK, countdown=self._debounce)
+
+    def wake(self, vehicle_ids: list[str]) -> None:
+        """Best effort: a waiter that misses its wake re-reads on its own safety timer."""
+        try:
+            pipe = self._events().pipeline(transaction=False)
+            for vehicle_id in vehicle_ids:
+                pipe.publish(CHANGED, vehicle_id)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not publish changes (%s)", type(exc).__name__)

@@ -1,0 +1,97 @@
+"""What a transaction sets in motion happens after it commits, from one hook.
+
+A workflow function never enqueues by hand: making a step due (``steps.schedule``,
+``steps.redrive``) and recording an event (``events.record_event``) note the vehicle on
+the session, and when that session commits, one SQLAlchemy ``after_commit`` hook hands
+the process's dispatcher what the transaction asked for, once:
+
+- the steps now due (each vehicle's ``step``, read at commit time: a step scheduled and
+  then cleared in the same transaction is not enqueued);
+- whether any event was recorded (the relay is kicked once per transaction at most);
+- the vehicles that changed (whoever waits for one of them is woken).
+
+A transaction that rolls back hands over nothing. The dispatcher belongs to the
+database handle the session came from (``open_database(..., dispatcher=…)``): the API's
+and the worker's send to the broker (``workers.enqueue``); this room knows no broker.
+A handle without one (a migration, a test that drives the workflow by hand) sends
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, object_session
+
+from store.models import ConnectedVehicle
+
+__all__ = ["DISPATCHER", "AfterCommit", "Dispatcher", "note_event", "note_step"]
+
+_KEY = "cv.after_commit"
+# The key of the dispatcher in a session's `info` (set by its sessionmaker).
+DISPATCHER = "cv.dispatcher"
+
+
+@dataclass
+class AfterCommit:
+    """What one committed transaction asks for."""
+
+    steps: list[tuple[str, str]] = field(default_factory=list)  # (vehicle id, step)
+    events: bool = False
+    changed: list[str] = field(default_factory=list)  # vehicle ids, each once
+
+
+@dataclass
+class _Noted:
+    due: dict[int, ConnectedVehicle] = field(default_factory=dict)
+    changed: dict[int, ConnectedVehicle] = field(default_factory=dict)
+
+
+Dispatcher = Callable[[AfterCommit], None]
+
+
+def _noted(vehicle: ConnectedVehicle) -> _Noted:
+    session = object_session(vehicle)
+    assert session is not None, "note a vehicle that is in a session"
+    noted: _Noted = session.info.setdefault(_KEY, _Noted())
+    return noted
+
+
+def note_step(vehicle: ConnectedVehicle) -> None:
+    """The vehicle's step is due now: enqueue it once this transaction commits."""
+    _noted(vehicle).due[id(vehicle)] = vehicle
+
+
+def note_event(vehicle: ConnectedVehicle) -> None:
+    """An event of the vehicle was recorded: kick the relay, wake its waiters."""
+    _noted(vehicle).changed[id(vehicle)] = vehicle
+
+
+def _collect(noted: _Noted) -> AfterCommit:
+    out = AfterCommit(events=bool(noted.changed))
+    for v in noted.due.values():
+        if v.step is not None:  # still due at commit (not cleared since it was noted)
+            out.steps.append((v.id, v.step))
+    out.changed = list(dict.fromkeys(v.id for v in noted.changed.values()))
+    return out
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    noted: _Noted | None = session.info.pop(_KEY, None)
+    dispatcher: Dispatcher | None = session.info.get(DISPATCHER)
+    if noted is None or dispatcher is None:
+        return
+    work = _collect(noted)
+    if work.steps or work.events:
+        dispatcher(work)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # A root transaction that ended without committing (rolled back, closed): forget
+    # what it noted. (A commit has already taken it in after_commit.)
+    if transaction.parent is None:
+        session.info.pop(_KEY, None)
