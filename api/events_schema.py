@@ -130,7 +130,7 @@ class Subscription:
 
 
 def _now(session: Session, who: Principal, vehicle_id: str) -> tuple[ConnectedVehicle, int]:
-    row = vehicles.owned(session, who, vehicle_id)
+    row = vehicles.view_owned(session, who, vehicle_id)
     seq = session.execute(
         select(func.coalesce(func.max(OutboxEvent.seq), 0)).where(
             OutboxEvent.vehicle_id == vehicle_id

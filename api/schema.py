@@ -114,6 +114,8 @@ class ConnectedVehicleType:
     created_at: datetime
     updated_at: datetime
     authorized_at: datetime | None
+    # In connectedVehicleList: pass the last one's as `after` for the next page.
+    cursor: str | None = None
 
     @classmethod
     def of(cls, v: ConnectedVehicle) -> ConnectedVehicleType:
@@ -238,7 +240,7 @@ class Query:
     async def connected_vehicle(self, info: Info, id: strawberry.ID) -> ConnectedVehicleType:
         ctx = context_of(info)
         who = await ctx.principal()
-        row = await ctx.run(lambda s: vehicles.owned(s, who, str(id)))
+        row = await ctx.run(lambda s: vehicles.view_owned(s, who, str(id)))
         return ConnectedVehicleType.of(row)
 
     @strawberry.field(name="connectedVehicleList")
@@ -248,14 +250,22 @@ class Query:
         filter: ConnectedVehicleFilter | None = None,
         size: int = 20,
         page: int = 1,
+        after: str | None = None,
     ) -> list[ConnectedVehicleType]:
         ctx = context_of(info)
         who = await ctx.principal()
         status = filter.status.value if filter and filter.status else None
-        rows = await ctx.run(
-            lambda s: vehicles.list_owned(s, who, status=status, size=size, page=page)
+        key = vehicles.cursor_key(ctx.settings.secret_key.get_secret_value())
+        list_owned = functools.partial(
+            vehicles.list_owned, who=who, status=status, size=size, page=page, after=after
         )
-        return [ConnectedVehicleType.of(r) for r in rows]
+        rows = await ctx.run(lambda s: list_owned(s, key=key))
+        listed = []
+        for row in rows:
+            vehicle = ConnectedVehicleType.of(row)
+            vehicle.cursor = vehicles.cursor_of(row, who, key)
+            listed.append(vehicle)
+        return listed
 
     @strawberry.field
     async def vehicle(self, info: Info, id: strawberry.ID) -> VehicleType:

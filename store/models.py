@@ -115,7 +115,17 @@ class CatalogueVehicle(Base):
 class ConnectedVehicle(Base):
     __tablename__ = "connected_vehicles"
     __table_args__ = (
-        Index("ix_connected_vehicles_owner", "client_id", "user_id", "status"),
+        # connectedVehicleList: its filter and its order, so that page 1 and a cursor's
+        # page read a few index entries however large the fleet.
+        Index("ix_connected_vehicles_list", "client_id", "user_id", "created_at", "id"),
+        Index(
+            "ix_connected_vehicles_list_status",
+            "client_id",
+            "user_id",
+            "status",
+            "created_at",
+            "id",
+        ),
         # The sweeper's three questions, each answered from a small partial index.
         Index(
             "ix_connected_vehicles_due",
