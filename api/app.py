@@ -5,7 +5,9 @@ Run with ``uvicorn --factory api.app:create_app``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio.to_thread
@@ -23,8 +25,10 @@ from api.graphql import schema
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
 from api.schema import Context
+from api.wakeups import Wakeups
 from settings import Settings, get_settings
 from store.db import Database, open_database
+from workflows.clients import SigningSecrets
 
 __all__ = ["create_app"]
 
@@ -34,9 +38,18 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(schema)
         self.db = db
         self.settings = settings
+        # One of each per process: shared by every request it serves.
+        self.signing_secrets = SigningSecrets(settings.principal_cache_seconds)
+        self.wakeups = Wakeups(settings.events_url)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return Context(self.db, self.settings, request.headers)
+        return Context(
+            self.db,
+            self.settings,
+            request.headers,
+            signing_secrets=self.signing_secrets,
+            wakeups=self.wakeups,
+        )
 
 
 async def healthz(request: Request) -> Response:
@@ -73,7 +86,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         dispatcher=jobs.dispatcher(),
     )
     graphql = GraphQLApp(db, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await graphql.wakeups.aclose()  # the listener starts on the first wait
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
@@ -83,8 +103,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/ops/vehicles/{id}/redrive", redrive_endpoint, methods=["POST"]),
             Route("/ops/webhook-deliveries/{id}/replay", replay_endpoint, methods=["POST"]),
             Route("/webhooks/{provider}", provider_webhook, methods=["POST"]),
-        ]
+        ],
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.graphql = graphql
     return app

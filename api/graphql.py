@@ -7,6 +7,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -56,4 +57,7 @@ schema = Schema(
     mutation=AllMutations,
     subscription=Subscription,
     config=StrawberryConfig(auto_camel_case=False),
+    # Clients send the same few documents again and again: parse and validate each once
+    # per process. Bounded: unique documents from a caller cannot grow memory.
+    extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
 )

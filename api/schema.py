@@ -8,9 +8,9 @@ errors with ``extensions.code`` in :meth:`Schema.process_errors`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -20,12 +20,13 @@ import strawberry
 from sqlalchemy.orm import Session
 from strawberry.types import Info
 
+from api.wakeups import Wakeups
 from providers.names import Provider, Scope
 from settings import Settings
 from store.db import Database
 from store.models import CatalogueVehicle, ConnectedVehicle
 from workflows import authorization, vehicles
-from workflows.clients import Principal, verify_user_token
+from workflows.clients import Principal, SigningSecrets
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import vehicle_view
 from workflows.machine import Status
@@ -44,11 +45,22 @@ strawberry.enum(Scope, name="ConnectScope")
 
 
 class Context:
-    """Per request: the database, the settings, and the caller (checked on first use)."""
+    """Per request: the database, the settings, and the caller (checked on first use);
+    the process's cache of signing secrets and its listener of vehicles' changes."""
 
-    def __init__(self, db: Database, settings: Settings, headers: Any) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        headers: Any,
+        *,
+        signing_secrets: SigningSecrets,
+        wakeups: Wakeups,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.signing_secrets = signing_secrets
+        self.wakeups = wakeups
         self._headers = headers
         self._principal: Principal | None = None
         # graphql-transport-ws: the `connection_init` payload (browsers cannot set
@@ -72,9 +84,16 @@ class Context:
         return await anyio.to_thread.run_sync(call)
 
     async def principal(self) -> Principal:
+        """The caller: from the cached signing secret on the event loop (no thread hop),
+        else from the client's row in a worker thread (once per client and TTL)."""
         if self._principal is None:
             client_id, token = self._credentials()
-            self._principal = await self.run(lambda s: verify_user_token(s, client_id, token))
+            who = self.signing_secrets.verify(client_id, token)
+            if who is None:
+                who = await self.run(
+                    lambda s: self.signing_secrets.verify_from(s, client_id, token)
+                )
+            self._principal = who
         return self._principal
 
 
@@ -294,15 +313,23 @@ class Query:
 async def _wait_for(
     ctx: Context, vehicle_id: str, done: Callable[[ConnectedVehicle], bool]
 ) -> ConnectedVehicle:
-    """Re-read the vehicle until `done` says so or the bounded wait runs out; the
-    database is the truth, whatever the broker did."""
-    deadline = time.monotonic() + ctx.settings.mutation_wait_seconds
-    while True:
-        row = await ctx.run(lambda s: s.get(ConnectedVehicle, vehicle_id))
-        assert row is not None
-        if done(row) or time.monotonic() >= deadline:
-            return row
-        await asyncio.sleep(0.1)
+    """Read the vehicle; until `done` says so or the bounded wait runs out, wait for its
+    change (a wake from CHANGED) and read again. The database is the truth, whatever the
+    broker did: a wake only says when to look, and a slow re-read every
+    `wait_recheck_seconds` covers a wake that was lost."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.settings.mutation_wait_seconds
+    async with ctx.wakeups.watch(vehicle_id) as changed:  # before the read: no gap
+        while True:
+            changed.clear()
+            row = await ctx.run(lambda s: vehicles.peek(s, vehicle_id))
+            remaining = deadline - loop.time()
+            if done(row) or remaining <= 0:
+                return row
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    changed.wait(), min(remaining, ctx.settings.wait_recheck_seconds)
+                )
 
 
 @strawberry.type

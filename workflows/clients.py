@@ -7,10 +7,16 @@ the user's id, ``exp`` is required.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from providers import Credentials, Provider
@@ -19,9 +25,12 @@ from workflows.errors import DomainError, ErrorCode
 
 __all__ = [
     "Principal",
+    "SigningSecrets",
     "create_client",
     "credentials_for",
+    "forget_signing_secret",
     "mint_user_token",
+    "rotate_signing_secret",
     "set_provider_credentials",
     "verify_user_token",
 ]
@@ -88,17 +97,24 @@ def mint_user_token(
     return jwt.encode(claims, client.signing_secret, algorithm="HS256")
 
 
-def verify_user_token(session: Session, client_id: str | None, token: str | None) -> Principal:
-    """The caller, or AUTH_TOKEN_EXPIRED / AUTH_TOKEN_INVALID."""
-    if not client_id or not token:
-        raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+def rotate_signing_secret(session: Session, client_id: str) -> Client:
+    """A new signing secret: tokens signed with the previous one are refused from now on
+    (in this process at once; in others within their cache's TTL, see SigningSecrets)."""
     client = session.get(Client, client_id)
     if client is None:
-        raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+        raise LookupError(f"no client {client_id!r}")
+    client.signing_secret = secrets.token_urlsafe(32)
+    session.commit()
+    forget_signing_secret(client_id)  # again after commit: a read in between saw the old one
+    return client
+
+
+def _check(client_id: str, signing_secret: str, token: str) -> Principal:
+    """The JWT itself, checked on every request (only the secret is ever cached)."""
     try:
         claims = jwt.decode(
             token,
-            client.signing_secret,
+            signing_secret,
             algorithms=["HS256"],
             options={"require": ["exp", "sub"]},
         )
@@ -109,4 +125,92 @@ def verify_user_token(session: Session, client_id: str | None, token: str | None
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
-    return Principal(client_id=client.id, user_id=sub, admin=claims.get("admin") is True)
+    return Principal(client_id=client_id, user_id=sub, admin=claims.get("admin") is True)
+
+
+def verify_user_token(session: Session, client_id: str | None, token: str | None) -> Principal:
+    """The caller, or AUTH_TOKEN_EXPIRED / AUTH_TOKEN_INVALID."""
+    if not client_id or not token:
+        raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+    client = session.get(Client, client_id)
+    if client is None:
+        raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+    return _check(client.id, client.signing_secret, token)
+
+
+# Every live cache of this process, so that a change of a secret reaches all of them.
+_caches: weakref.WeakSet[SigningSecrets] = weakref.WeakSet()
+
+
+def forget_signing_secret(client_id: str) -> None:
+    for cache in list(_caches):
+        cache.forget(client_id)
+
+
+@event.listens_for(Client.signing_secret, "set")
+def _secret_changed(target: Client, value: Any, old: Any, initiator: Any) -> None:
+    if target.id is not None:
+        forget_signing_secret(target.id)
+
+
+class SigningSecrets:
+    """Clients' signing secrets, decrypted, kept per process: a request is verified
+    without reading and decrypting the client's row (the JWT is still checked each time).
+
+    Staleness is bounded by a small TTL plus explicit invalidation (no version column:
+    checking one would cost the very read this saves). A change of `signing_secret`
+    through the ORM in this process (rotate_signing_secret) forgets the entry at once.
+    A change made by another process (the CLI, another web process) is seen within `ttl`;
+    and at once by tokens signed with the new secret, because a bad signature against a
+    cached secret re-reads the client (at most once a second per client, so forged tokens
+    cannot turn every request into a database read).
+    """
+
+    REREAD_AFTER = 1.0
+
+    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._secrets: dict[str, tuple[str, float]] = {}  # client id → (secret, read at)
+        _caches.add(self)
+
+    def verify(self, client_id: str | None, token: str | None) -> Principal | None:
+        """The caller, from the cached secret, with no I/O; None when the client must be
+        read from the database first (verify_from)."""
+        if not client_id or not token:
+            raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+        with self._lock:
+            entry = self._secrets.get(client_id)
+        if entry is None:
+            return None
+        secret, read_at = entry
+        age = self._clock() - read_at
+        if age >= self.ttl:
+            return None
+        try:
+            return _check(client_id, secret, token)
+        except DomainError as exc:
+            if exc.code is ErrorCode.AUTH_TOKEN_INVALID and age >= self.REREAD_AFTER:
+                return None  # perhaps signed with a secret newer than ours: read again
+            raise
+
+    def verify_from(self, session: Session, client_id: str | None, token: str | None) -> Principal:
+        """Read the client (and cache its secret), then verify."""
+        if not client_id or not token:
+            raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+        read_at = self._clock()
+        client = session.get(Client, client_id)
+        if client is None:
+            self.forget(client_id)
+            raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+        with self._lock:
+            self._secrets[client_id] = (client.signing_secret, read_at)
+        return _check(client.id, client.signing_secret, token)
+
+    def forget(self, client_id: str | None = None) -> None:
+        with self._lock:
+            if client_id is None:
+                self._secrets.clear()
+            else:
+                self._secrets.pop(client_id, None)

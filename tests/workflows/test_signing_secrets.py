@@ -1,0 +1,121 @@
+"""The cache of clients' signing secrets: the client's row is read and decrypted once per
+TTL, the JWT is checked every time, and a changed secret is seen (at once in this
+process, within the TTL elsewhere, at once for tokens signed with the new one)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from sqlalchemy import update
+
+from store.db import Database
+from store.models import Client
+from tests.api.test_list_paging import statements
+from workflows.clients import (
+    SigningSecrets,
+    create_client,
+    mint_user_token,
+    rotate_signing_secret,
+    verify_user_token,
+)
+from workflows.errors import DomainError, ErrorCode
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def client(clean: Database) -> Client:
+    with clean.session() as session:
+        return create_client(session, "Acme")
+
+
+def verify(cache: SigningSecrets, db: Database, client_id: str, token: str) -> tuple[str, int]:
+    """Who the token is, and how many statements it took."""
+    with statements(db) as sent:
+        who = cache.verify(client_id, token)
+        if who is None:
+            with db.session() as session:
+                who = cache.verify_from(session, client_id, token)
+    return who.user_id, len(sent)
+
+
+def token_for(client: Client, user: str = "u1", ttl: timedelta = timedelta(hours=1)) -> str:
+    return mint_user_token(client, user, ttl)
+
+
+def signed_with(secret: str, user: str = "u1") -> str:
+    """A token signed with `secret` (no Client object made: that would be a change)."""
+    claims = {"sub": user, "exp": datetime.now(UTC) + timedelta(hours=1)}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def test_a_cached_client_is_verified_without_the_database(clean: Database, client: Client) -> None:
+    cache = SigningSecrets(ttl=30, clock=Clock())
+    assert verify(cache, clean, client.id, token_for(client)) == ("u1", 1)
+    assert verify(cache, clean, client.id, token_for(client, "u2")) == ("u2", 0)
+
+
+def test_the_token_itself_is_checked_every_time(clean: Database, client: Client) -> None:
+    cache = SigningSecrets(ttl=30, clock=Clock())
+    verify(cache, clean, client.id, token_for(client))
+
+    with pytest.raises(DomainError) as expired:
+        cache.verify(client.id, token_for(client, ttl=timedelta(seconds=-1)))
+    with pytest.raises(DomainError) as forged:
+        cache.verify(client.id, signed_with("x" * 43))
+
+    assert expired.value.code is ErrorCode.AUTH_TOKEN_EXPIRED
+    assert forged.value.code is ErrorCode.AUTH_TOKEN_INVALID
+
+
+def test_a_rotation_in_this_process_is_seen_at_once(clean: Database, client: Client) -> None:
+    cache = SigningSecrets(ttl=30, clock=Clock())
+    old_token = token_for(client)
+    verify(cache, clean, client.id, old_token)
+
+    with clean.session() as session:
+        rotated = rotate_signing_secret(session, client.id)
+
+    assert cache.verify(client.id, old_token) is None  # forgotten: read again
+    with clean.session() as session, pytest.raises(DomainError):
+        cache.verify_from(session, client.id, old_token)
+    assert verify(cache, clean, client.id, token_for(rotated)) == ("u1", 0)
+
+
+def test_a_rotation_elsewhere_is_seen_within_the_ttl(clean: Database, client: Client) -> None:
+    clock = Clock()
+    cache = SigningSecrets(ttl=30, clock=clock)
+    old_token = token_for(client)
+    verify(cache, clean, client.id, old_token)
+    # Another process (the CLI) changes the secret: no ORM event reaches this one.
+    with clean.engine.begin() as conn:
+        conn.execute(update(Client).where(Client.id == client.id).values(signing_secret="n" * 43))
+
+    clock.now += 2  # a new token, signed with the new secret, reads the client again
+    assert verify(cache, clean, client.id, signed_with("n" * 43)) == ("u1", 1)
+    # ... after which the old token is refused; before the TTL it still was accepted.
+    with pytest.raises(DomainError):
+        cache.verify(client.id, old_token)
+
+
+def test_an_old_token_is_refused_once_the_ttl_is_over(clean: Database, client: Client) -> None:
+    clock = Clock()
+    cache = SigningSecrets(ttl=30, clock=clock)
+    old_token = token_for(client)
+    verify(cache, clean, client.id, old_token)
+    with clean.engine.begin() as conn:
+        conn.execute(update(Client).where(Client.id == client.id).values(signing_secret="n" * 43))
+
+    assert cache.verify(client.id, old_token) is not None  # stale, within the TTL
+    clock.now += 31
+    assert cache.verify(client.id, old_token) is None
+    with clean.session() as session, pytest.raises(DomainError):
+        verify_user_token(session, client.id, old_token)
