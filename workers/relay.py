@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import redis
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, select, text, update
 
 from store.db import Database
 from store.models import OutboxEvent, utcnow
@@ -56,9 +56,12 @@ def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> in
             pipe.publish(vehicle_channel(event.vehicle_id), message)
             pipe.publish(ALL_EVENTS, message)
         pipe.execute()
-        now = utcnow()
-        for event in events:
-            event.published_at = now
-            webhooks.fan_out(session, event)  # the client's endpoints, same transaction
+        session.execute(  # one statement for the batch
+            update(OutboxEvent)
+            .where(OutboxEvent.seq.in_([e.seq for e in events]))
+            .values(published_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        webhooks.fan_out(session, events)  # the clients' endpoints, same transaction
         session.commit()
         return len(events)

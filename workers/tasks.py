@@ -43,6 +43,7 @@ def _step_task(spec: StepSpec) -> Task:
 
     run.__name__ = run.__qualname__ = spec.step.value
     run.__doc__ = f"Run the workflow step {spec.step.value!r} for a vehicle."
+
     def exhausted(vehicle_id: str) -> None:
         spec.exhausted(runtime.database(), vehicle_id)
 

@@ -8,6 +8,7 @@ never returns quietly.
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +19,10 @@ from store.models import ConnectedVehicle, utcnow
 from workflows import steps
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
+
+# transitions logs every callback it runs at INFO: several lines per change in a worker
+# at INFO, and CPU spent formatting them. Our own events say what changed.
+logging.getLogger("transitions").setLevel(logging.WARNING)
 
 __all__ = ["TRANSITIONS", "IllegalTransition", "Lifecycle", "Status"]
 

@@ -13,11 +13,12 @@ import json
 import random
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
@@ -28,6 +29,7 @@ from store.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
+    new_id,
     utcnow,
 )
 from workflows.errors import DomainError, ErrorCode
@@ -116,41 +118,60 @@ def delete_endpoint(session: Session, client_id: str, endpoint_id: str) -> None:
     session.commit()
 
 
-def fan_out(session: Session, event: OutboxEvent) -> int:
-    """A delivery of `event` for each endpoint of its client that wants it (in the
-    caller's transaction; an event published again adds none twice)."""
-    endpoints = session.execute(
+def fan_out(session: Session, events: Sequence[OutboxEvent]) -> int:
+    """A delivery of each event for each endpoint of its client that wants it, in the
+    caller's transaction; an event published again adds none twice. Two reads and one
+    bulk insert per batch, whatever its size: the endpoints of every client in it, and
+    the deliveries that exist already."""
+    if not events:
+        return 0
+    clients = {e.client_id for e in events}
+    endpoints: dict[str, list[WebhookEndpoint]] = {}
+    for endpoint in session.execute(
         select(WebhookEndpoint).where(
-            WebhookEndpoint.client_id == event.client_id, WebhookEndpoint.enabled.is_(True)
+            WebhookEndpoint.client_id.in_(clients), WebhookEndpoint.enabled.is_(True)
         )
-    ).scalars()
-    body = json.dumps(
-        {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.payload}
-    )
-    added = 0
-    for endpoint in endpoints:
-        if endpoint.event_types and event.type not in endpoint.event_types:
-            continue
-        exists = session.execute(
-            select(WebhookDelivery.id).where(
-                WebhookDelivery.endpoint_id == endpoint.id,
-                WebhookDelivery.event_id == event.id,
+    ).scalars():
+        endpoints.setdefault(endpoint.client_id, []).append(endpoint)
+    if not endpoints:
+        return 0
+    wanted = [e for e in events if e.client_id in endpoints]
+    existing = {
+        (endpoint_id, event_id)
+        for endpoint_id, event_id in session.execute(
+            select(WebhookDelivery.endpoint_id, WebhookDelivery.event_id).where(
+                WebhookDelivery.event_id.in_([e.id for e in wanted])
             )
-        ).first()
-        if exists is None:
-            session.add(
-                WebhookDelivery(
-                    endpoint_id=endpoint.id,
-                    event_id=event.id,
-                    event_type=event.type,
-                    body=body,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=utcnow(),
-                )
+        )
+    }
+    now = utcnow()
+    rows = []
+    for event in wanted:
+        body = json.dumps(
+            {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.payload}
+        )
+        for endpoint in endpoints[event.client_id]:
+            if endpoint.event_types and event.type not in endpoint.event_types:
+                continue
+            if (endpoint.id, event.id) in existing:
+                continue
+            rows.append(
+                {
+                    "id": new_id(),
+                    "endpoint_id": endpoint.id,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "body": body,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
-            added += 1
-    return added
+    if rows:
+        session.execute(insert(WebhookDelivery), rows)
+    return len(rows)
 
 
 def take_due(

@@ -252,3 +252,22 @@ def test_a_provider_down_after_every_retry_fails_retryable(
         1 + policy.inline_retries
     )
     assert row.access_token  # the code was spent once; its tokens are kept
+
+
+def test_the_step_gets_exactly_the_configured_attempts(
+    api: TestClient, tenant: Tenant, smartcar: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More attempts than Celery's own default of 3 retries would allow
+    settings = get_settings()
+    monkeypatch.setattr(settings, "retry_max_attempts", 6)
+    policy = RetryPolicy.of(settings)
+    smartcar.fault("/v2.0/vehicles", 503, times=1000)
+    vehicle = create_vehicle(api, tenant.headers())
+    api.get(callback_path(consent(vehicle["authorization_url"])))
+
+    body = authorize(api, tenant, vehicle["id"])
+
+    assert error_code(body) == "PROVIDER_UNAVAILABLE"
+    row = vehicle_row(tenant.db, vehicle["id"])
+    assert row.attempts == 6
+    assert smartcar.fake.requests["/v2.0/vehicles"] == 6 * (1 + policy.inline_retries)

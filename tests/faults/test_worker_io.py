@@ -1,0 +1,70 @@
+"""The worker's provider I/O over a real worker process of the Procfile (gevent): a
+provider call that hangs times out and is tried again while the worker goes on serving
+other vehicles; the process talks to a provider over one pool of connections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bench.harness import cluster
+from providers.fakes.serve import FakeServer
+from settings import Settings
+from store.db import Database
+from tests.conftest import REDIS_BASE, REDIS_DB
+
+pytestmark = pytest.mark.faults
+
+CONCURRENCY = 8
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    """A Redis db of its own: the session's in-process worker must not take this work."""
+    import redis
+
+    url = f"{REDIS_BASE}/{REDIS_DB + 1}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+def test_a_hanging_provider_holds_up_only_its_own_calls(
+    clean: Database, settings: Settings, smartcar: FakeServer, broker: str
+) -> None:
+    # Given three calls that hang far longer than a call may take (1 s): more than one
+    # attempt's inline budget, so a step is tried again by the retry policy too
+    hang = 60.0
+    smartcar.fault("/v2.0/vehicles", 0, times=3, delay=hang)
+    with cluster(
+        clean,
+        settings,
+        smartcar,
+        broker,
+        workers=1,
+        concurrency=CONCURRENCY,
+        beat=False,
+        CV_PROVIDER_TIMEOUT_SECONDS="1",
+    ) as c:
+        c.put_in_flight(40, enqueue=False)
+        before = set(smartcar.fake.connections)  # the users' own, at the consent page
+
+        # When the worker validates them all
+        c.enqueue_all()
+        c.wait_until_terminal(45)
+
+        # Then every vehicle is authorized while the hung calls still hang at the fake:
+        # nothing waited for them
+        report = c.report("three calls hang", 0)
+        assert report.authorized == 40, report
+        assert smartcar.fake.in_flight >= 1
+        assert report.double_exchanges == 0
+        # and the worker process reached the provider over one pool: a few connections
+        # per concurrent task, not one per call (40 validations make 160+ calls)
+        made = smartcar.fake.connections - before
+        calls = sum(smartcar.fake.requests.values())
+        assert calls >= 160
+        assert len(made) <= 3 * CONCURRENCY, (len(made), calls)

@@ -1,0 +1,111 @@
+"""What a transaction sets in motion is handed over once, after it commits: the steps due,
+one relay kick, the vehicles to wake. Nothing for a transaction that rolls back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from store.db import Database, open_database
+from tests.conftest import SECRET_KEY
+from tests.fixtures import Tenant, add_vehicle
+from workers.enqueue import RELAY_TASK, Enqueuer
+from workflows import steps
+from workflows.dispatch import AfterCommit
+from workflows.events import CHANGED, record_event
+from workflows.registry import REGISTRY
+from workflows.steps import Step
+from workflows.vehicles import lock
+
+
+@pytest.fixture
+def handed(tenant: Tenant) -> Iterator[tuple[Database, list[AfterCommit]]]:
+    """The test's database through a handle whose dispatcher keeps what it is handed."""
+    got: list[AfterCommit] = []
+    url = tenant.db.engine.url.render_as_string(hide_password=False)
+    db = open_database(url, SECRET_KEY, dispatcher=got.append)
+    yield db, got
+    db.engine.dispose()
+
+
+def test_a_commit_hands_over_its_steps_events_and_changes_once(handed) -> None:
+    db, got = handed
+    vehicle_id = add_vehicle(db)
+    with db.session() as session:
+        vehicle = lock(session, vehicle_id)
+        assert vehicle is not None
+        record_event(session, "connected_vehicle.updated", vehicle)
+        record_event(session, "connected_vehicle.updated", vehicle)
+        steps.schedule(vehicle, Step.validate)
+        assert got == []  # nothing before the commit
+        session.commit()
+    assert got == [AfterCommit(steps=[(vehicle_id, "validate")], events=True, changed=[vehicle_id])]
+
+
+def test_a_rollback_hands_over_nothing(handed) -> None:
+    db, got = handed
+    vehicle_id = add_vehicle(db)
+    with db.session() as session:
+        vehicle = lock(session, vehicle_id)
+        assert vehicle is not None
+        record_event(session, "connected_vehicle.updated", vehicle)
+        steps.schedule(vehicle, Step.validate)
+        session.rollback()
+        session.commit()  # a later, empty transaction of the same session
+    assert got == []
+
+
+def test_a_step_cleared_before_the_commit_is_not_enqueued(handed) -> None:
+    db, got = handed
+    vehicle_id = add_vehicle(db)
+    with db.session() as session:
+        vehicle = lock(session, vehicle_id)
+        assert vehicle is not None
+        steps.schedule(vehicle, Step.validate)
+        steps.clear(vehicle)
+        session.commit()
+    assert got == []
+
+
+class FakeBroker:
+    """Stands in for the Celery app: keeps what is sent (the Enqueuer is under test)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[str], float | None]] = []
+
+    def send_task(self, name: str, args: list[str], countdown: float | None = None, **_: Any):
+        self.sent.append((name, args, countdown))
+
+
+class FakeRedis:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str]] = []
+
+    def pipeline(self, transaction: bool = False) -> FakeRedis:
+        return self
+
+    def publish(self, channel: str, message: str) -> None:
+        self.published.append((channel, message))
+
+    def execute(self) -> None:
+        pass
+
+
+def test_the_enqueuer_sends_each_step_by_the_registry_and_one_relay_kick() -> None:
+    broker, events = FakeBroker(), FakeRedis()
+    enqueuer = Enqueuer(broker, lambda: events, relay_debounce=0.2)  # type: ignore[arg-type]
+
+    enqueuer(AfterCommit(steps=[("v1", "validate"), ("v2", "revoke")], events=True))
+    enqueuer(AfterCommit(events=True, changed=["v1", "v2"]))  # within the debounce
+
+    names = [name for name, _, _ in broker.sent]
+    assert names == [REGISTRY[Step.validate].task, REGISTRY[Step.revoke].task, RELAY_TASK]
+    relay = broker.sent[-1]
+    assert relay[2] == 0.2  # runs after every commit that it stands for
+    assert events.published == [(CHANGED, "v1"), (CHANGED, "v2")]
+    time.sleep(0.25)
+    enqueuer(AfterCommit(events=True))
+    assert [n for n, _, _ in broker.sent].count(RELAY_TASK) == 2  # the window has passed
