@@ -71,11 +71,12 @@ async def replay_endpoint(request: Request) -> Response:
 
     def run() -> str:
         with db.session() as session:
-            return replay(session, request.path_params["id"]).status
+            status = replay(session, request.path_params["id"]).status
+        jobs.deliver_webhooks()  # in this thread: never block the event loop on the broker
+        return status
 
     try:
         status = await anyio.to_thread.run_sync(run)
     except DomainError as exc:
         return json_error(exc)
-    jobs.deliver_webhooks()
     return JSONResponse({"id": request.path_params["id"], "status": status}, status_code=202)

@@ -56,9 +56,10 @@ async def provider_webhook(request: Request) -> Response:
 
     def store() -> provider_events.Received:
         with db.session() as session:
-            return provider_events.receive(session, provider, client_id, raw, body)
+            received = provider_events.receive(session, provider, client_id, raw, body)
+        if not received.duplicate:  # in this thread: never block the event loop on the broker
+            jobs.process_provider_webhook(received.webhook_id)
+        return received
 
     received = await anyio.to_thread.run_sync(store)
-    if not received.duplicate:
-        jobs.process_provider_webhook(received.webhook_id)
     return JSONResponse({"received": True, "duplicate": received.duplicate})
