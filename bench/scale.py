@@ -34,14 +34,14 @@ SELECT gen_random_uuid()::text, :client,
     CASE WHEN g % 50 = 0 THEN 'pending' WHEN g % 50 = 2 THEN 'failed' ELSE 'authorized' END,
     1, 0, now() - make_interval(secs => g * 0.001), now(),
     CASE WHEN g % 50 IN (0, 2) THEN NULL ELSE now() END
-FROM generate_series(:first, :last) AS g
+FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
 """
 
 INSERT_EVENTS = """
 INSERT INTO outbox_events (id, type, vehicle_id, client_id, payload, created_at, published_at)
 SELECT gen_random_uuid()::text, :type, 'v-' || g, :client,
-    CAST('{"status": "authorized"}' AS json), now(), {published}
-FROM generate_series(:first, :last) AS g
+    CAST('{{"status": "authorized"}}' AS json), now(), {published}
+FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
 """
 
 QUERY_FIELDS = "id status label vehicle_id provider created_at"
@@ -130,20 +130,18 @@ class Fleet:
 
 
 def _cursor_support(s: Stack, headers: dict[str, str]) -> tuple[bool, str | None]:
-    """Whether connectedVehicleList takes `after`, and the name of a cursor field on the
-    listed type if there is one (else the last vehicle's id is the cursor)."""
-    body = s.gql(
-        """{ __type(name: "Query") { fields { name args { name }
-             type { ofType { ofType { ofType { name fields { name } } } } } } } }""",
+    """Whether connectedVehicleList takes `after` (asked of the schema by using it), and
+    the name of a cursor field on the listed type if there is one (else the last
+    vehicle's id is the cursor)."""
+    tried = s.gql(
+        "query($after: String) { connectedVehicleList(size: 1, after: $after) { id } }",
         headers,
+        after=None,
     )
-    for f in body["data"]["__type"]["fields"]:
-        if f["name"] == "connectedVehicleList":
-            takes_after = any(a["name"] == "after" for a in f["args"])
-            names = str(f["type"])
-            cursor = "cursor" if "'cursor'" in names else None
-            return takes_after, cursor
-    return False, None
+    takes_after = not any("after" in str(e.get("message", "")) for e in tried.get("errors") or [])
+    fields = s.gql('{ __type(name: "ConnectedVehicle") { fields { name } } }', headers)
+    names = {f["name"] for f in ((fields.get("data") or {}).get("__type") or {}).get("fields", [])}
+    return takes_after, "cursor" if "cursor" in names else None
 
 
 def _measure(

@@ -131,13 +131,16 @@ class Stack:
 
     def pause(self) -> None:
         """The workers stop taking new messages (Celery's remote control)."""
-        replies = self.celery.control.cancel_consumer(QUEUE, reply=True, timeout=5)
-        if len(replies) < len(self.service.workers):
+        # `limit`: return at the last reply, not at the timeout
+        workers = len(self.service.workers)
+        replies = self.celery.control.cancel_consumer(QUEUE, reply=True, timeout=5, limit=workers)
+        if len(replies) < workers:
             raise RuntimeError(f"not every worker stopped consuming: {replies}")
 
     def resume(self) -> None:
-        replies = self.celery.control.add_consumer(QUEUE, reply=True, timeout=5)
-        if len(replies) < len(self.service.workers):
+        workers = len(self.service.workers)
+        replies = self.celery.control.add_consumer(QUEUE, reply=True, timeout=5, limit=workers)
+        if len(replies) < workers:
             raise RuntimeError(f"not every worker resumed: {replies}")
 
     def depth(self) -> int:
@@ -163,10 +166,12 @@ class Stack:
         local = threading.local()
         errors: list[str] = []
         ids: list[str] = []
+        clients: list[httpx.Client] = []
 
         def browser() -> httpx.Client:
             if not hasattr(local, "client"):
                 local.client = httpx.Client(follow_redirects=False, timeout=60)
+                clients.append(local.client)
             client: httpx.Client = local.client
             return client
 
@@ -197,6 +202,8 @@ class Stack:
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=threads) as pool:
             done = sum(pool.map(one, range(n)))
+        for client in clients:
+            client.close()
         return Journeys(
             user, ids, n, done, len(errors), errors[0] if errors else "", time.monotonic() - start
         )

@@ -18,6 +18,8 @@ def noop_drain(s: Stack, n: int, timeout: float = 120) -> float:
     """Tasks/s: N no-op tasks queued while the workers are paused, then drained."""
     s.pause()
     s.send_noops(n)
+    if s.depth() < 0.9 * n:  # a worker may take the message it was waiting for
+        raise RuntimeError(f"the workers did not pause: {s.depth()} of {n} tasks queued")
     s.resume()
     start = time.monotonic()
     while s.depth() > 0:
@@ -82,6 +84,10 @@ def staged_drain(s: Stack, n: int, delay: float, timeout: float) -> Drain:
     journeys = s.journeys(n)
     if journeys.called_back == 0:
         raise RuntimeError(f"no journey reached the callback: {journeys.first_error}")
+    if s.depth() < 0.9 * journeys.called_back:
+        raise RuntimeError(
+            f"the workers did not pause: {s.depth()} of {journeys.called_back} tasks queued"
+        )
     samples: list[int] = []
     stop = threading.Event()
 
