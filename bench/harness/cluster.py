@@ -75,6 +75,7 @@ class Cluster:
         broker_url: str,
         service: Service,
         concurrency: int | None,
+        pool: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -83,6 +84,7 @@ class Cluster:
         self.service = service
         self.env = service.env
         self.concurrency = concurrency
+        self.pool = pool
         self.tenant: Tenant = make_tenant(db, {"Smartcar": smartcar}, "Chaos")
         self.celery = celery_client(broker_url)
         self.vehicles: list[str] = []
@@ -91,7 +93,7 @@ class Cluster:
     # -- processes -----------------------------------------------------------------------------
 
     def start_worker(self, concurrency: int | None = None) -> None:
-        self.service.start_worker(concurrency=concurrency or self.concurrency)
+        self.service.start_worker(pool=self.pool, concurrency=concurrency or self.concurrency)
 
     def start_beat(self) -> None:
         self.service.start_beat()
@@ -232,14 +234,16 @@ def cluster(
     *,
     workers: int = 2,
     concurrency: int | None = 4,
+    pool: str | None = None,
     beat: bool = True,
     web: bool = False,
     **overrides: str,
 ) -> Iterator[Cluster]:
-    """Worker processes (the Procfile's worker line; `concurrency` overrides its pool
-    size, None keeps it), beat and web on `broker_url`, with settings fit for a fault run:
-    short stall and claim deadlines, a frequent sweep. The fault tests keep the pool small
-    (4): at most one code per running task is lost with a killed worker."""
+    """Worker processes (the Procfile's worker line; `concurrency` and `pool` override
+    its pool's size and kind, None keeps the line's), beat and web on `broker_url`, with
+    settings fit for a fault run: short stall and claim deadlines, a frequent sweep. The
+    fault tests keep the pool small (4): at most one code per running task is lost with a
+    killed worker."""
     public_url = f"http://127.0.0.1:{free_port()}" if web else settings.public_url
     env = {
         **path_env(),
@@ -257,7 +261,7 @@ def cluster(
     }
     register_app(smartcar, settings.callback_url, f"{public_url}/oauth/callback")
     with service(env) as processes:
-        c = Cluster(db, settings, smartcar, broker_url, processes, concurrency)
+        c = Cluster(db, settings, smartcar, broker_url, processes, concurrency, pool)
         for _ in range(workers):
             c.start_worker()
         if beat:
