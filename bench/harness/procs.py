@@ -120,7 +120,8 @@ class Process:
         self._log.close()
 
     def output(self, tail: int = 4000) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-tail:]
 
 
