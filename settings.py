@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = 10.0
     # Connections kept open per provider base URL in a worker process (one pooled client
     # each): the steps of ~`worker_concurrency` vehicles share them.
-    provider_max_connections: int = 200
+    provider_max_connections: int = 600  # three calls at once per step, 200 steps
 
     # Provider steps wait on the network: a worker process runs this many at once (gevent
     # greenlets), and holds a database pool sized for them (connections are held only

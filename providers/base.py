@@ -29,7 +29,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
-from providers.http import concurrently, pooled_transport
+from providers.http import DeadlineExceeded, concurrently, deadline, pooled_transport
 from providers.names import Provider, Scope
 from providers.retry import RetryPolicy
 
@@ -209,8 +209,9 @@ class Adapter:
 
     def _send_once(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._client(url).request(method, url, timeout=self._timeout, **kwargs)
-        except httpx.TransportError as exc:
+            with deadline(self._timeout):
+                response = self._client(url).request(method, url, timeout=self._timeout, **kwargs)
+        except (httpx.TransportError, DeadlineExceeded) as exc:
             raise RetryableError(self.provider, f"{what}: {type(exc).__name__}") from exc
         if not response.is_success:
             raise self._classify(response, what)
@@ -279,13 +280,14 @@ class CodeFlowAdapter(Adapter):
             extra["code_verifier"] = code_verifier
         oauth = self._oauth(redirect_uri)
         try:
-            token = oauth.fetch_token(
-                self._endpoint(self.token_url),
-                grant_type="authorization_code",
-                code=code,
-                **extra,
-            )
-        except httpx.TransportError as exc:
+            with deadline(self._timeout):
+                token = oauth.fetch_token(
+                    self._endpoint(self.token_url),
+                    grant_type="authorization_code",
+                    code=code,
+                    **extra,
+                )
+        except (httpx.TransportError, DeadlineExceeded) as exc:
             raise RetryableError(self.provider, f"token request: {type(exc).__name__}") from exc
         except OAuthError as exc:  # a 2xx body carrying an OAuth error
             raise self._oauth_error(exc.error) from exc

@@ -21,6 +21,7 @@ from authlib.deprecate import AuthlibDeprecationWarning
 
 from providers.base import AccountRef, Adapter, VehicleInfo
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
+from providers.http import DeadlineExceeded, deadline
 from providers.names import Provider, Scope
 
 with warnings.catch_warnings():
@@ -114,8 +115,9 @@ class EnodeAdapter(Adapter):
         )
         client.register_compliance_hook("access_token_response", self._check_token)
         try:
-            token = client.fetch_token(token_url, grant_type="client_credentials")
-        except httpx.TransportError as exc:
+            with deadline(self._timeout):
+                token = client.fetch_token(token_url, grant_type="client_credentials")
+        except (httpx.TransportError, DeadlineExceeded) as exc:
             raise RetryableError(self.provider, f"token request: {type(exc).__name__}") from exc
         expires_at = datetime.now(UTC) + timedelta(seconds=float(token.get("expires_in", 3600)))
         if cache is not None:

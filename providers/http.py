@@ -1,34 +1,44 @@
-"""One pooled HTTP transport per provider origin per process.
+"""One pooled HTTP transport per provider origin per process, and running independent
+provider calls at once.
 
 Building an ``httpx.Client`` loads the CA bundle into a new SSL context and opens a new
 connection pool (~20 ms of CPU, even over plain http); a validation step used to build
 five. Here each origin (scheme, host, port) gets one ``httpx.HTTPTransport`` for the life
 of the process, shared by every adapter, every call and every greenlet or thread; clients
 built over it (Authlib's ``OAuth2Client`` is one) cost well under a millisecond and must
-not close it. Keyed by process id too: a pool is never inherited across a fork.
+not close it. Keyed by process id too: a pool is never inherited across a fork. A proxy
+set in the environment (``HTTPS_PROXY``, ``NO_PROXY``…) is honoured per origin, as httpx
+does for the clients it builds itself.
 
-Every call still carries its own timeout (the adapter's), set per request.
+Every call carries its own timeout (the adapter's), set per request; in a gevent worker
+it is also the call's overall deadline (:func:`deadline`), since httpx's timeout bounds
+each phase (connect, each read), not a provider that trickles its answer.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TypeVar
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
 
 import httpx
 
-__all__ = ["concurrently", "configure", "pooled_transport", "reset"]
+__all__ = ["concurrently", "configure", "deadline", "pooled_transport", "reset"]
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
 _transports: dict[tuple[int, str], httpx.BaseTransport] = {}
-_max_connections = 200
+_max_connections = 600
+# A kept-alive connection idle longer than this is not reused: a server that closed it
+# meanwhile would fail the next request (a token exchange must not meet that).
+KEEPALIVE_SECONDS = 5.0
 
 
 def configure(*, max_connections: int) -> None:
@@ -37,14 +47,23 @@ def configure(*, max_connections: int) -> None:
     _max_connections = max_connections
 
 
-def _origin(url: str) -> str:
+def _origin(url: str) -> tuple[str, str]:
     u = httpx.URL(url)
-    return f"{u.scheme}://{u.host}:{u.port or (443 if u.scheme == 'https' else 80)}"
+    port = u.port or (443 if u.scheme == "https" else 80)
+    return f"{u.scheme}://{u.host}:{port}", u.host
+
+
+def _proxy_for(scheme: str, host: str) -> str | None:
+    proxies = urllib.request.getproxies()
+    if not proxies or urllib.request.proxy_bypass(host):
+        return None
+    return proxies.get(scheme) or proxies.get("all")
 
 
 def pooled_transport(url: str) -> httpx.BaseTransport:
     """This process's transport for the origin of `url`, made on first use."""
-    key = (os.getpid(), _origin(url))
+    origin, host = _origin(url)
+    key = (os.getpid(), origin)
     transport = _transports.get(key)
     if transport is None:
         with _lock:
@@ -53,9 +72,10 @@ def pooled_transport(url: str) -> httpx.BaseTransport:
                 limits = httpx.Limits(
                     max_connections=_max_connections,
                     max_keepalive_connections=_max_connections,
-                    keepalive_expiry=30.0,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
                 )
-                transport = httpx.HTTPTransport(limits=limits, retries=0)
+                proxy = _proxy_for(origin.split(":", 1)[0], host)
+                transport = httpx.HTTPTransport(limits=limits, retries=0, proxy=proxy)
                 _transports[key] = transport
     return transport
 
@@ -71,32 +91,79 @@ def reset() -> None:
 atexit.register(reset)
 
 
-_executor: tuple[int, ThreadPoolExecutor] | None = None
-
-
 def _green() -> bool:
     """True in a gevent worker (threading monkey-patched): spawn greenlets, not threads."""
     monkey = sys.modules.get("gevent.monkey")
     return bool(monkey and monkey.is_module_patched("threading"))
 
 
-def concurrently(*calls: Callable[[], T]) -> list[T]:
+class DeadlineExceeded(Exception):
+    """A call outlasted its overall deadline (raised only in a gevent worker)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """At most `seconds` for the block, in a gevent worker (elsewhere httpx's per-phase
+    timeouts are all there is)."""
+    if not _green():
+        yield
+        return
+    import gevent
+
+    with gevent.Timeout(seconds, DeadlineExceeded):
+        yield
+
+
+_executor: tuple[int, ThreadPoolExecutor] | None = None
+_THREAD_PREFIX = "cv-io"
+
+
+def concurrently(*calls: Callable[[], Any]) -> list[Any]:
     """Run independent provider calls at once; their results in order. Every call is
-    waited for before the first error (if any) is raised, so none is left running."""
+    waited for before the first error (if any) is raised; in a gevent worker, calls
+    still running when the caller is interrupted (its time limit) are killed."""
     if len(calls) == 1:
         return [calls[0]()]
     if _green():
         import gevent
 
-        greenlets = [gevent.spawn(call) for call in calls]
-        gevent.joinall(greenlets)
-        for g in greenlets:
-            if g.exception is not None:
-                raise g.exception
-        return [g.value for g in greenlets]
-    global _executor
-    if _executor is None or _executor[0] != os.getpid():
-        _executor = (os.getpid(), ThreadPoolExecutor(max_workers=32, thread_name_prefix="cv-io"))
-    futures = [_executor[1].submit(call) for call in calls]
-    wait(futures)
-    return [f.result() for f in futures]
+        def capture(call: Callable[[], Any]) -> tuple[bool, Any]:
+            try:
+                return True, call()
+            except Exception as exc:  # handed to the caller below, not to gevent's hub
+                return False, exc
+
+        greenlets = [gevent.spawn(capture, call) for call in calls]
+        try:
+            gevent.joinall(greenlets)
+        finally:
+            gevent.killall(greenlets)
+        outcomes = [g.value for g in greenlets]
+    elif threading.current_thread().name.startswith(_THREAD_PREFIX):
+        # Called from a call that runs at once already: one after the other, here. (To
+        # wait on the shared pool from inside it could wait for ever.)
+        outcomes = []
+        for call in calls:
+            try:
+                outcomes.append((True, call()))
+            except Exception as exc:
+                outcomes.append((False, exc))
+    else:
+        # The first call runs in this thread, the others in the shared pool.
+        global _executor
+        if _executor is None or _executor[0] != os.getpid():
+            pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix=_THREAD_PREFIX)
+            _executor = (os.getpid(), pool)
+        futures: list[Future[Any]] = [_executor[1].submit(call) for call in calls[1:]]
+        try:
+            first: tuple[bool, Any] = (True, calls[0]())
+        except Exception as exc:
+            first = (False, exc)
+        wait(futures)
+        outcomes = [first] + [
+            (True, f.result()) if f.exception() is None else (False, f.exception()) for f in futures
+        ]
+    for ok, value in outcomes:
+        if not ok:
+            raise value
+    return [value for _, value in outcomes]

@@ -4,17 +4,19 @@ how much an adapter may re-try a read inside one try.
 - A **step** (validate, link, revoke) gets exactly ``max_attempts`` attempts in all; the
   count lives in the database (``workflows.steps``), the delay is exponential backoff
   with full jitter, at least the provider's ``Retry-After``, at most ``cap``.
-- Inside one attempt, an adapter may re-try a failed **read** at once ``inline_retries``
-  times in all (a budget shared by every read of the attempt, not per read), and only
-  when the provider asks for a wait of at most ``inline_wait_max``: a flaky provider
-  then costs a moment rather than a whole attempt. Calls per read are thus bounded by
-  ``max_attempts + inline_retries``, never their product.
+- In the step's first attempt, an adapter may re-try a failed **read** at once
+  ``inline_retries`` times in all (a budget shared by every read of the attempt, not per
+  read), and only when the provider asks for a wait of at most ``inline_wait_max``: a
+  blip then costs a moment rather than a backoff. Later attempts re-try nothing inline
+  (``for_attempt``), so a read is sent at most ``max_attempts + inline_retries`` times
+  over the whole step, never their product.
 - A **database outage** (the connection dropped, PostgreSQL restarting) spends no
   attempt: it is waited out on its own schedule (``DATABASE_OUTAGE``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,6 +45,14 @@ class RetryPolicy:
             base=settings.retry_base_seconds,
             cap=settings.retry_max_seconds,
         )
+
+    def for_attempt(self, failed_before: int) -> RetryPolicy:
+        """The policy of an attempt after `failed_before` failed ones: only the first
+        attempt re-tries reads inline, so a read is sent at most
+        ``max_attempts + inline_retries`` times over the whole step."""
+        if failed_before == 0:
+            return self
+        return dataclasses.replace(self, inline_retries=0)
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds before the next try, after `attempt` failed tries (counting from 1):

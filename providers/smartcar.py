@@ -51,21 +51,27 @@ class SmartcarAdapter(CodeFlowAdapter):
         return [str(v) for v in body.get("vehicles", [])]
 
     def read_vehicle(self, account: AccountRef, vehicle_id: str) -> VehicleInfo:
-        info, vin = concurrently(
+        return self.inspect(account, vehicle_id)[0]
+
+    def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
+        body = self._api("GET", f"/vehicles/{vehicle_id}/permissions", account)
+        return {str(p) for p in body.get("permissions", [])}
+
+    def inspect(self, account: AccountRef, vehicle_id: str) -> tuple[VehicleInfo, set[str]]:
+        """The vehicle's info, its VIN and the permissions: three reads at once."""
+        info, vin, permissions = concurrently(
             lambda: self._api("GET", f"/vehicles/{vehicle_id}", account),
             lambda: self._api("GET", f"/vehicles/{vehicle_id}/vin", account),
+            lambda: self._api("GET", f"/vehicles/{vehicle_id}/permissions", account),
         )
-        return VehicleInfo(
+        vehicle = VehicleInfo(
             id=vehicle_id,
             make=str(info.get("make", "")),
             model=info.get("model"),
             year=info.get("year"),
             vin=vin.get("vin"),
         )
-
-    def granted_scopes(self, account: AccountRef, vehicle_id: str) -> set[str]:
-        body = self._api("GET", f"/vehicles/{vehicle_id}/permissions", account)
-        return {str(p) for p in body.get("permissions", [])}
+        return vehicle, {str(p) for p in permissions.get("permissions", [])}
 
     def revoke(self, account: AccountRef, vehicle_id: str | None) -> bool:
         if vehicle_id:  # the app's access to this vehicle ends

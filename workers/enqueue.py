@@ -51,8 +51,14 @@ class Enqueuer:
         self._next_kick = 0.0
 
     def __call__(self, work: AfterCommit) -> None:
+        """Each piece on its own: one that fails (logged) does not stop the others."""
         for vehicle_id, step in work.steps:
-            self.send(task_name(step), vehicle_id)
+            try:
+                name = task_name(step)
+            except (KeyError, ValueError):
+                log.error("vehicle %s is due an unknown step %r", vehicle_id, step)
+                continue
+            self.send(name, vehicle_id)
         if work.events:
             self.kick_relay()
         if work.changed:
@@ -64,18 +70,26 @@ class Enqueuer:
                 name, args=list(args), countdown=countdown, retry=True, retry_policy=_RETRY
             )
             return True
-        except OperationalError as exc:
+        except (OperationalError, ConnectionError, OSError) as exc:
             log.warning("could not enqueue %s (broker unreachable: %s)", name, type(exc).__name__)
-            return False
+        except Exception:
+            log.exception("could not enqueue %s", name)
+        return False
 
     def kick_relay(self) -> bool:
-        """Send a relay kick unless one is on its way that runs after this commit."""
+        """Send a relay kick unless one is on its way that runs after this commit. (The
+        countdown is the sender's clock: on one host, or hosts in sync to well under
+        the debounce, a pending kick runs after every commit it stood for.)"""
         now = time.monotonic()
         with self._lock:
             if now < self._next_kick:
                 return False
             self._next_kick = now + self._debounce
-        return self.send(RELAY_TASK, countdown=self._debounce)
+        sent = self.send(RELAY_TASK, countdown=self._debounce)
+        if not sent:
+            with self._lock:
+                self._next_kick = 0.0  # the next commit tries again
+        return sent
 
     def wake(self, vehicle_ids: list[str]) -> None:
         """Best effort: a waiter that misses its wake re-reads on its own safety timer."""
@@ -84,5 +98,5 @@ class Enqueuer:
             for vehicle_id in vehicle_ids:
                 pipe.publish(CHANGED, vehicle_id)
             pipe.execute()
-        except redis.RedisError as exc:
+        except (redis.RedisError, OSError) as exc:
             log.warning("could not publish changes (%s)", type(exc).__name__)

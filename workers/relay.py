@@ -31,8 +31,34 @@ def unpublished_query(limit: int) -> Select[OutboxEvent]:
     )
 
 
+def _publish(client: redis.Redis[bytes], events: list[OutboxEvent]) -> None:
+    pipe = client.pipeline(transaction=False)
+    for event in events:
+        message = json.dumps(
+            {
+                "id": event.id,
+                "seq": event.seq,
+                "type": event.type,
+                "vehicle_id": event.vehicle_id,
+                "client_id": event.client_id,
+                "timestamp": event.created_at.isoformat(),
+                "data": event.payload,
+            }
+        )
+        pipe.publish(vehicle_channel(event.vehicle_id), message)
+        pipe.publish(ALL_EVENTS, message)
+    pipe.execute()
+
+
 def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> int:
-    """Publish up to `batch` unpublished events, oldest first; returns how many."""
+    """Publish up to `batch` unpublished events, oldest first; returns how many.
+
+    On PostgreSQL the events are published before they are marked (at least once). On
+    SQLite they are marked first and published after the commit: a transaction there
+    holds the whole database's write lock, and a worker greenlet that waited on Redis
+    while holding it would stall every other one (SQLite waits for its lock in C, which
+    gevent cannot switch out of). A publish lost there costs a subscriber its wake-up,
+    not the event: subscribers read the outbox, webhooks are rows."""
     with db.session() as session:
         stmt = unpublished_query(batch)
         if db.is_postgres:  # several relays share the work instead of queueing on locks
@@ -40,22 +66,8 @@ def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> in
         events = list(session.execute(stmt).scalars())
         if not events:
             return 0
-        pipe = client.pipeline(transaction=False)
-        for event in events:
-            message = json.dumps(
-                {
-                    "id": event.id,
-                    "seq": event.seq,
-                    "type": event.type,
-                    "vehicle_id": event.vehicle_id,
-                    "client_id": event.client_id,
-                    "timestamp": event.created_at.isoformat(),
-                    "data": event.payload,
-                }
-            )
-            pipe.publish(vehicle_channel(event.vehicle_id), message)
-            pipe.publish(ALL_EVENTS, message)
-        pipe.execute()
+        if db.is_postgres:
+            _publish(client, events)
         session.execute(  # one statement for the batch
             update(OutboxEvent)
             .where(OutboxEvent.seq.in_([e.seq for e in events]))
@@ -64,4 +76,6 @@ def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> in
         )
         webhooks.fan_out(session, events)  # the clients' endpoints, same transaction
         session.commit()
-        return len(events)
+    if not db.is_postgres:
+        _publish(client, events)
+    return len(events)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from providers import RetryableError, RetryPolicy
 from providers.retry import DATABASE_OUTAGE
@@ -35,9 +36,10 @@ class ProviderTask(Task):  # type: ignore[misc]
     def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(vehicle_id, *args, **kwargs)
-        except OperationalError as exc:
-            # The database went away (a restart, a dropped connection): not the provider's
-            # fault and no attempt spent; the pool reconnects on the next try.
+        except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout) as exc:
+            # The database went away (a restart, a dropped connection) or every pooled
+            # connection is busy: not the provider's fault and no attempt spent; the pool
+            # reconnects (or frees up) by the next try.
             outage = DATABASE_OUTAGE
             tries = self.request.retries + 1
             if tries >= outage.max_attempts:
@@ -46,7 +48,7 @@ class ProviderTask(Task):  # type: ignore[misc]
             log.warning(
                 "%s: database unavailable (%s); next try in %.1fs",
                 self.name,
-                type(exc.orig).__name__,
+                type(getattr(exc, "orig", None) or exc).__name__,
                 wait,
             )
             raise self.retry(exc=exc, countdown=wait) from exc

@@ -2,8 +2,9 @@
 
 A workflow function never enqueues by hand: making a step due (``steps.schedule``,
 ``steps.redrive``) and recording an event (``events.record_event``) note the vehicle on
-the session, and when that session commits, one SQLAlchemy ``after_commit`` hook hands
-the process's dispatcher what the transaction asked for, once:
+the session, and when that session commits, one hook (SQLAlchemy's ``after_commit``
+reads the rows; ``after_transaction_end``, once the connection is back in the pool,
+hands over) gives the database handle's dispatcher what the transaction asked for, once:
 
 - the steps now due (each vehicle's ``step``, read at commit time: a step scheduled and
   then cleared in the same transaction is not enqueued);
@@ -19,6 +20,7 @@ nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +32,7 @@ from store.models import ConnectedVehicle
 __all__ = ["DISPATCHER", "AfterCommit", "Dispatcher", "note_event", "note_step"]
 
 _KEY = "cv.after_commit"
+_READY = "cv.after_commit.ready"
 # The key of the dispatcher in a session's `info` (set by its sessionmaker).
 DISPATCHER = "cv.dispatcher"
 
@@ -50,6 +53,7 @@ class _Noted:
 
 
 Dispatcher = Callable[[AfterCommit], None]
+log = logging.getLogger(__name__)
 
 
 def _noted(vehicle: ConnectedVehicle) -> _Noted:
@@ -80,18 +84,28 @@ def _collect(noted: _Noted) -> AfterCommit:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    noted: _Noted | None = session.info.pop(_KEY, None)
-    dispatcher: Dispatcher | None = session.info.get(DISPATCHER)
-    if noted is None or dispatcher is None:
+    # Also fired when a SAVEPOINT is released: that is no commit of the work yet.
+    if session.in_nested_transaction():
         return
-    work = _collect(noted)
-    if work.steps or work.events:
-        dispatcher(work)
+    noted: _Noted | None = session.info.pop(_KEY, None)
+    if noted is not None and session.info.get(DISPATCHER) is not None:
+        session.info[_READY] = _collect(noted)  # read the rows now, hand over below
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    # A root transaction that ended without committing (rolled back, closed): forget
-    # what it noted. (A commit has already taken it in after_commit.)
-    if transaction.parent is None:
-        session.info.pop(_KEY, None)
+    """The root transaction ended: its connection is back in the pool, so the dispatcher
+    (a broker, Redis) never holds one. A transaction that did not commit noted work
+    that is forgotten here. Whatever the dispatcher raises is logged, never raised: the
+    data is committed, and the sweep re-drives what was not sent."""
+    if transaction.parent is not None:
+        return
+    session.info.pop(_KEY, None)
+    work: AfterCommit | None = session.info.pop(_READY, None)
+    dispatcher: Dispatcher | None = session.info.get(DISPATCHER)
+    if work is None or dispatcher is None or not (work.steps or work.events):
+        return
+    try:
+        dispatcher(work)
+    except Exception:
+        log.exception("could not hand over what a commit set in motion (the sweep will)")

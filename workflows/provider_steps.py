@@ -112,7 +112,7 @@ def adapter_of(
         timeout=settings.provider_timeout_seconds,
         transport=transport,
         token_cache=StoredAppTokens(db),
-        policy=RetryPolicy.of(settings),
+        policy=RetryPolicy.of(settings).for_attempt(vehicle.attempts or 0),
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from providers.errors import parse_retry_after
+from providers.http import pooled_transport
 from store.db import Database
 from store.models import (
     OutboxEvent,
@@ -245,8 +246,9 @@ def attempt(
     error: str | None = None
     retry_after: float | None = None
     try:
-        with httpx.Client(timeout=TIMEOUT, transport=transport) as http:
-            response = http.post(url, content=body.encode(), headers=headers)
+        # Over the process's pooled transport of that origin (not closed: it is shared).
+        http = httpx.Client(timeout=TIMEOUT, transport=transport or pooled_transport(url))
+        response = http.post(url, content=body.encode(), headers=headers)
         status_code = response.status_code
         retry_after = parse_retry_after(response)
     except httpx.HTTPError as exc:

@@ -109,3 +109,38 @@ def test_the_enqueuer_sends_each_step_by_the_registry_and_one_relay_kick() -> No
     time.sleep(0.25)
     enqueuer(AfterCommit(events=True))
     assert [n for n, _, _ in broker.sent].count(RELAY_TASK) == 2  # the window has passed
+
+
+def test_a_failing_dispatcher_is_logged_and_the_session_goes_on(
+    tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(work: AfterCommit) -> None:
+        raise RuntimeError("broker on fire")
+
+    url = tenant.db.engine.url.render_as_string(hide_password=False)
+    db = open_database(url, SECRET_KEY, dispatcher=broken)
+    try:
+        vehicle_id = add_vehicle(db)
+        with db.session() as session:
+            vehicle = lock(session, vehicle_id)
+            assert vehicle is not None
+            record_event(session, "connected_vehicle.updated", vehicle)
+            session.commit()  # the data is committed: no error here
+            assert lock(session, vehicle_id) is not None  # and the session still works
+            session.commit()
+        assert "could not hand over" in caplog.text
+    finally:
+        db.engine.dispose()
+
+
+def test_a_released_savepoint_hands_over_nothing_until_the_commit(handed) -> None:
+    db, got = handed
+    vehicle_id = add_vehicle(db)
+    with db.session() as session:
+        vehicle = lock(session, vehicle_id)
+        assert vehicle is not None
+        with session.begin_nested():
+            steps.schedule(vehicle, Step.validate)
+        assert got == []
+        session.commit()
+    assert got == [AfterCommit(steps=[(vehicle_id, "validate")], events=False, changed=[])]
