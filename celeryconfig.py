@@ -29,8 +29,13 @@ task_acks_late = True
 # With acks_late: a task whose worker process was killed (OOM, kill -9) is requeued
 # rather than acked as failed.
 task_reject_on_worker_lost = True
-# A worker reserves one message at a time: a crash strands no backlog of prefetched work.
-worker_prefetch_multiplier = 1
+# A worker reserves at most two messages per pool slot. On gevent (the Procfile's pool)
+# that is in effect one beyond the running ones: the consumer blocks in the pool's spawn
+# while every greenlet is busy. With 1, the reservation limit equals the running tasks,
+# and the Redis consumer then stops polling until its loop's 2 s drain timeout: the
+# worker took <concurrency> tasks per 2 s, whatever they cost. What a crash strands
+# (reserved, unacked) is re-driven by the sweep from the database.
+worker_prefetch_multiplier = 2
 # On a lost broker connection, stop long-running tasks instead of finishing them: their
 # messages will be redelivered, and running them twice is safe.
 worker_cancel_long_running_tasks_on_connection_loss = True

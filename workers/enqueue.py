@@ -6,9 +6,10 @@ the step registry), kicks the outbox relay, and wakes whoever waits for the vehi
 changed (their ids on ``cv:changed``). It runs in the thread that committed: in the
 API that is the request's one worker thread, never the event loop.
 
-The relay kick is debounced: while a kick is already on its way (sent with a short
-countdown, so that it runs after every commit that asked for it in the meantime), no
-other is sent. A lost kick costs a few seconds, not an event: the sweep relays too.
+The relay kick is debounced: the first commit with events kicks at once; commits within
+the next 50 ms are covered by one trailing kick sent when that window ends (a timer: no
+broker countdown, which RabbitMQ's delayed delivery rounds to whole seconds). A lost kick
+costs a few seconds, not an event: the sweep relays too.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class Enqueuer:
         self._events = events
         self._debounce = relay_debounce
         self._lock = threading.Lock()
-        self._next_kick = 0.0
+        self._quiet_until = 0.0
+        self._trailing = False
 
     def __call__(self, work: AfterCommit) -> None:
         """Each piece on its own: one that fails (logged) does not stop the others."""
@@ -76,20 +78,31 @@ class Enqueuer:
             log.exception("could not enqueue %s", name)
         return False
 
-    def kick_relay(self) -> bool:
-        """Send a relay kick unless one is on its way that runs after this commit. (The
-        countdown is the sender's clock: on one host, or hosts in sync to well under
-        the debounce, a pending kick runs after every commit it stood for.)"""
-        now = time.monotonic()
+    def kick_relay(self) -> None:
+        """Kick the relay now, unless one was sent within the debounce window; then one
+        more is sent when the window ends (from a timer), standing for every commit made
+        in it. At most one kick per window and one trailing, whatever the commit rate."""
         with self._lock:
-            if now < self._next_kick:
-                return False
-            self._next_kick = now + self._debounce
-        sent = self.send(RELAY_TASK, countdown=self._debounce)
-        if not sent:
+            now = time.monotonic()
+            if now >= self._quiet_until:
+                self._quiet_until = now + self._debounce
+            elif not self._trailing:
+                self._trailing = True
+                timer = threading.Timer(self._quiet_until - now, self._trailing_kick)
+                timer.daemon = True
+                timer.start()
+                return
+            else:
+                return  # the trailing kick, already due, stands for this commit
+        if not self.send(RELAY_TASK):
             with self._lock:
-                self._next_kick = 0.0  # the next commit tries again
-        return sent
+                self._quiet_until = 0.0  # the next commit tries again
+
+    def _trailing_kick(self) -> None:
+        with self._lock:
+            self._trailing = False
+            self._quiet_until = time.monotonic() + self._debounce
+        self.send(RELAY_TASK)
 
     def wake(self, vehicle_ids: list[str]) -> None:
         """Best effort: a waiter that misses its wake re-reads on its own safety timer."""

@@ -94,21 +94,24 @@ class FakeRedis:
         pass
 
 
-def test_the_enqueuer_sends_each_step_by_the_registry_and_one_relay_kick() -> None:
+def test_the_enqueuer_sends_each_step_by_the_registry_and_debounces_the_relay() -> None:
     broker, events = FakeBroker(), FakeRedis()
-    enqueuer = Enqueuer(broker, lambda: events, relay_debounce=0.2)  # type: ignore[arg-type]
+    enqueuer = Enqueuer(broker, lambda: events, relay_debounce=0.2)  # type: ignore[arg-type,return-value]
 
     enqueuer(AfterCommit(steps=[("v1", "validate"), ("v2", "revoke")], events=True))
-    enqueuer(AfterCommit(events=True, changed=["v1", "v2"]))  # within the debounce
-
     names = [name for name, _, _ in broker.sent]
     assert names == [REGISTRY[Step.validate].task, REGISTRY[Step.revoke].task, RELAY_TASK]
-    relay = broker.sent[-1]
-    assert relay[2] == 0.2  # runs after every commit that it stands for
-    assert events.published == [(CHANGED, "v1"), (CHANGED, "v2")]
+    assert broker.sent[-1][2] is None  # at once, no countdown
+
+    for _ in range(5):  # more commits within the window: one trailing kick for them all
+        enqueuer(AfterCommit(events=True, changed=["v1", "v2"]))
+    assert [n for n, _, _ in broker.sent].count(RELAY_TASK) == 1
+    assert events.published[:2] == [(CHANGED, "v1"), (CHANGED, "v2")]
+    time.sleep(0.3)
+    assert [n for n, _, _ in broker.sent].count(RELAY_TASK) == 2  # the trailing kick
     time.sleep(0.25)
-    enqueuer(AfterCommit(events=True))
-    assert [n for n, _, _ in broker.sent].count(RELAY_TASK) == 2  # the window has passed
+    enqueuer(AfterCommit(events=True))  # the window has passed: at once again
+    assert [n for n, _, _ in broker.sent].count(RELAY_TASK) == 3
 
 
 def test_a_failing_dispatcher_is_logged_and_the_session_goes_on(
