@@ -72,6 +72,12 @@ def broker_settings(url: str) -> dict[str, object]:
             "task_default_routing_key": "cv",
             # The broker confirms every message it took: a publish is not lost in flight.
             "broker_transport_options": {"confirm_publish": True},
+            # No AMQP heartbeats: in a gevent worker Celery drains the event connection
+            # from its loop to read them, and so can take the confirm that a greenlet
+            # publishing a task event waits for, holding the dispatcher's lock for ever
+            # (seen: a worker that stopped consuming; celery/celery#4817). A dead
+            # connection still fails on its next read or write.
+            "broker_heartbeat": 0,
         }
     # Redis redelivers an unacked message after the visibility timeout. It must exceed
     # every countdown (retries are capped at CV_RETRY_MAX_SECONDS) and every time limit,

@@ -51,6 +51,7 @@ class Enqueuer:
         self._lock = threading.Lock()
         self._quiet_until = 0.0
         self._trailing = False
+        self._warned = False
 
     def __call__(self, work: AfterCommit) -> None:
         """Each piece on its own: one that fails (logged) does not stop the others."""
@@ -113,3 +114,7 @@ class Enqueuer:
             pipe.execute()
         except (redis.RedisError, OSError) as exc:
             log.warning("could not publish changes (%s)", type(exc).__name__)
+        except ValueError as exc:  # no Redis for events (a RabbitMQ broker): say so once
+            if not self._warned:
+                self._warned = True
+                log.warning("waiters are not woken: no events Redis (%s)", exc)
