@@ -4,7 +4,8 @@ one relay kick, the vehicles to wake. Nothing for a transaction that rolls back.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -21,14 +22,23 @@ from workflows.steps import Step
 from workflows.vehicles import lock
 
 
+@contextmanager
+def handle(tenant: Tenant, dispatcher: Callable[[AfterCommit], None]) -> Iterator[Database]:
+    """The test's database through a handle of its own, with `dispatcher`."""
+    url = tenant.db.engine.url.render_as_string(hide_password=False)
+    db = open_database(url, SECRET_KEY, dispatcher=dispatcher)
+    try:
+        yield db
+    finally:
+        db.engine.dispose()
+
+
 @pytest.fixture
 def handed(tenant: Tenant) -> Iterator[tuple[Database, list[AfterCommit]]]:
-    """The test's database through a handle whose dispatcher keeps what it is handed."""
+    """A handle whose dispatcher keeps what it is handed."""
     got: list[AfterCommit] = []
-    url = tenant.db.engine.url.render_as_string(hide_password=False)
-    db = open_database(url, SECRET_KEY, dispatcher=got.append)
-    yield db, got
-    db.engine.dispose()
+    with handle(tenant, got.append) as db:
+        yield db, got
 
 
 def test_a_commit_hands_over_its_steps_events_and_changes_once(handed) -> None:
@@ -120,9 +130,7 @@ def test_a_failing_dispatcher_is_logged_and_the_session_goes_on(
     def broken(work: AfterCommit) -> None:
         raise RuntimeError("broker on fire")
 
-    url = tenant.db.engine.url.render_as_string(hide_password=False)
-    db = open_database(url, SECRET_KEY, dispatcher=broken)
-    try:
+    with handle(tenant, broken) as db:
         vehicle_id = add_vehicle(db)
         with db.session() as session:
             vehicle = lock(session, vehicle_id)
@@ -131,9 +139,7 @@ def test_a_failing_dispatcher_is_logged_and_the_session_goes_on(
             session.commit()  # the data is committed: no error here
             assert lock(session, vehicle_id) is not None  # and the session still works
             session.commit()
-        assert "could not hand over" in caplog.text
-    finally:
-        db.engine.dispose()
+    assert "could not hand over" in caplog.text
 
 
 def test_a_released_savepoint_hands_over_nothing_until_the_commit(handed) -> None:
