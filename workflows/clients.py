@@ -78,13 +78,27 @@ def set_provider_credentials(
         row.webhook_secret = webhook_secret
     session.add(row)
     session.commit()
+    _credentials.pop((client_id, provider.value), None)
+
+
+# A client's provider credentials, decrypted, kept by each process for a short while: a
+# provider step reads them on every attempt. Set here, they are forgotten at once; set by
+# another process (the operators' tool), they are seen within this time.
+CREDENTIALS_TTL_SECONDS = 30.0
+_credentials: dict[tuple[str, str], tuple[float, Credentials]] = {}
 
 
 def credentials_for(session: Session, client_id: str, provider: str) -> Credentials | None:
-    row = session.get(ProviderCredentials, (client_id, provider))
+    key = (client_id, provider)
+    hit = _credentials.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    row = session.get(ProviderCredentials, key)
     if row is None:
         return None
-    return Credentials(row.oauth_client_id, row.oauth_client_secret, row.base_url)
+    found = Credentials(row.oauth_client_id, row.oauth_client_secret, row.base_url)
+    _credentials[key] = (time.monotonic() + CREDENTIALS_TTL_SECONDS, found)
+    return found
 
 
 def mint_user_token(

@@ -124,6 +124,20 @@ def fail(db: Database, vehicle_id: str, error: ErrorCode, *, retryable: bool = F
         session.commit()
 
 
+# A catalogue vehicle's make never changes: each process reads it once.
+_makes: dict[str, str] = {}
+
+
+def _make_of(session: Session, catalogue_id: str) -> str:
+    make = _makes.get(catalogue_id)
+    if make is None:
+        row = session.get(CatalogueVehicle, catalogue_id)
+        make = row.make if row is not None else ""
+        if row is not None:
+            _makes[catalogue_id] = make
+    return make
+
+
 @dataclass(frozen=True)
 class _Work:
     """What a validation run holds after its first transaction."""
@@ -145,11 +159,9 @@ def _begin(
         vehicle = lock(session, vehicle_id)
         if vehicle is None or vehicle.status != Status.pending:
             return None
-        catalogue = session.get(CatalogueVehicle, vehicle.vehicle_id)
-        if catalogue is None:  # pragma: no cover - the foreign key forbids it
-            return None
+        make = _make_of(session, vehicle.vehicle_id)
         adapter = adapter_of(db, session, settings, vehicle, transport)
-        scope, make = list(vehicle.scope), catalogue.make
+        scope = list(vehicle.scope)
         if adapter.flow == "link":
             if vehicle.link_completed_at is None:
                 return None
@@ -161,12 +173,14 @@ def _begin(
         if vehicle.code_claimed_at is not None or not vehicle.auth_code:
             return None  # another run holds the code, or there is none yet
         code = vehicle.auth_code
-        verifier = session.execute(
-            select(OAuthState.code_verifier)
-            .where(OAuthState.vehicle_id == vehicle_id, OAuthState.code_verifier.is_not(None))
-            .order_by(OAuthState.created_at.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        verifier = None
+        if isinstance(adapter, CodeFlowAdapter) and adapter.uses_pkce:
+            verifier = session.execute(
+                select(OAuthState.code_verifier)
+                .where(OAuthState.vehicle_id == vehicle_id, OAuthState.code_verifier.is_not(None))
+                .order_by(OAuthState.created_at.desc())
+                .limit(1)
+            ).scalar_one_or_none()
         vehicle.code_claimed_at = utcnow()
         session.commit()
         return _Work(adapter, None, scope, make, code, verifier)
