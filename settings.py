@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     mutation_wait_seconds: float = 8.0
     # A waiting mutation is woken by its vehicle's change (pub/sub); it re-reads the
     # vehicle this often anyway, in case a wake was lost (200 waiters: 40 reads/s).
-    wait_recheck_seconds: float = 5.0
+    wait_recheck_seconds: float = 10.0
     # How long a web process keeps a client's decrypted signing secret (the JWT itself is
     # checked on every request); a rotation elsewhere is seen within this time.
     principal_cache_seconds: float = 30.0

@@ -250,7 +250,7 @@ def environment(database_url: str, broker_url: str, secret: str, web_port: int) 
         "CV_SECRET_KEY": secret,
         "CV_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
         # long enough for the bench to watch 200 mutations wait
-        "CV_MUTATION_WAIT_SECONDS": "20",
+        "CV_MUTATION_WAIT_SECONDS": "45",
     }
 
 
