@@ -62,9 +62,10 @@ def test_a_hanging_provider_holds_up_only_its_own_calls(
         assert report.authorized == 40, report
         assert smartcar.fake.in_flight >= 1
         assert report.double_exchanges == 0
-        # and the worker process reached the provider over one pool: a few connections
-        # per concurrent task, not one per call (40 validations make 160+ calls)
+        # and the worker process reached the provider over one pool, its connections
+        # kept alive and reused: far fewer than its calls (40 validations make 160+;
+        # a client per call opened one connection each)
         made = smartcar.fake.connections - before
         calls = sum(smartcar.fake.requests.values())
         assert calls >= 160
-        assert len(made) <= 3 * CONCURRENCY, (len(made), calls)
+        assert len(made) <= calls // 4, (len(made), calls)
