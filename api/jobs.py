@@ -11,9 +11,7 @@ from __future__ import annotations
 import logging
 from functools import cache
 
-import redis
-
-from settings import get_settings
+from workers import runtime
 from workers.app import app as celery_app
 from workers.enqueue import Enqueuer
 
@@ -28,14 +26,9 @@ log = logging.getLogger(__name__)
 
 
 @cache
-def _events() -> redis.Redis[bytes]:
-    return redis.Redis.from_url(get_settings().events_url)
-
-
-@cache
 def dispatcher() -> Enqueuer:
     """This process's dispatcher (for `open_database(..., dispatcher=…)`)."""
-    return Enqueuer(celery_app, _events)
+    return Enqueuer(celery_app, runtime.events_redis)
 
 
 def process_provider_webhook(webhook_id: str) -> bool:

@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["DATABASE_OUTAGE", "RetryPolicy"]
+__all__ = ["DATABASE_OUTAGE", "SAVING_SPENT", "RetryPolicy"]
 
 
 class _RetrySettings(Protocol):
@@ -54,10 +54,14 @@ class RetryPolicy:
             return self
         return dataclasses.replace(self, inline_retries=0)
 
+    def ceiling(self, attempt: int) -> float:
+        """The longest wait after `attempt` failed tries: `base` doubled, up to `cap`."""
+        return min(self.cap, self.base * 2.0 ** (attempt - 1))
+
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds before the next try, after `attempt` failed tries (counting from 1):
         full jitter, at least the provider's Retry-After, at most `cap`."""
-        delay = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
+        delay = random.uniform(0, self.ceiling(attempt))
         if retry_after is not None:
             delay = max(delay, retry_after)
         return min(delay, self.cap)
@@ -69,6 +73,10 @@ class RetryPolicy:
         wait = 0.05 * 2**attempt
         return random.uniform(wait / 2, wait)
 
+
+# Tokens bought with a spent code are waited for a few seconds into the database: the
+# code cannot be spent again (workflows.provider_steps).
+SAVING_SPENT = RetryPolicy(max_attempts=6, base=0.2, cap=3.2, inline_retries=0)
 
 # The database going away is not the provider's fault: no attempt spent, tried for a
 # while (about five minutes in all) with the same backoff.

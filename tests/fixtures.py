@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
 from starlette.testclient import TestClient
 
 # The tenant, the fakes' servers and the user's consent live with the harness the bench
@@ -193,6 +193,29 @@ def add_vehicle(db: Database, **fields: Any) -> str:
         session.add(row)
         session.commit()
         return row.id
+
+
+def bulk_vehicles(
+    conn: Connection, client_id: str, count: int, *, fleet_user: str | None, pending_every: int
+) -> None:
+    """`count` vehicles of one client in one statement (PostgreSQL), one a second apart,
+    every `pending_every`th pending and the rest authorized; every other one belongs to
+    `fleet_user` when given, the others each to a user of their own."""
+    user = "CASE WHEN i % 2 = 0 THEN :fleet ELSE 'u' || i END" if fleet_user else "'u' || i"
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO connected_vehicles
+              (id, client_id, user_id, vehicle_id, provider, scope, status, version,
+               attempts, created_at, updated_at)
+            SELECT gen_random_uuid()::text, :client, {user}, 'tesla-model-3',
+                   'Smartcar', '[]', CASE WHEN i % :every = 0 THEN 'pending'
+                   ELSE 'authorized' END, 1, 0, now() - (i || ' seconds')::interval, now()
+            FROM generate_series(1, :count) AS i
+            """
+        ),
+        {"client": client_id, "fleet": fleet_user, "every": pending_every, "count": count},
+    )
 
 
 def vehicle_row(db: Database, vehicle_id: str) -> ConnectedVehicle:

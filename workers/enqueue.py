@@ -67,11 +67,9 @@ class Enqueuer:
         if work.changed:
             self.wake(work.changed)
 
-    def send(self, name: str, *args: str, countdown: float | None = None) -> bool:
+    def send(self, name: str, *args: str) -> bool:
         try:
-            self.app.send_task(
-                name, args=list(args), countdown=countdown, retry=True, retry_policy=_RETRY
-            )
+            self.app.send_task(name, args=list(args), retry=True, retry_policy=_RETRY)
             return True
         except (OperationalError, ConnectionError, OSError) as exc:
             log.warning("could not enqueue %s (broker unreachable: %s)", name, type(exc).__name__)

@@ -25,10 +25,7 @@ __all__ = [
     "process_provider_webhook",
     "redrive",
     "relay_outbox",
-    "revoke_access",
-    "start_authorization",
     "sweep_workflows",
-    "validate_authorization",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,9 +51,6 @@ def _step_task(spec: StepSpec) -> Task:
 
 # The task of each workflow step, built from the one registry.
 STEP_TASKS: dict[Step, Task] = {step: _step_task(spec) for step, spec in REGISTRY.items()}
-validate_authorization = STEP_TASKS[Step.validate]
-start_authorization = STEP_TASKS[Step.start_link]
-revoke_access = STEP_TASKS[Step.revoke]
 
 
 @app.task(name="cv.relay_outbox")

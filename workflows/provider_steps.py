@@ -31,6 +31,7 @@ from providers import (
     Tokens,
     adapter_for,
 )
+from providers.retry import SAVING_SPENT
 from settings import Settings
 from store.db import Database
 from store.models import CatalogueVehicle, ConnectedVehicle, OAuthState, utcnow
@@ -215,9 +216,10 @@ def exchange_code(
     return tokens
 
 
-def _save_tokens(db: Database, vehicle_id: str, tokens: Tokens, tries: int = 6) -> None:
+def _save_tokens(db: Database, vehicle_id: str, tokens: Tokens) -> None:
     """Commit what the spent code bought. The code cannot be spent again, so a database
     that drops the connection right now is waited for (a few seconds), not given up on."""
+    tries = SAVING_SPENT.max_attempts
     for attempt in range(1, tries + 1):
         try:
             with db.session() as session:
@@ -232,7 +234,7 @@ def _save_tokens(db: Database, vehicle_id: str, tokens: Tokens, tries: int = 6) 
         except OperationalError:
             if attempt == tries:
                 raise
-            time.sleep(0.1 * 2**attempt)
+            time.sleep(SAVING_SPENT.ceiling(attempt))  # no jitter: one waiter, in line
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from store.db import Database
 from store.models import utcnow
-from tests.fixtures import Tenant, add_vehicle, error_code, gql, make_tenant
+from tests.fixtures import Tenant, add_vehicle, bulk_vehicles, error_code, gql, make_tenant
 from workflows.clients import Principal, create_client
 from workflows.vehicles import cursor_key, list_owned
 
@@ -210,21 +210,7 @@ def test_the_list_reads_its_index_on_a_large_table(clean: Database) -> None:
     with clean.session() as session:
         client = create_client(session, "Fleet")
     with clean.engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO connected_vehicles
-                  (id, client_id, user_id, vehicle_id, provider, scope, status, version,
-                   attempts, created_at, updated_at)
-                SELECT gen_random_uuid()::text, :client,
-                       CASE WHEN i % 2 = 0 THEN 'fleet' ELSE 'u' || i END, 'tesla-model-3',
-                       'Smartcar', '[]', CASE WHEN i % 10 = 0 THEN 'pending'
-                       ELSE 'authorized' END, 1, 0, now() - (i || ' seconds')::interval, now()
-                FROM generate_series(1, 100000) AS i
-                """
-            ),
-            {"client": client.id},
-        )
+        bulk_vehicles(conn, client.id, 100_000, fleet_user="fleet", pending_every=10)
         conn.execute(text("ANALYZE connected_vehicles"))
     fleet = Principal(client_id=client.id, user_id="fleet")
     key = cursor_key("k")

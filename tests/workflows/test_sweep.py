@@ -13,7 +13,7 @@ from sqlalchemy import text
 from settings import Settings
 from store.db import Database
 from store.models import utcnow
-from tests.fixtures import add_vehicle, events_of, vehicle_row
+from tests.fixtures import add_vehicle, bulk_vehicles, events_of, vehicle_row
 from workflows.clients import create_client
 from workflows.steps import Step
 from workflows.sweep import expired_query, stalled_query, sweep, unspent_claims_query
@@ -111,20 +111,7 @@ def test_the_sweepers_questions_read_indexes_on_a_large_table(clean: Database) -
     with clean.session() as session:
         client = create_client(session, "Big")
     with clean.engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO connected_vehicles
-                  (id, client_id, user_id, vehicle_id, provider, scope, status, version,
-                   attempts, created_at, updated_at)
-                SELECT gen_random_uuid()::text, :client, 'u' || i, 'tesla-model-3',
-                       'Smartcar', '[]', CASE WHEN i % 500 = 0 THEN 'pending'
-                       ELSE 'authorized' END, 1, 0, now() - (i || ' seconds')::interval, now()
-                FROM generate_series(1, 50000) AS i
-                """
-            ),
-            {"client": client.id},
-        )
+        bulk_vehicles(conn, client.id, 50_000, fleet_user=None, pending_every=500)
         conn.execute(
             text(
                 """
