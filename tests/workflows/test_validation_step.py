@@ -93,3 +93,24 @@ def test_tokens_bought_survive_a_crash_before_validation(
 
     assert vehicle_row(tenant.db, vehicle_id).status == Status.authorized
     assert smartcar.fake.exchanges[code] == 1
+
+
+def test_a_validation_step_is_three_transactions_at_most(
+    tenant: Tenant, smartcar: FakeServer, settings: Settings
+) -> None:
+    from sqlalchemy import event
+
+    vehicle_id, _ = pending_with_code(tenant.db, settings, tenant)
+    transactions: list[str] = []
+
+    def begun(conn) -> None:
+        transactions.append("begin")
+
+    event.listen(tenant.db.engine, "begin", begun)
+    try:
+        provider_steps.validate(tenant.db, settings, vehicle_id)  # claim, tokens, decide
+    finally:
+        event.remove(tenant.db.engine, "begin", begun)
+
+    assert vehicle_row(tenant.db, vehicle_id).status == Status.authorized
+    assert 1 <= len(transactions) <= 3, transactions
