@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import crypto
 
-__all__ = ["Database", "make_engine", "open_database"]
+__all__ = ["DISPATCHER", "Database", "make_engine", "open_database"]
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, **kwargs: Any) -> Engine:
@@ -63,6 +63,10 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
 
+# The key of a handle's dispatcher in its sessions' `info` (read by workflows.dispatch).
+DISPATCHER = "cv.dispatcher"
+
+
 def open_database(
     url: str,
     secret_key: str,
@@ -78,5 +82,5 @@ def open_database(
     is sent."""
     crypto.use_key(secret_key)
     engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
-    info = {"cv.dispatcher": dispatcher} if dispatcher is not None else {}
+    info = {DISPATCHER: dispatcher} if dispatcher is not None else {}
     return Database(engine, sessionmaker(engine, expire_on_commit=False, info=info))

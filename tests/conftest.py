@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 PG_ADMIN_URL = os.environ.get(
@@ -43,21 +43,15 @@ os.environ.update(
     }
 )
 
+# The harness's (after the environment is set: importing it reads the settings).
+from bench.harness.database import admin_execute  # noqa: E402
+from bench.harness.database import migrated_database as _migrated  # noqa: E402
 from settings import Settings, get_settings  # noqa: E402
-from store.catalogue import load_catalogue  # noqa: E402
-from store.db import Database, open_database  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
+from store.db import Database  # noqa: E402
 
 get_settings.cache_clear()
 
 pytest_plugins = ["tests.fixtures"]
-
-
-def _admin_execute(sql: str) -> None:
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(sql))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -66,24 +60,21 @@ def settings() -> Settings:
 
 
 def migrated_database(url: str) -> Database:
-    """A database at `url` migrated to the latest schema, with the shipped catalogue."""
-    upgrade(url)
-    database = open_database(url, SECRET_KEY)
-    with database.session() as session:
-        load_catalogue(session)
-    return database
+    """A database at `url` migrated to the latest schema, with the shipped catalogue
+    (the harness's, under this run's key)."""
+    return _migrated(url, SECRET_KEY)
 
 
 @pytest.fixture(scope="session")
 def db(settings: Settings) -> Iterator[Database]:
     """This run's own PostgreSQL database, migrated and with the catalogue; dropped at the end."""
-    _admin_execute(f'CREATE DATABASE "{DB_NAME}"')
+    admin_execute(f'CREATE DATABASE "{DB_NAME}"')
     try:
         database = migrated_database(PG_URL)
         yield database
         database.engine.dispose()
     finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, object_session
 
+from store.db import DISPATCHER
 from store.models import ConnectedVehicle
 
 __all__ = ["DISPATCHER", "AfterCommit", "Dispatcher", "note_event", "note_step"]
 
 _KEY = "cv.after_commit"
 _READY = "cv.after_commit.ready"
-# The key of the dispatcher in a session's `info` (set by its sessionmaker).
-DISPATCHER = "cv.dispatcher"
 
 
 @dataclass
