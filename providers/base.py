@@ -9,9 +9,10 @@ fake without patching anything.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol
@@ -28,10 +29,12 @@ with warnings.catch_warnings():
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from providers.data import VehicleData
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
 from providers.http import DeadlineExceeded, concurrently, deadline, pooled_transport
 from providers.names import Provider, Scope
 from providers.retry import RetryPolicy
+from providers.webhooks import ProviderEvent
 
 __all__ = [
     "AccountRef",
@@ -41,7 +44,18 @@ __all__ = [
     "Credentials",
     "Tokens",
     "VehicleInfo",
+    "transport_failure",
 ]
+
+
+def transport_failure(provider: str, what: str, exc: Exception) -> RetryableError:
+    """A request that got no answer. A connect error never left this host: safe to send
+    again. Anything later (a read timeout, a dropped connection, our own deadline) may
+    have been processed by the provider with its answer lost: the error says so, for
+    requests that spend something single use (a code, a rotating refresh token)."""
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    detail = f"{what}: {type(exc).__name__}"
+    return RetryableError(provider, detail, answer_lost=not never_sent)
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,12 @@ class Tokens:
 
     def __repr__(self) -> str:
         return f"Tokens(expires_at={self.expires_at!r})"
+
+    def valid_for(self, seconds: float) -> bool:
+        """Still valid `seconds` from now (a token without an expiry is trusted)."""
+        if self.expires_at is None:
+            return True
+        return self.expires_at > datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -99,8 +119,22 @@ class Adapter:
     """The surface the domain uses. A provider sets its names and implements the reads."""
 
     provider: ClassVar[Provider]
-    flow: ClassVar[Literal["code", "link"]]
+    flow: ClassVar[Literal["code", "link"]]  # for people; the workflow reads the flags below
     api_url: ClassVar[str]
+    # How consent works, as the workflow asks it (one interface for both flows):
+    # - the authorization URL is made by a call to the provider (a job), not built here;
+    link_made_at_provider: ClassVar[bool] = False
+    # - the user comes back with a single-use code to exchange for the user's tokens
+    #   (else: coming back is the news, and the account is read with the app's token);
+    returns_code: ClassVar[bool] = False
+    # - the authorization URL carries a PKCE challenge whose verifier the exchange sends;
+    uses_pkce: ClassVar[bool] = False
+    # - the user's tokens expire and are refreshed (a refresh step keeps them valid);
+    refreshes: ClassVar[bool] = False
+    # - a refresh token is single use: a refresh whose answer was lost cannot be redone.
+    single_use_refresh: ClassVar[bool] = False
+    # The header that carries the provider's webhook signature; None: no webhooks.
+    webhook_header: ClassVar[str | None] = None
     # Scopes the service always asks for, to validate the account (VIN, make).
     validation_scopes: ClassVar[tuple[str, ...]] = ()
     scope_map: ClassVar[dict[Scope, tuple[str, ...]]] = {}
@@ -136,6 +170,88 @@ class Adapter:
     def callback_error(cls, error: str) -> Reason:
         """The reason for the ``error`` parameter of the provider's redirect back."""
         return Reason.AUTHORIZATION_DENIED
+
+    # -- consent ------------------------------------------------------------------------------
+
+    def start_consent(
+        self,
+        *,
+        state: str,
+        callback_url: str,
+        scopes: Sequence[str],
+        user_id: str,
+        code_verifier: str | None = None,
+    ) -> str:
+        """The URL to send the user to. A code flow builds it here (no network); a link
+        flow (``link_made_at_provider``) asks the provider for it, so a job calls this."""
+        raise NotImplementedError
+
+    def exchange_code(
+        self, code: str, *, redirect_uri: str, code_verifier: str | None = None
+    ) -> Tokens:
+        """Spend a single-use code (``returns_code`` flows only)."""
+        raise NotImplementedError(f"{self.provider} returns no code")
+
+    def account_of(self, *, tokens: Tokens | None, user_id: str | None) -> AccountRef:
+        """Whose account a connected vehicle reads: its tokens (code flow) or its
+        provider-side user (link flow)."""
+        return AccountRef(tokens=tokens, user_id=user_id)
+
+    # -- the user's tokens --------------------------------------------------------------------
+
+    def refresh(self, tokens: Tokens) -> Tokens:
+        """New tokens for `tokens` (``refreshes`` flows only). A refused refresh
+        (``invalid_grant``: consent revoked, the refresh token spent or expired) is
+        PermanentError(ACCESS_REVOKED)."""
+        raise NotImplementedError(f"{self.provider} has no user tokens to refresh")
+
+    def ensure_valid(
+        self, tokens: Tokens, *, ahead: float, save: Callable[[Tokens], None]
+    ) -> Tokens:
+        """Tokens valid for at least `ahead` seconds more: `tokens` themselves, or a
+        refreshed pair, handed to `save` (which commits it) before it is returned and
+        used. The caller holds the vehicle's row lock: one refresh at a time."""
+        if not self.refreshes or tokens.valid_for(ahead):
+            return tokens
+        fresh = self.refresh(tokens)
+        save(fresh)
+        return fresh
+
+    # -- the car's data -----------------------------------------------------------------------
+
+    def read_data(self, account: AccountRef, vehicle_id: str, parts: set[str]) -> VehicleData:
+        """The car's live data: the `parts` asked for (``providers.data.PARTS_OF_SCOPE``),
+        in the service's units. A part answered in a shape this adapter cannot read is
+        None, with a line in ``problems``; a car that cannot answer now (asleep) is a
+        RetryableError; lost access is PermanentError(ACCESS_REVOKED)."""
+        raise NotImplementedError
+
+    # -- webhooks (class methods: no credentials needed to read them) ---------------------------
+
+    @classmethod
+    def verify_webhook(cls, secret: str, raw: bytes, header: str | None) -> bool:
+        """Whether `header` signs the raw body `raw` with `secret` (constant time)."""
+        return False
+
+    @classmethod
+    def webhook_challenge(cls, body: Any) -> str | None:
+        """The challenge of a verification request (Smartcar's VERIFY), else None."""
+        return None
+
+    @classmethod
+    def answer_challenge(cls, secret: str, challenge: str) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def delivery_key(cls, raw: bytes, body: Any) -> str:
+        """What identifies a delivery, so that a replay is stored once: the provider's
+        own id, or the body's SHA-256."""
+        return hashlib.sha256(raw).hexdigest()
+
+    @classmethod
+    def parse_webhook(cls, body: Any) -> list[ProviderEvent]:
+        """What a verified delivery tells, in the domain's words."""
+        return []
 
     # -- account reads, for validation ---------------------------------------------------
 
@@ -212,7 +328,7 @@ class Adapter:
             with deadline(self._timeout):
                 response = self._client(url).request(method, url, timeout=self._timeout, **kwargs)
         except (httpx.TransportError, DeadlineExceeded) as exc:
-            raise RetryableError(self.provider, f"{what}: {type(exc).__name__}") from exc
+            raise transport_failure(self.provider, what, exc) from exc
         if not response.is_success:
             raise self._classify(response, what)
         return response
@@ -233,11 +349,12 @@ class CodeFlowAdapter(Adapter):
     provider asks for it), code exchange, and API calls with the user's bearer token."""
 
     flow = "code"
+    returns_code = True
+    refreshes = True
     authorize_url: ClassVar[str]
     token_url: ClassVar[str]
     # How the app authenticates at the token endpoint (Authlib's names, or our own).
     token_auth_method: ClassVar[str] = "client_secret_basic"
-    uses_pkce: ClassVar[bool] = False
 
     def authorize_params(self) -> dict[str, str]:
         """Extra query parameters of the authorize URL (a provider override)."""
@@ -246,6 +363,19 @@ class CodeFlowAdapter(Adapter):
     def token_params(self) -> dict[str, str]:
         """Extra fields of the token request (a provider override)."""
         return {}
+
+    def start_consent(
+        self,
+        *,
+        state: str,
+        callback_url: str,
+        scopes: Sequence[str],
+        user_id: str,
+        code_verifier: str | None = None,
+    ) -> str:
+        return self.authorization_url(
+            state=state, redirect_uri=callback_url, scopes=scopes, code_verifier=code_verifier
+        )
 
     def authorization_url(
         self,
@@ -288,17 +418,52 @@ class CodeFlowAdapter(Adapter):
                     **extra,
                 )
         except (httpx.TransportError, DeadlineExceeded) as exc:
-            raise RetryableError(self.provider, f"token request: {type(exc).__name__}") from exc
+            raise transport_failure(self.provider, "token request", exc) from exc
         except OAuthError as exc:  # a 2xx body carrying an OAuth error
             raise self._oauth_error(exc.error) from exc
         return self._tokens(token)
+
+    def refresh(self, tokens: Tokens) -> Tokens:
+        """Authlib's refresh grant at the token endpoint. A provider that rotates sends a
+        new refresh token; one that does not leaves the old one in force (kept here)."""
+        if not tokens.refresh_token:
+            raise PermanentError(self.provider, Reason.ACCESS_REVOKED, "no refresh token held")
+        oauth = self._oauth(None)
+        try:
+            with deadline(self._timeout):
+                token = oauth.refresh_token(
+                    self._endpoint(self.token_url),
+                    refresh_token=tokens.refresh_token,
+                    **self.refresh_params(),
+                )
+        except (httpx.TransportError, DeadlineExceeded) as exc:
+            raise transport_failure(self.provider, "token refresh", exc) from exc
+        except OAuthError as exc:
+            raise self._refused(exc.error) from exc
+        except PermanentError as exc:
+            if exc.reason is Reason.AUTH_CODE_INVALID:  # invalid_grant, from the hook
+                raise self._refused("invalid_grant") from exc
+            raise
+        fresh = self._tokens(token)
+        if fresh.refresh_token is None:
+            fresh = Tokens(fresh.access_token, tokens.refresh_token, fresh.expires_at)
+        return fresh
+
+    def refresh_params(self) -> dict[str, str]:
+        """Extra fields of the refresh request (a provider override)."""
+        return {}
+
+    def _refused(self, error: str) -> PermanentError:
+        return PermanentError(
+            self.provider, Reason.ACCESS_REVOKED, f"token refresh refused: {error or 'error'}"
+        )
 
     def _api(self, method: str, path: str, account: AccountRef) -> Any:
         url = self._endpoint(self.api_url).rstrip("/") + path
         headers = {"Authorization": f"Bearer {account.require_tokens().access_token}"}
         return self._send(method, url, f"{method} {path}", headers=headers).json()
 
-    def _oauth(self, redirect_uri: str) -> OAuth2Client:
+    def _oauth(self, redirect_uri: str | None) -> OAuth2Client:
         """Authlib's client for the token endpoint, over the pooled transport. Not used
         as a context manager: closing it would close the shared transport."""
         token_url = self._endpoint(self.token_url)

@@ -50,12 +50,23 @@ class ProviderError(Exception):
 
 
 class RetryableError(ProviderError):
-    def __init__(self, provider: str, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(provider, detail)
+    """`answer_lost`: the request may have been processed and its answer lost (a read
+    timeout, a dropped connection), as opposed to refused or never sent."""
+
+    def __init__(
+        self,
+        provider: str,
+        detail: str,
+        retry_after: float | None = None,
+        *,
+        answer_lost: bool = False,
+    ) -> None:
+        super().__init__(provider, detail + (" (the answer was lost)" if answer_lost else ""))
         self.retry_after = retry_after
+        self.answer_lost = answer_lost
 
     def __reduce__(self) -> tuple[Any, ...]:  # Celery pickles the error of a retry
-        return (type(self), (self.provider, self.detail, self.retry_after))
+        return (_retryable, (self.provider, self.detail, self.retry_after, self.answer_lost))
 
 
 class PermanentError(ProviderError):
@@ -65,6 +76,14 @@ class PermanentError(ProviderError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.provider, self.reason, self.detail))
+
+
+def _retryable(
+    provider: str, detail: str, retry_after: float | None, answer_lost: bool
+) -> RetryableError:
+    error = RetryableError(provider, detail, retry_after)
+    error.answer_lost = answer_lost
+    return error
 
 
 def parse_retry_after(response: httpx.Response) -> float | None:

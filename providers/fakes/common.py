@@ -11,8 +11,15 @@ Control API (JSON):
 - ``POST /_fake/faults`` ``{path, status, times, retry_after, delay, probability}``: the
   next ``times`` requests under ``path`` answer ``status`` (``0`` = hang ``delay`` s);
   ``DELETE /_fake/faults`` clears them.
-- ``POST /_fake/latency`` ``{seconds}``; ``POST /_fake/clock`` ``{advance}``;
-  ``GET /_fake/stats``; ``POST /_fake/reset``.
+  ``lose_answer: true``: the request is processed, then its answer is lost (a 504 after
+  ``delay``), as when a connection drops after the provider did the work.
+- ``POST /_fake/latency`` ``{seconds}``; ``POST /_fake/clock`` ``{advance}`` (tokens
+  and codes expire on this clock); ``GET /_fake/stats``; ``POST /_fake/reset``.
+- ``POST /_fake/revoke`` ``{account}``: the user revokes the app's access at the
+  provider: every token and refresh token of that account's grants stops working.
+- ``POST /_fake/asleep`` ``{vin, asleep}``: the car sleeps (a provider that says so,
+  Tesla, answers its data with 408) or wakes.
+- ``POST /_fake/readings`` ``{vin, ...}``: what the car measures now (see ``Reading``).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["Account", "FakeProvider", "Fault", "Grant"]
+__all__ = ["Account", "FakeProvider", "Fault", "Grant", "Reading"]
 
 
 @dataclass
@@ -65,6 +72,30 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     probability: float = 1.0
+    lose_answer: bool = False  # process the request, then lose its answer
+
+
+@dataclass
+class Reading:
+    """What a car measures, in the service's own units; each fake answers it in its
+    provider's format and units. `measured_at` is epoch seconds on the fake's clock."""
+
+    battery_percent: float = 72.0
+    range_km: float = 310.5
+    capacity_kwh: float = 75.0
+    plugged_in: bool = True
+    charging: bool = True
+    charge_rate_kw: float = 11.0
+    charge_limit_percent: float = 90.0
+    minutes_to_full: float = 95.0
+    latitude: float = 59.9139
+    longitude: float = 10.7522
+    odometer_km: float = 12345.6
+    measured_at: float = 0.0
+
+
+async def _discard(message: Any) -> None:
+    """An ASGI `send` that drops the answer (a lost response)."""
 
 
 class FakeProvider:
@@ -97,6 +128,14 @@ class FakeProvider:
         self.exchanges: Counter[str] = Counter()  # successful exchanges per code
         self.exchange_attempts = 0
         self.revocations = 0  # accesses given back by the app
+        self.refresh_attempts = 0  # refresh grants asked for
+        self.refreshes = 0  # refresh grants answered with new tokens
+        # API calls whose bearer token had expired: the service must never make one.
+        self.expired_token_calls = 0
+        self.revoked_accounts: set[str] = set()  # users who revoked the app's access
+        self.asleep: set[str] = set()  # VINs of cars asleep
+        self.readings: dict[str, Reading] = {}
+        self.data_reads = 0  # data requests answered (any status)
         self.requests: Counter[str] = Counter()
         # The client's (host, port) of every request: each pair is one TCP connection,
         # so a pooled client shows as few pairs however many calls it makes.
@@ -115,6 +154,18 @@ class FakeProvider:
 
     def now(self) -> float:
         return time.time() + self.clock_offset
+
+    def reading(self, vin: str) -> Reading:
+        """What the car measures now (a default reading, measured a minute ago)."""
+        reading = self.readings.get(vin)
+        if reading is None:
+            reading = self.readings[vin] = Reading(measured_at=self.now() - 60)
+        return reading
+
+    def revoke_account(self, account_id: str) -> None:
+        """The user revokes the app's access at the provider (an override drops what the
+        provider holds for the account: tokens, linked users)."""
+        self.revoked_accounts.add(account_id)
 
     # -- OAuth building blocks shared by the code-flow fakes ------------------------------
 
@@ -207,6 +258,9 @@ class FakeProvider:
             Route("/_fake/clock", self._ctl_clock, methods=["POST"]),
             Route("/_fake/stats", self._ctl_stats, methods=["GET"]),
             Route("/_fake/reset", self._ctl_reset, methods=["POST"]),
+            Route("/_fake/revoke", self._ctl_revoke, methods=["POST"]),
+            Route("/_fake/asleep", self._ctl_asleep, methods=["POST"]),
+            Route("/_fake/readings", self._ctl_readings, methods=["POST"]),
             Route("/_fake/client-return", self._client_return, methods=["GET"]),
         ]
         inner = Starlette(routes=control + self.routes())
@@ -238,6 +292,11 @@ class FakeProvider:
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self._take_fault(path)
+        if fault is not None and fault.lose_answer:
+            await inner(scope, receive, _discard)  # done at the provider...
+            await asyncio.sleep(fault.delay)  # ...and the answer never arrives
+            await self.fault_response(fault.status or 504, None)(scope, receive, send)
+            return
         if fault is not None:
             await asyncio.sleep(fault.delay)
             # status 0 is a hang: whatever comes after the delay, the client gave up
@@ -279,11 +338,33 @@ class FakeProvider:
         self.clock_offset += float((await request.json())["advance"])
         return JSONResponse({"ok": True})
 
+    async def _ctl_revoke(self, request: Request) -> Response:
+        self.revoke_account(str((await request.json())["account"]))
+        return JSONResponse({"ok": True})
+
+    async def _ctl_asleep(self, request: Request) -> Response:
+        body = await request.json()
+        if body.get("asleep", True):
+            self.asleep.add(str(body["vin"]))
+        else:
+            self.asleep.discard(str(body["vin"]))
+        return JSONResponse({"ok": True})
+
+    async def _ctl_readings(self, request: Request) -> Response:
+        body = dict(await request.json())
+        vin = str(body.pop("vin"))
+        self.readings[vin] = Reading(**{**vars(self.reading(vin)), **body})
+        return JSONResponse({"ok": True})
+
     def stats(self) -> dict[str, Any]:
         return {
             "exchanges": dict(self.exchanges),
             "exchange_attempts": self.exchange_attempts,
             "revocations": self.revocations,
+            "refresh_attempts": self.refresh_attempts,
+            "refreshes": self.refreshes,
+            "expired_token_calls": self.expired_token_calls,
+            "data_reads": self.data_reads,
             "requests": dict(self.requests),
             "connections": len(self.connections),
             "in_flight": self.in_flight,

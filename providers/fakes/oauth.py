@@ -29,6 +29,9 @@ class FakeCodeFlow(FakeProvider):
     token_path: ClassVar[str] = "/oauth/token"
     state_required: ClassVar[bool] = False
     token_lifetime: ClassVar[float] = 7200
+    # A refresh answers a new refresh token and the used one dies (single use); else
+    # the refresh token stays in force and none comes with the answer.
+    rotates_refresh: ClassVar[bool] = True
 
     def oauth_routes(self) -> list[Route]:
         return [
@@ -60,25 +63,38 @@ class FakeCodeFlow(FakeProvider):
         access = secrets.token_urlsafe(32)
         return self._issue(grant, access)
 
-    def _issue(self, grant: Grant, access: str) -> dict[str, Any]:
-        refresh = secrets.token_urlsafe(32)
+    def _issue(self, grant: Grant, access: str, *, with_refresh: bool = True) -> dict[str, Any]:
         self.tokens[access] = (grant, self.now() + self.token_lifetime)
-        self.refresh_tokens[refresh] = grant
-        return {
+        answer = {
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": int(self.token_lifetime),
-            "refresh_token": refresh,
             "scope": " ".join(grant.scopes),
         }
+        if with_refresh:
+            refresh = secrets.token_urlsafe(32)
+            self.refresh_tokens[refresh] = grant
+            answer["refresh_token"] = refresh
+        return answer
+
+    def revoke_account(self, account_id: str) -> None:
+        super().revoke_account(account_id)
+        for token in [t for t, (g, _) in self.tokens.items() if g.account.id == account_id]:
+            del self.tokens[token]
+        for token in [t for t, g in self.refresh_tokens.items() if g.account.id == account_id]:
+            del self.refresh_tokens[token]
 
     def bearer_grant(self, request: Request) -> Grant | None:
-        """The grant behind the request's bearer token, if it is live."""
+        """The grant behind the request's bearer token, if it is live. A call with an
+        expired token is counted (the service must refresh before it)."""
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             return None
         entry = self.tokens.get(header[7:].strip())
-        if entry is None or entry[1] < self.now():
+        if entry is None:
+            return None
+        if entry[1] < self.now():
+            self.expired_token_calls += 1
             return None
         return entry[0]
 
@@ -145,11 +161,21 @@ class FakeCodeFlow(FakeProvider):
                 return self.oauth_error(400, "invalid_grant")
             return JSONResponse(self.token_response(grant))
         if grant_type == "refresh_token":
-            # single use: a refresh token is gone once used, a new one comes with the answer
-            old = self.refresh_tokens.pop(fields.get("refresh_token", ""), None)
+            self.refresh_attempts += 1
+            presented = fields.get("refresh_token", "")
+            # rotating: a refresh token is gone once used, a new one comes with the answer
+            old = (
+                self.refresh_tokens.pop(presented, None)
+                if self.rotates_refresh
+                else self.refresh_tokens.get(presented)
+            )
             if old is None or old.client_id != client_id:
                 return self.oauth_error(400, "invalid_grant")
-            return JSONResponse(self.token_response(old))
+            self.refreshes += 1
+            answer = self.token_response(old)
+            if not self.rotates_refresh:
+                self.refresh_tokens.pop(answer.pop("refresh_token", ""), None)
+            return JSONResponse(answer)
         return self.oauth_error(400, "unsupported_grant_type")
 
     def redeem_code(
