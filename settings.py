@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     # Bearer token of the operators' endpoints (/ops/...); unset: they answer 404.
     ops_token: SecretStr = Field(default=SecretStr(""))
 
+    # Provider tokens are refreshed this long before they expire (the refresh step's due
+    # time); a call about to go out with less than a minute left refreshes first.
+    refresh_margin_seconds: float = 600.0
+    # connectedVehicleData answers from the last snapshot while it is younger than this;
+    # an older one makes a job fetch a new one (once, however many ask), waited for up
+    # to CV_MUTATION_WAIT_SECONDS.
+    data_max_age_seconds: float = 300.0
+
     # Retries of transient provider errors: exponential backoff with full jitter.
     retry_max_attempts: int = 6
     retry_base_seconds: float = 1.0

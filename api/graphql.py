@@ -11,6 +11,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api.data_schema import DataQuery
 from api.errors import extensions
 from api.events_schema import Subscription, WebhookMutation, WebhookQuery
 from api.schema import Mutation, Query
@@ -43,7 +44,7 @@ class Schema(strawberry.Schema):
 
 
 @strawberry.type
-class AllQueries(Query, WebhookQuery):
+class AllQueries(Query, DataQuery, WebhookQuery):
     pass
 
 

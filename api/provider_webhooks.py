@@ -12,22 +12,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import jobs
-from providers.names import Provider
 from store.db import Database
 from workflows import provider_events
 
 __all__ = ["provider_webhook"]
 
-_HEADERS = {Provider.Enode: "x-enode-signature", Provider.Smartcar: "sc-signature"}
-
 
 async def provider_webhook(request: Request) -> Response:
     db: Database = request.app.state.db
-    provider = {p.value.lower(): p for p in _HEADERS}.get(request.path_params["provider"])
-    if provider is None:
+    known = provider_events.signature_header(request.path_params["provider"])
+    if known is None:
         return JSONResponse({"error": "no webhooks from this provider"}, status_code=404)
+    provider, header_name = known
     raw = await request.body()
-    header = request.headers.get(_HEADERS[provider])
+    header = request.headers.get(header_name)
 
     def verify() -> str | None:
         with db.session() as session:
@@ -41,16 +39,13 @@ async def provider_webhook(request: Request) -> Response:
     except ValueError:
         return JSONResponse({"error": "the body is not JSON"}, status_code=400)
 
-    if (
-        provider is Provider.Smartcar
-        and isinstance(body, dict)
-        and body.get("eventType") == "VERIFY"
-    ):
-        challenge = str((body.get("data") or {}).get("challenge", ""))
+    challenge = provider_events.challenge_of(provider, body)
+    if challenge is not None:  # the provider checks the endpoint (Smartcar's VERIFY)
 
         def answer() -> str:
+            assert challenge is not None and client_id is not None
             with db.session() as session:
-                return provider_events.challenge_answer(session, client_id, challenge)
+                return provider_events.challenge_answer(session, provider, client_id, challenge)
 
         return JSONResponse({"challenge": await anyio.to_thread.run_sync(answer)})
 

@@ -225,6 +225,12 @@ class AuthorizeConnectedVehicleInput:
 
 
 @strawberry.input
+class ReauthorizeConnectedVehicleInput:
+    id: strawberry.ID
+    options: CreateConnectedVehicleOptions | None = None
+
+
+@strawberry.input
 class RemoveConnectedVehicleInput:
     id: strawberry.ID
 
@@ -371,6 +377,29 @@ class Mutation:
         if row.status == Status.failed:
             failure = ErrorCode(row.failure_code or ErrorCode.PROVIDER_REJECTED)
             raise DomainError(failure, provider=row.provider)
+        return ConnectedVehicleType.of(row)
+
+    @strawberry.mutation(name="reauthorizeConnectedVehicle")
+    async def reauthorize_connected_vehicle(
+        self, info: Info, input: ReauthorizeConnectedVehicleInput
+    ) -> ConnectedVehicleType:
+        """A deauthorized or failed vehicle back to `pending`, same id, a new consent."""
+        ctx = context_of(info)
+        who = await ctx.principal()
+        options = input.options or CreateConnectedVehicleOptions()
+        reauthorize = functools.partial(
+            authorization.reauthorize_connected_vehicle,
+            settings=ctx.settings,
+            who=who,
+            vehicle_id=str(input.id),
+            redirect_uri=options.redirect_uri,
+            scope=[Scope(s) for s in options.scope] if options.scope is not None else None,
+        )
+        row = await ctx.run(lambda s: reauthorize(s))
+        if row.step == Step.start_link:  # the provider makes the link: a job
+            row = await _wait_for(
+                ctx, row.id, lambda v: v.authorization_url is not None or v.status != "pending"
+            )
         return ConnectedVehicleType.of(row)
 
     @strawberry.mutation(name="removeConnectedVehicle")

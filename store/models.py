@@ -36,6 +36,7 @@ __all__ = [
     "OutboxEvent",
     "ProviderCredentials",
     "ProviderWebhook",
+    "VehicleSnapshot",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
@@ -135,9 +136,16 @@ class ConnectedVehicle(Base):
         ),
         Index(
             "ix_connected_vehicles_waiting",
-            "created_at",
+            "updated_at",
             postgresql_where=text("status = 'pending' AND step IS NULL"),
             sqlite_where=text("status = 'pending' AND step IS NULL"),
+        ),
+        # Tokens due for a refresh (beat takes them in batches).
+        Index(
+            "ix_connected_vehicles_refresh_due",
+            "refresh_due_at",
+            postgresql_where=text("refresh_due_at IS NOT NULL"),
+            sqlite_where=text("refresh_due_at IS NOT NULL"),
         ),
         Index(
             "ix_connected_vehicles_claimed",
@@ -183,6 +191,9 @@ class ConnectedVehicle(Base):
     access_token: Mapped[str | None] = mapped_column(Encrypted)
     refresh_token: Mapped[str | None] = mapped_column(Encrypted)
     token_expires_at: Mapped[datetime | None]
+    # When the refresh step comes due (the token's expiry minus a margin); set while the
+    # vehicle is authorized and holds tokens that expire, None otherwise.
+    refresh_due_at: Mapped[datetime | None]
 
     vin: Mapped[str | None] = mapped_column(String(32))
     provider_vehicle_id: Mapped[str | None] = mapped_column(String(200))
@@ -196,6 +207,23 @@ class ConnectedVehicle(Base):
     authorized_at: Mapped[datetime | None]
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class VehicleSnapshot(Base):
+    """The car's last data, as a worker stored it (a fetch, or a provider's webhook);
+    the API answers from it and never calls the provider."""
+
+    __tablename__ = "vehicle_snapshots"
+
+    vehicle_id: Mapped[str] = mapped_column(ForeignKey("connected_vehicles.id"), primary_key=True)
+    # providers.data.VehicleData.to_json(): four parts, each with when it was measured.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    fetched_at: Mapped[datetime | None]  # when the service stored `data`
+    # A fetch enqueued and not finished: another asker joins it instead of sending one.
+    fetch_requested_at: Mapped[datetime | None]
+    # The last fetch that failed (a car asleep, the provider down), and why.
+    fetch_failed_at: Mapped[datetime | None]
+    fetch_error: Mapped[str | None] = mapped_column(Text)
 
 
 class OAuthState(Base):

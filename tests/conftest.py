@@ -95,6 +95,7 @@ TABLES = (
     "webhook_endpoints",
     "provider_webhooks",
     "oauth_states",
+    "vehicle_snapshots",
     "outbox_events",
     "connected_vehicles",
     "provider_credentials",

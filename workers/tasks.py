@@ -89,22 +89,25 @@ def process_provider_webhook(webhook_id: str) -> str | None:
 @app.task(name="cv.sweep")
 def sweep_workflows() -> dict[str, int]:
     """The periodic sweep (beat): re-drive stalled steps (enqueued when its transaction
-    commits), expire abandoned authorizations, re-publish events the relay has not."""
+    commits), expire abandoned authorizations, make token refreshes due, re-publish
+    events the relay has not."""
     report = sweep.sweep(runtime.database(), runtime.settings())
     for webhook_id in report.provider_webhooks:
         process_provider_webhook.delay(webhook_id)
     published = relay_outbox()
-    if report.redrive or report.expired or report.claims_released:
+    if report.redrive or report.expired or report.claims_released or report.refreshes:
         log.info(
-            "sweep: %d re-driven, %d expired, %d claims released",
+            "sweep: %d re-driven, %d expired, %d claims released, %d refreshes due",
             len(report.redrive),
             report.expired,
             report.claims_released,
+            report.refreshes,
         )
     return {
         "redriven": len(report.redrive),
         "expired": report.expired,
         "claims_released": report.claims_released,
+        "refreshes": report.refreshes,
         "published": published,
     }
 

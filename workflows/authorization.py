@@ -15,14 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from providers import (
-    ADAPTERS,
-    Adapter,
-    CodeFlowAdapter,
-    Provider,
-    Scope,
-    adapter_for,
-)
+from providers import ADAPTERS, Adapter, Provider, Scope, adapter_for
 from settings import Settings
 from store.models import CatalogueVehicle, ConnectedVehicle, OAuthState, utcnow
 from workflows import steps
@@ -38,6 +31,7 @@ __all__ = [
     "CallbackError",
     "CallbackOutcome",
     "create_connected_vehicle",
+    "reauthorize_connected_vehicle",
     "receive_callback",
     "redrive",
     "remove_connected_vehicle",
@@ -57,19 +51,31 @@ def _check_redirect_uri(uri: str | None) -> str | None:
     return uri
 
 
-def _send_user_again(
+def _start_consent(
     session: Session, settings: Settings, vehicle: ConnectedVehicle, adapter: Adapter
 ) -> None:
-    """A fresh state and the provider's authorization URL: local work, no network."""
-    assert isinstance(adapter, CodeFlowAdapter)
+    """Send the user to the provider: a fresh state and the authorization URL, built
+    here (no network), or, where the provider makes the link, a job that asks for it."""
+    if adapter.link_made_at_provider:
+        vehicle.authorization_url = None
+        steps.schedule(vehicle, Step.start_link)  # enqueued on commit
+        return
     verifier = secrets.token_urlsafe(48) if adapter.uses_pkce else None
     state = new_state(session, settings, vehicle, code_verifier=verifier)
-    vehicle.authorization_url = adapter.authorization_url(
+    vehicle.authorization_url = adapter.start_consent(
         state=state,
-        redirect_uri=settings.callback_url,
+        callback_url=settings.callback_url,
         scopes=vehicle.scope,
+        user_id=vehicle.provider_user_id or vehicle.id,
         code_verifier=verifier,
     )
+
+
+def _adapter(session: Session, vehicle: ConnectedVehicle) -> Adapter:
+    credentials = credentials_for(session, vehicle.client_id, vehicle.provider)
+    if credentials is None:
+        raise DomainError(ErrorCode.CONNECT_PROVIDER_NOT_ALLOWED, provider=vehicle.provider)
+    return adapter_for(vehicle.provider, credentials)
 
 
 def create_connected_vehicle(
@@ -108,12 +114,9 @@ def create_connected_vehicle(
     session.flush()
 
     adapter = adapter_for(provider.value, credentials)
-    if isinstance(adapter, CodeFlowAdapter):
-        _send_user_again(session, settings, vehicle, adapter)
-    else:
-        # A link session is made at the provider: a job (start_link) does it.
-        vehicle.provider_user_id = vehicle.id  # one provider user per connected vehicle
-        steps.schedule(vehicle, Step.start_link)
+    if not adapter.returns_code:  # read as the app: one provider user per vehicle
+        vehicle.provider_user_id = vehicle.id
+    _start_consent(session, settings, vehicle, adapter)
     record_event(session, "connected_vehicle.created", vehicle)
     session.commit()
     return vehicle
@@ -154,7 +157,7 @@ def receive_callback(
         raise CallbackError("unknown state")
     adapter = ADAPTERS[Provider(vehicle.provider)]
     # A link flow's return carries no code: coming back is the news.
-    if adapter.flow == "code" and not code and not error:
+    if adapter.returns_code and not code and not error:
         raise CallbackError("the callback carries neither a code nor an error")
     row.used_at = now
 
@@ -163,7 +166,7 @@ def receive_callback(
         if error:
             failure = ErrorCode(adapter.callback_error(error).value)
             Lifecycle(session, vehicle).trigger_event("fail", error=failure)
-        elif adapter.flow == "link":
+        elif not adapter.returns_code:
             if vehicle.link_completed_at is None:
                 vehicle.link_completed_at = now
                 steps.schedule(vehicle, Step.validate)  # enqueued on commit
@@ -204,7 +207,7 @@ def request_validation(
     )
     if started:
         enqueue = vehicle.step != Step.validate
-    elif code and ADAPTERS[Provider(vehicle.provider)].flow == "code":
+    elif code and ADAPTERS[Provider(vehicle.provider)].returns_code:
         vehicle.auth_code = code
         vehicle.code_received_at = utcnow()
         enqueue = True
@@ -249,16 +252,37 @@ def redrive(
     if vehicle is None:
         raise DomainError(ErrorCode.CONNECTED_VEHICLE_NOT_FOUND)
     Lifecycle(session, vehicle).trigger_event("retry", operator=force)
-    adapter = ADAPTERS[Provider(vehicle.provider)]
     if vehicle.access_token or vehicle.link_completed_at:
         steps.schedule(vehicle, Step.validate)
-    elif adapter.flow == "link":
-        vehicle.authorization_url = None
-        steps.schedule(vehicle, Step.start_link)
     else:
-        credentials = credentials_for(session, vehicle.client_id, vehicle.provider)
-        if credentials is None:
-            raise DomainError(ErrorCode.CONNECT_PROVIDER_NOT_ALLOWED, provider=vehicle.provider)
-        _send_user_again(session, settings, vehicle, adapter_for(vehicle.provider, credentials))
+        _start_consent(session, settings, vehicle, _adapter(session, vehicle))
+    session.commit()
+    return vehicle
+
+
+# -- reauthorizeConnectedVehicle -------------------------------------------------------------
+
+
+def reauthorize_connected_vehicle(
+    session: Session,
+    settings: Settings,
+    who: Principal,
+    vehicle_id: str,
+    *,
+    redirect_uri: str | None,
+    scope: list[Scope] | None,
+) -> ConnectedVehicle:
+    """A deauthorized or failed vehicle goes back to `pending`, same id, with a new
+    consent (its scope by default its own); validation then requires the car it had.
+    Any other status is ILLEGAL_TRANSITION (the machine's table says), nothing changed."""
+    vehicle = owned(session, who, vehicle_id, for_update=True)
+    adapter = _adapter(session, vehicle)
+    redirect = _check_redirect_uri(redirect_uri)
+    Lifecycle(session, vehicle).trigger_event("reauthorize")
+    if scope is not None:
+        vehicle.scope = [s.value for s in dict.fromkeys(scope)]
+    if redirect is not None:
+        vehicle.redirect_uri = redirect
+    _start_consent(session, settings, vehicle, adapter)
     session.commit()
     return vehicle

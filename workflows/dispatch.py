@@ -30,7 +30,15 @@ from sqlalchemy.orm import Session, SessionTransaction, object_session
 from store.db import DISPATCHER
 from store.models import ConnectedVehicle
 
-__all__ = ["DISPATCHER", "AfterCommit", "Dispatcher", "note_event", "note_step"]
+__all__ = [
+    "DISPATCHER",
+    "AfterCommit",
+    "Dispatcher",
+    "note_change",
+    "note_event",
+    "note_job",
+    "note_step",
+]
 
 _KEY = "cv.after_commit"
 _READY = "cv.after_commit.ready"
@@ -48,7 +56,9 @@ class AfterCommit:
 @dataclass
 class _Noted:
     due: dict[int, ConnectedVehicle] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], None] = field(default_factory=dict)  # (vehicle id, step)
     changed: dict[int, ConnectedVehicle] = field(default_factory=dict)
+    touched: dict[str, None] = field(default_factory=dict)  # changed, no event
 
 
 Dispatcher = Callable[[AfterCommit], None]
@@ -67,9 +77,20 @@ def note_step(vehicle: ConnectedVehicle) -> None:
     _noted(vehicle).due[id(vehicle)] = vehicle
 
 
+def note_job(vehicle: ConnectedVehicle, step: str) -> None:
+    """A step that is not the vehicle's `step` (a data fetch, whose request lives on
+    its own row): enqueue it once this transaction commits."""
+    _noted(vehicle).jobs[(vehicle.id, step)] = None
+
+
 def note_event(vehicle: ConnectedVehicle) -> None:
     """An event of the vehicle was recorded: kick the relay, wake its waiters."""
     _noted(vehicle).changed[id(vehicle)] = vehicle
+
+
+def note_change(vehicle: ConnectedVehicle) -> None:
+    """Something a waiter may wait for changed with no event (a fetch that failed)."""
+    _noted(vehicle).touched[vehicle.id] = None
 
 
 def _collect(noted: _Noted) -> AfterCommit:
@@ -77,7 +98,9 @@ def _collect(noted: _Noted) -> AfterCommit:
     for v in noted.due.values():
         if v.step is not None:  # still due at commit (not cleared since it was noted)
             out.steps.append((v.id, v.step))
-    out.changed = list(dict.fromkeys(v.id for v in noted.changed.values()))
+    out.steps.extend(noted.jobs)
+    changed = [v.id for v in noted.changed.values()] + list(noted.touched)
+    out.changed = list(dict.fromkeys(changed))
     return out
 
 
@@ -102,7 +125,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     session.info.pop(_KEY, None)
     work: AfterCommit | None = session.info.pop(_READY, None)
     dispatcher: Dispatcher | None = session.info.get(DISPATCHER)
-    if work is None or dispatcher is None or not (work.steps or work.events):
+    if work is None or dispatcher is None or not (work.steps or work.events or work.changed):
         return
     try:
         dispatcher(work)

@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     AUTHORIZATION_EXPIRED = "AUTHORIZATION_EXPIRED"
     SCOPE_NOT_GRANTED = "SCOPE_NOT_GRANTED"
     ACCESS_REVOKED = "ACCESS_REVOKED"
+    CONNECTED_VEHICLE_MISMATCH = "CONNECTED_VEHICLE_MISMATCH"
     PROVIDER_REJECTED = "PROVIDER_REJECTED"
     PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
     RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
@@ -86,6 +87,10 @@ _TABLE: dict[ErrorCode, tuple[str, int]] = {
     ErrorCode.ACCESS_REVOKED: (
         "Access to the vehicle was revoked at the provider",
         403,
+    ),
+    ErrorCode.CONNECTED_VEHICLE_MISMATCH: (
+        "The vehicle found at the provider is not the vehicle that was connected before",
+        422,
     ),
     ErrorCode.PROVIDER_REJECTED: ("The provider $PROVIDER rejected the request", 422),
     ErrorCode.PROVIDER_UNAVAILABLE: (

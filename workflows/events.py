@@ -54,12 +54,23 @@ def vehicle_view(v: ConnectedVehicle) -> dict[str, Any]:
     }
 
 
-def record_event(session: Session, type_: str, vehicle: ConnectedVehicle) -> OutboxEvent:
+def record_event(
+    session: Session,
+    type_: str,
+    vehicle: ConnectedVehicle,
+    *,
+    data: dict[str, Any] | None = None,
+) -> OutboxEvent:
+    """`data`: the car's new snapshot (``connected_vehicle.data_updated``), beside the
+    vehicle in the payload."""
+    payload = vehicle_view(vehicle)
+    if data is not None:
+        payload["data"] = data
     event = OutboxEvent(
         type=type_,
         vehicle_id=vehicle.id,
         client_id=vehicle.client_id,
-        payload=vehicle_view(vehicle),
+        payload=payload,
     )
     session.add(event)
     note_event(vehicle)  # after commit: the relay is kicked, the vehicle's waiters woken

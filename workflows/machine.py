@@ -51,6 +51,13 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "complete_removal", "source": S.pending_removal, "dest": S.removed},
     {"trigger": "deauthorize", "source": S.authorized, "dest": S.deauthorized},
     {
+        # The user consents again (reauthorizeConnectedVehicle): same id, a new flow.
+        "trigger": "reauthorize",
+        "source": [S.deauthorized, S.failed],
+        "dest": S.pending,
+        "after": "forget_consent",
+    },
+    {
         "trigger": "remove",
         "source": [S.pending, S.failed, S.deauthorized],
         "dest": S.removed,
@@ -73,7 +80,8 @@ class Lifecycle:
 
     Triggers take keyword arguments that the callbacks read:
     ``fail(error=ErrorCode, retryable=bool, provider=str)``,
-    ``authorize(vin=…, provider_vehicle_id=…)``, ``retry(operator=bool)``.
+    ``authorize(vin=…, provider_vehicle_id=…)``, ``retry(operator=bool)``,
+    ``deauthorize(error=ErrorCode)``, ``reauthorize()``.
 
     One model-less machine serves every instance (built once, below the class): a
     Lifecycle is a plain object with a ``state``, and a trigger is fired through the
@@ -128,17 +136,36 @@ class Lifecycle:
         self.vehicle.code_received_at = None
         self.vehicle.code_claimed_at = None
 
+    def on_exit_authorized(self, event: EventData) -> None:
+        self.vehicle.refresh_due_at = None  # nothing to keep valid any more
+
     def on_enter_removed(self, event: EventData) -> None:
-        # Nothing of the user's access is kept once removed.
-        v = self.vehicle
-        v.access_token = v.refresh_token = v.auth_code = None
-        v.token_expires_at = None
+        self._forget_tokens()  # nothing of the user's access is kept once removed
+        self.vehicle.auth_code = None
 
     def on_enter_deauthorized(self, event: EventData) -> None:
         error: ErrorCode = event.kwargs.get("error", ErrorCode.ACCESS_REVOKED)
         self.vehicle.failure_code = error.value
         self.vehicle.failure_message = error.message(self.vehicle.provider)
         self.vehicle.failure_retryable = False
+        self._forget_tokens()  # the access is gone: its tokens are of no use, and secret
+
+    def on_exit_deauthorized(self, event: EventData) -> None:
+        self.vehicle.failure_code = None
+        self.vehicle.failure_message = None
+        self.vehicle.failure_retryable = None
+
+    def forget_consent(self, event: EventData) -> None:
+        """A new consent starts from nothing but the car it must bring back (`vin`)."""
+        v = self.vehicle
+        self._forget_tokens()
+        v.auth_code = v.code_received_at = v.code_claimed_at = v.link_completed_at = None
+        v.authorization_url = None
+
+    def _forget_tokens(self) -> None:
+        v = self.vehicle
+        v.access_token = v.refresh_token = None
+        v.token_expires_at = v.refresh_due_at = None
 
     def _record(self, event: EventData) -> None:
         self.vehicle.status = self.state.value

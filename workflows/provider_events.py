@@ -1,19 +1,19 @@
 """Providers' webhooks: verified on the raw body before anything is parsed, stored once
 (deduplicated by the provider's delivery id), then processed by a job.
 
-- Enode: ``x-enode-signature: sha1=<hex HMAC-SHA1 of the body>``; the body is a JSON
-  array of events. ``user:vehicle:discovered`` of another vehicle on a connected account
-  means the account now holds two: the vehicle is deauthorized
-  (CONNECT_MULTIPLE_VEHICLES_NOT_ALLOWED); ``user:vehicle:deleted`` of the vehicle
-  deauthorizes it (ACCESS_REVOKED); ``enode:webhook:test`` does nothing.
-- Smartcar: ``SC-Signature: <hex HMAC-SHA256 of the body>``; ``VERIFY`` is answered with
-  the challenge's HMAC; a ``VEHICLE_ERROR`` that means lost access deauthorizes.
+What a delivery looks like, how it is signed and what it means is each provider's own
+knowledge (its adapter: ``verify_webhook``, ``delivery_key``, ``parse_webhook``); here
+the domain acts on what it tells:
+
+- access lost (consent revoked, the car gone from the account): the vehicle is
+  deauthorized with ACCESS_REVOKED;
+- another vehicle on an account linked whole (Enode): deauthorized with
+  CONNECT_MULTIPLE_VEHICLES_NOT_ALLOWED;
+- the car's data: the snapshot is updated without a fetch (``workflows.data``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -22,36 +22,41 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from providers import ADAPTERS
 from providers.names import Provider
+from providers.webhooks import Happening, ProviderEvent
 from store.db import Database
 from store.models import ConnectedVehicle, ProviderCredentials, ProviderWebhook, utcnow
+from workflows import data
 from workflows.errors import ErrorCode
-from workflows.machine import Lifecycle, Status
+from workflows.machine import Status
+from workflows.tokens import lose_access
 
-__all__ = ["Received", "challenge_answer", "process", "receive"]
+__all__ = [
+    "Received",
+    "challenge_answer",
+    "challenge_of",
+    "process",
+    "receive",
+    "signature_header",
+    "verify",
+]
 
-# Smartcar error types that mean the service lost access to the vehicle.
-_LOST_ACCESS = {"AUTHENTICATION", "PERMISSION", "CONNECTED_SERVICES_ACCOUNT"}
 
-
-def _digest(provider: Provider, secret: str, raw: bytes) -> str:
-    algorithm = hashlib.sha1 if provider is Provider.Enode else hashlib.sha256
-    return hmac.new(secret.encode(), raw, algorithm).hexdigest()
-
-
-def _claimed_signature(provider: Provider, header: str | None) -> str | None:
-    if not header:
-        return None
-    if provider is Provider.Enode:
-        return header[5:] if header.startswith("sha1=") else None
-    return header.strip()
+def signature_header(name: str) -> tuple[Provider, str] | None:
+    """The provider named in a webhook URL (``/webhooks/enode``) and the header its
+    signature comes in; None when it sends this service no webhooks."""
+    for provider, adapter in ADAPTERS.items():
+        if provider.value.lower() == name.lower() and adapter.webhook_header:
+            return provider, adapter.webhook_header
+    return None
 
 
 def verify(session: Session, provider: Provider, raw: bytes, header: str | None) -> str | None:
     """The client whose webhook secret signed `raw`, or None (forged or unsigned)."""
-    claimed = _claimed_signature(provider, header)
-    if not claimed:
+    if not header:
         return None
+    adapter = ADAPTERS[provider]
     rows = session.execute(
         select(ProviderCredentials).where(
             ProviderCredentials.provider == provider.value,
@@ -60,16 +65,20 @@ def verify(session: Session, provider: Provider, raw: bytes, header: str | None)
     ).scalars()
     for row in rows:
         assert row.webhook_secret is not None
-        if hmac.compare_digest(_digest(provider, row.webhook_secret, raw), claimed):
+        if adapter.verify_webhook(row.webhook_secret, raw, header):
             return row.client_id
     return None
 
 
-def challenge_answer(session: Session, client_id: str, challenge: str) -> str:
-    """Smartcar's VERIFY: the challenge's HMAC-SHA256 with the webhook secret."""
-    row = session.get(ProviderCredentials, (client_id, Provider.Smartcar.value))
+def challenge_of(provider: Provider, body: Any) -> str | None:
+    """The challenge of a verification request (answered, not stored), else None."""
+    return ADAPTERS[provider].webhook_challenge(body)
+
+
+def challenge_answer(session: Session, provider: Provider, client_id: str, challenge: str) -> str:
+    row = session.get(ProviderCredentials, (client_id, provider.value))
     assert row is not None and row.webhook_secret is not None
-    return hmac.new(row.webhook_secret.encode(), challenge.encode(), hashlib.sha256).hexdigest()
+    return ADAPTERS[provider].answer_challenge(row.webhook_secret, challenge)
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,7 @@ def receive(
     session: Session, provider: Provider, client_id: str, raw: bytes, body: Any
 ) -> Received:
     """Store a verified delivery once; a replay of it is recognized, not stored again."""
-    key = None
-    if provider is Provider.Smartcar and isinstance(body, dict):
-        key = body.get("eventId")
-    key = str(key or hashlib.sha256(raw).hexdigest())
+    key = ADAPTERS[provider].delivery_key(raw, body)
     found = session.execute(
         select(ProviderWebhook.id).where(
             ProviderWebhook.provider == provider.value, ProviderWebhook.delivery_key == key
@@ -122,56 +128,38 @@ def _connected(
 
 
 def _deauthorize(session: Session, vehicle: ConnectedVehicle, error: ErrorCode) -> str:
-    if vehicle.status != Status.authorized:
+    if not lose_access(session, vehicle, error):
         return f"{vehicle.id}: {vehicle.status}, left alone"
-    Lifecycle(session, vehicle).trigger_event("deauthorize", error=error)
     return f"{vehicle.id}: deauthorized ({error.value})"
 
 
-def _enode(session: Session, client_id: str, events: list[dict[str, Any]]) -> list[str]:
-    outcomes = []
-    for event in events:
-        kind = event.get("event")
-        user_id = (event.get("user") or {}).get("id")
-        vehicle_id = (event.get("vehicle") or {}).get("id")
-        if kind not in ("user:vehicle:discovered", "user:vehicle:deleted") or not user_id:
-            outcomes.append(f"{kind}: nothing to do")
-            continue
-        vehicle = _connected(
-            session, client_id, Provider.Enode, ConnectedVehicle.provider_user_id == user_id
-        )
-        if vehicle is None:
-            outcomes.append(f"{kind}: unknown Enode user")
-        elif kind == "user:vehicle:discovered" and vehicle_id != vehicle.provider_vehicle_id:
-            # A link grants the whole maker account: a second car appeared on it.
-            error = ErrorCode.CONNECT_MULTIPLE_VEHICLES_NOT_ALLOWED
-            outcomes.append(_deauthorize(session, vehicle, error))
-        elif kind == "user:vehicle:deleted" and vehicle_id == vehicle.provider_vehicle_id:
-            outcomes.append(_deauthorize(session, vehicle, ErrorCode.ACCESS_REVOKED))
-        else:
-            outcomes.append(f"{kind}: the connected vehicle itself, nothing to do")
-    return outcomes
-
-
-def _smartcar(session: Session, client_id: str, body: dict[str, Any]) -> list[str]:
-    if body.get("eventType") != "VEHICLE_ERROR":
-        return [f"{body.get('eventType')}: nothing to do"]
-    data = body.get("data") or {}
-    vehicle_id = (data.get("vehicle") or {}).get("id")
-    errors = data.get("errors") or []
-    lost = any(
-        e.get("type") in _LOST_ACCESS or (e.get("resolution") or {}).get("type") == "REAUTHENTICATE"
-        for e in errors
-        if isinstance(e, dict)
-    )
-    if not lost or not vehicle_id:
-        return ["VEHICLE_ERROR: access not lost"]
-    vehicle = _connected(
-        session, client_id, Provider.Smartcar, ConnectedVehicle.provider_vehicle_id == vehicle_id
-    )
+def _apply(session: Session, client_id: str, provider: Provider, event: ProviderEvent) -> str:
+    what = event.happening.value
+    if event.happening is Happening.nothing:
+        return f"{what}: {event.detail or 'nothing to do'}"
+    if event.user_id:  # the provider's own user: one per connected vehicle (Enode)
+        match = ConnectedVehicle.provider_user_id == event.user_id
+    elif event.vehicle_id:
+        match = ConnectedVehicle.provider_vehicle_id == event.vehicle_id
+    else:
+        return f"{what}: names no vehicle"
+    vehicle = _connected(session, client_id, provider, match)
     if vehicle is None:
-        return ["VEHICLE_ERROR: unknown vehicle"]
-    return [_deauthorize(session, vehicle, ErrorCode.ACCESS_REVOKED)]
+        return f"{what}: unknown vehicle"
+    itself = event.vehicle_id is None or event.vehicle_id == vehicle.provider_vehicle_id
+    if event.happening is Happening.vehicle_added:
+        if itself:
+            return f"{what}: the connected vehicle itself, nothing to do"
+        # A link grants the whole maker account: a second car appeared on it.
+        return _deauthorize(session, vehicle, ErrorCode.CONNECT_MULTIPLE_VEHICLES_NOT_ALLOWED)
+    if not itself:
+        return f"{what}: another vehicle of the account, nothing to do"
+    if event.happening is Happening.access_lost:
+        return _deauthorize(session, vehicle, ErrorCode.ACCESS_REVOKED)
+    if event.data is None or vehicle.status != Status.authorized:
+        return f"{what}: {vehicle.id} is {vehicle.status}, left alone"
+    data.store(session, vehicle, event.data, merge=True)
+    return f"{what}: {vehicle.id}: snapshot updated"
 
 
 def process(db: Database, webhook_id: str) -> str | None:
@@ -180,13 +168,10 @@ def process(db: Database, webhook_id: str) -> str | None:
         row = session.get(ProviderWebhook, webhook_id, with_for_update=True)
         if row is None or row.processed_at is not None:
             return None
-        if row.provider == Provider.Enode.value and isinstance(row.body, list):
-            outcomes = _enode(session, row.client_id, row.body)
-        elif row.provider == Provider.Smartcar.value and isinstance(row.body, dict):
-            outcomes = _smartcar(session, row.client_id, row.body)
-        else:
-            outcomes = ["not a delivery this service reads"]
+        provider = Provider(row.provider)
+        events = ADAPTERS[provider].parse_webhook(row.body)
+        outcomes = [_apply(session, row.client_id, provider, e) for e in events]
         row.processed_at = utcnow()
-        row.outcome = json.dumps(outcomes)
+        row.outcome = json.dumps(outcomes or ["not a delivery this service reads"])
         session.commit()
         return row.outcome

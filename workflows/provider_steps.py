@@ -1,5 +1,8 @@
-"""The steps that talk to a provider, run by workers: make Enode's link session, and
-validate an authorization (exchange the code once, read the account, decide).
+"""The steps that talk to a provider, run by workers: make the provider's consent link
+(a link flow: Enode), validate an authorization (exchange the code once, read the
+account, decide), and give the access back on removal. One adapter interface serves
+both flows: the workflow asks what the provider does (``returns_code``,
+``link_made_at_provider``, ``uses_pkce``, ``refreshes``), never which provider it is.
 
 Plain functions over a database and an adapter; every change under the vehicle's row lock,
 the network only between transactions. The code is single use: it is claimed, and the
@@ -12,36 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from providers import (
-    AccountRef,
-    Adapter,
-    CodeFlowAdapter,
-    EnodeAdapter,
-    PermanentError,
-    RetryPolicy,
-    Tokens,
-    adapter_for,
-)
-from providers.retry import SAVING_SPENT
+from providers import AccountRef, Adapter, PermanentError, Tokens
 from settings import Settings
 from store.db import Database
-from store.models import CatalogueVehicle, ConnectedVehicle, OAuthState, utcnow
+from store.models import CatalogueVehicle, OAuthState, utcnow
 from workflows import steps
-from workflows.app_tokens import StoredAppTokens
-from workflows.clients import credentials_for
-from workflows.errors import DomainError, ErrorCode
+from workflows.adapters import adapter_of
+from workflows.errors import ErrorCode
 from workflows.events import record_event
 from workflows.machine import Lifecycle, Status
 from workflows.states import new_state
+from workflows.tokens import AccessLost, live_account, refresh_due, save_tokens, tokens_of
 from workflows.vehicles import lock
 
 __all__ = [
@@ -64,23 +54,19 @@ def start_link(
     *,
     transport: httpx.BaseTransport | None = None,
 ) -> None:
-    """The link-flow job (Enode): create the provider's link session and hand its URL to
-    the vehicle. The service's state rides in the link's redirect URI. Safe to run twice:
-    the first URL saved wins."""
+    """The job of a flow whose consent link is made at the provider (Enode): ask for it
+    and hand its URL to the vehicle. Safe to run twice: the first URL saved wins."""
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
         if vehicle is None or vehicle.status != Status.pending or vehicle.authorization_url:
             return
         adapter = adapter_of(db, session, settings, vehicle, transport)
-        assert isinstance(adapter, EnodeAdapter)
         user_id, scope = vehicle.provider_user_id or vehicle.id, list(vehicle.scope)
         session.commit()
     state = secrets.token_urlsafe(32)
     try:
-        url = adapter.create_link(
-            user_id=user_id,
-            redirect_uri=f"{settings.callback_url}?{urlencode({'state': state})}",
-            scopes=scope,
+        url = adapter.start_consent(
+            state=state, callback_url=settings.callback_url, scopes=scope, user_id=user_id
         )
     except PermanentError as exc:
         fail(db, vehicle_id, ErrorCode(exc.reason.value))
@@ -95,26 +81,6 @@ def start_link(
             steps.clear(vehicle)  # now the user has to act
             record_event(session, "connected_vehicle.updated", vehicle)
         session.commit()
-
-
-def adapter_of(
-    db: Database,
-    session: Session,
-    settings: Settings,
-    vehicle: ConnectedVehicle,
-    transport: httpx.BaseTransport | None,
-) -> Adapter:
-    credentials = credentials_for(session, vehicle.client_id, vehicle.provider)
-    if credentials is None:
-        raise DomainError(ErrorCode.CONNECT_PROVIDER_NOT_ALLOWED, provider=vehicle.provider)
-    return adapter_for(
-        vehicle.provider,
-        credentials,
-        timeout=settings.provider_timeout_seconds,
-        transport=transport,
-        token_cache=StoredAppTokens(db),
-        policy=RetryPolicy.of(settings).for_attempt(vehicle.attempts or 0),
-    )
 
 
 def fail(db: Database, vehicle_id: str, error: ErrorCode, *, retryable: bool = False) -> None:
@@ -147,6 +113,7 @@ class _Work:
     account: AccountRef | None  # known already: tokens bought, or a linked user
     scope: list[str]
     make: str
+    expected_vin: str | None  # reauthorized: the car it had must come back
     code: str | None = None  # claimed for this run, to spend
     code_verifier: str | None = None
 
@@ -162,20 +129,23 @@ def _begin(
             return None
         make = _make_of(session, vehicle.vehicle_id)
         adapter = adapter_of(db, session, settings, vehicle, transport)
-        scope = list(vehicle.scope)
-        if adapter.flow == "link":
+        known = (list(vehicle.scope), make, vehicle.vin)
+        user_id = vehicle.provider_user_id or vehicle.id
+        if not adapter.returns_code:  # the user's return is the news: read as the app
             if vehicle.link_completed_at is None:
                 return None
-            user = AccountRef(user_id=vehicle.provider_user_id or vehicle.id)
-            return _Work(adapter, user, scope, make)
-        if vehicle.access_token:
-            tokens = Tokens(vehicle.access_token, vehicle.refresh_token, vehicle.token_expires_at)
-            return _Work(adapter, AccountRef(tokens=tokens), scope, make)
+            return _Work(adapter, adapter.account_of(tokens=None, user_id=user_id), *known)
+        tokens = tokens_of(vehicle)
+        if tokens is not None:
+            if not tokens.valid_for(60):  # bought a while ago: refreshed before use
+                session.commit()
+                return _Work(adapter, None, *known, code=None)
+            return _Work(adapter, adapter.account_of(tokens=tokens, user_id=None), *known)
         if vehicle.code_claimed_at is not None or not vehicle.auth_code:
             return None  # another run holds the code, or there is none yet
         code = vehicle.auth_code
         verifier = None
-        if isinstance(adapter, CodeFlowAdapter) and adapter.uses_pkce:
+        if adapter.uses_pkce:
             verifier = session.execute(
                 select(OAuthState.code_verifier)
                 .where(OAuthState.vehicle_id == vehicle_id, OAuthState.code_verifier.is_not(None))
@@ -184,14 +154,14 @@ def _begin(
             ).scalar_one_or_none()
         vehicle.code_claimed_at = utcnow()
         session.commit()
-        return _Work(adapter, None, scope, make, code, verifier)
+        return _Work(adapter, None, *known, code=code, code_verifier=verifier)
 
 
 def exchange_code(
     db: Database,
     settings: Settings,
     vehicle_id: str,
-    adapter: CodeFlowAdapter,
+    adapter: Adapter,
     code: str,
     code_verifier: str | None = None,
 ) -> Tokens:
@@ -212,29 +182,8 @@ def exchange_code(
                 vehicle.code_claimed_at = None
             session.commit()
         raise
-    _save_tokens(db, vehicle_id, tokens)
+    save_tokens(db, vehicle_id, tokens)
     return tokens
-
-
-def _save_tokens(db: Database, vehicle_id: str, tokens: Tokens) -> None:
-    """Commit what the spent code bought. The code cannot be spent again, so a database
-    that drops the connection right now is waited for (a few seconds), not given up on."""
-    tries = SAVING_SPENT.max_attempts
-    for attempt in range(1, tries + 1):
-        try:
-            with db.session() as session:
-                vehicle = lock(session, vehicle_id)
-                assert vehicle is not None
-                vehicle.access_token = tokens.access_token
-                vehicle.refresh_token = tokens.refresh_token
-                vehicle.token_expires_at = tokens.expires_at
-                vehicle.auth_code = None
-                session.commit()
-                return
-        except OperationalError:
-            if attempt == tries:
-                raise
-            time.sleep(SAVING_SPENT.ceiling(attempt))  # no jitter: one waiter, in line
 
 
 @dataclass(frozen=True)
@@ -247,9 +196,15 @@ class AccountCheck:
 
 
 def validate_account(
-    adapter: Adapter, account: AccountRef, *, scope: list[str], make: str
+    adapter: Adapter,
+    account: AccountRef,
+    *,
+    scope: list[str],
+    make: str,
+    expected_vin: str | None = None,
 ) -> AccountCheck:
-    """Exactly one vehicle, every asked-for scope granted, the make the user said."""
+    """Exactly one vehicle, every asked-for scope granted, the make the user said, and,
+    on a re-consent, the very car the vehicle had."""
     ids = adapter.list_vehicle_ids(account)
     if not ids:
         return AccountCheck(ErrorCode.CONNECT_NO_VEHICLE)
@@ -260,6 +215,8 @@ def validate_account(
         return AccountCheck(ErrorCode.SCOPE_NOT_GRANTED)
     if info.make.casefold() != make.casefold():
         return AccountCheck(ErrorCode.CONNECT_PROVIDER_NOT_SUPPORTED)
+    if expected_vin and (info.vin or "").casefold() != expected_vin.casefold():
+        return AccountCheck(ErrorCode.CONNECTED_VEHICLE_MISMATCH)
     return AccountCheck(None, provider_vehicle_id=info.id, vin=info.vin)
 
 
@@ -280,15 +237,20 @@ def validate(
     work = _begin(db, settings, vehicle_id, transport)
     if work is None:
         return
+    adapter = work.adapter
     try:
         account = work.account
-        if account is None:
-            assert isinstance(work.adapter, CodeFlowAdapter) and work.code is not None
-            tokens = exchange_code(
-                db, settings, vehicle_id, work.adapter, work.code, work.code_verifier
-            )
-            account = AccountRef(tokens=tokens)
-        check = validate_account(work.adapter, account, scope=work.scope, make=work.make)
+        if account is None and work.code is not None:
+            tokens = exchange_code(db, settings, vehicle_id, adapter, work.code, work.code_verifier)
+            account = adapter.account_of(tokens=tokens, user_id=None)
+        elif account is None:  # tokens held, about to expire: refreshed first
+            account = live_account(db, settings, vehicle_id, adapter, user_id=None)
+        check = validate_account(
+            adapter, account, scope=work.scope, make=work.make, expected_vin=work.expected_vin
+        )
+    except AccessLost:
+        fail(db, vehicle_id, ErrorCode.ACCESS_REVOKED)
+        return
     except PermanentError as exc:
         fail(db, vehicle_id, ErrorCode(exc.reason.value))
         return
@@ -301,6 +263,8 @@ def validate(
             Lifecycle(session, vehicle).trigger_event(
                 "authorize", vin=check.vin, provider_vehicle_id=check.provider_vehicle_id
             )
+            if adapter.refreshes:  # from now on its tokens are kept valid
+                vehicle.refresh_due_at = refresh_due(vehicle.token_expires_at, settings)
         session.commit()
 
 
@@ -323,13 +287,11 @@ def revoke(
         if vehicle is None or vehicle.status != Status.pending_removal:
             return
         adapter = adapter_of(db, session, settings, vehicle, transport)
-        tokens = None
-        if vehicle.access_token:
-            tokens = Tokens(vehicle.access_token, vehicle.refresh_token, vehicle.token_expires_at)
-        account = AccountRef(tokens=tokens, user_id=vehicle.provider_user_id)
-        provider_vehicle_id = vehicle.provider_vehicle_id
+        user_id, provider_vehicle_id = vehicle.provider_user_id, vehicle.provider_vehicle_id
         session.commit()
-    with contextlib.suppress(PermanentError):  # gone already (the user revoked it, say)
+    # Gone already (the user revoked it, say): as good as given back.
+    with contextlib.suppress(PermanentError, AccessLost):
+        account = live_account(db, settings, vehicle_id, adapter, user_id=user_id)
         adapter.revoke(account, provider_vehicle_id)
     finish_removal(db, vehicle_id)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from settings import Settings
 from store.db import Database
-from workflows import provider_steps
+from workflows import data, provider_steps, tokens
 from workflows.steps import Step
 
 __all__ = ["REGISTRY", "StepSpec", "task_name"]
@@ -49,6 +49,14 @@ REGISTRY: dict[Step, StepSpec] = {
             provider_steps.revoke,
             provider_steps.finish_removal,
         ),
+        StepSpec(
+            # the provider kept failing: still authorized, due again a little later
+            Step.refresh,
+            "cv.refresh_tokens",
+            tokens.refresh,
+            tokens.refresh_exhausted,
+        ),
+        StepSpec(Step.fetch, "cv.fetch_vehicle_data", data.fetch, data.fetch_exhausted),
     )
 }
 

@@ -20,6 +20,10 @@ class Step(StrEnum):
     start_link = "start_link"  # make the provider's link session (Enode)
     validate = "validate"  # exchange the code, validate the account, decide
     revoke = "revoke"  # give the access back at the provider, then `removed`
+    refresh = "refresh"  # new tokens ahead of expiry (authorized vehicles)
+    # Read the car's data into its snapshot. Not a vehicle's `step` (it runs beside a
+    # refresh): its request lives on the snapshot row (workflows.data).
+    fetch = "fetch"
 
 
 def schedule(vehicle: ConnectedVehicle, step: Step) -> None:

@@ -9,6 +9,8 @@ pass finds what should have happened and has not.
    AUTHORIZATION_EXPIRED.
 4. A provider's webhook stored and not processed past the stall deadline (its job was
    lost) is processed again (processing is idempotent).
+5. An authorized vehicle whose tokens come due for a refresh (their expiry minus the
+   margin) is given its refresh step; a refresh step lost on its way is re-driven by 2.
 
 Each question reads a small partial index; rows are taken with SKIP LOCKED on PostgreSQL,
 so any number of sweepers (beat on several hosts) can run at once: a row is handled by
@@ -35,6 +37,7 @@ from workflows.steps import Step
 __all__ = [
     "SweepReport",
     "expired_query",
+    "refresh_due_query",
     "stalled_query",
     "sweep",
     "unprocessed_webhooks_query",
@@ -52,6 +55,7 @@ class SweepReport:
     provider_webhooks: list[str] = field(default_factory=list)
     claims_released: int = 0
     expired: int = 0
+    refreshes: int = 0
 
 
 def unspent_claims_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
@@ -75,11 +79,22 @@ def stalled_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
 
 
 def expired_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
+    # From when it became pending (created, or reauthorized), not from its creation.
     return (
         select(CV)
         .where(text("status = 'pending' AND step IS NULL"))
-        .where(CV.created_at < before)
-        .order_by(CV.created_at)
+        .where(CV.updated_at < before)
+        .order_by(CV.updated_at)
+        .limit(limit)
+    )
+
+
+def refresh_due_query(now: datetime, limit: int) -> Select[ConnectedVehicle]:
+    return (
+        select(CV)
+        .where(text("refresh_due_at IS NOT NULL"))
+        .where(CV.refresh_due_at <= now)
+        .order_by(CV.refresh_due_at)
         .limit(limit)
     )
 
@@ -127,5 +142,11 @@ def sweep(
 
         for row in _take(session, db, unprocessed_webhooks_query(stall_deadline, batch)):
             report.provider_webhooks.append(row.id)
+
+        for vehicle in _take(session, db, refresh_due_query(now, batch)):
+            vehicle.refresh_due_at = None  # the step carries it now
+            if vehicle.step is None:
+                steps.schedule(vehicle, Step.refresh)  # enqueued after the commit below
+                report.refreshes += 1
         session.commit()
     return report

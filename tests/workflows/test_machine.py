@@ -24,6 +24,9 @@ LEGAL = {
     ("pending", "remove"): "removed",
     ("failed", "remove"): "removed",
     ("deauthorized", "remove"): "removed",
+    # SPEC §3, reauthorizeConnectedVehicle: the user consents again, same id
+    ("deauthorized", "reauthorize"): "pending",
+    ("failed", "reauthorize"): "pending",
 }
 TRIGGERS = sorted({trigger for _, trigger in LEGAL})
 ARGS: dict[str, dict[str, object]] = {
@@ -123,3 +126,31 @@ def test_a_stale_copy_cannot_overwrite_a_newer_change(any_db: Database) -> None:
         with pytest.raises(StaleDataError):
             stale_session.commit()
     assert vehicle_row(any_db, vehicle_id).status == "authorized"
+
+
+def test_losing_access_forgets_the_tokens(any_db: Database) -> None:
+    """Deauthorized: the access is gone, so its tokens (secret, and of no use) are too."""
+    vehicle_id = add_vehicle(
+        any_db, status="authorized", access_token="at", refresh_token="rt", vin="VIN123"
+    )
+    fire(any_db, vehicle_id, "deauthorize", error=ErrorCode.ACCESS_REVOKED)
+    row = vehicle_row(any_db, vehicle_id)
+    assert (row.status, row.failure_code) == ("deauthorized", "ACCESS_REVOKED")
+    assert (row.access_token, row.refresh_token, row.refresh_due_at) == (None, None, None)
+
+
+def test_reauthorizing_starts_a_new_consent_for_the_same_car(any_db: Database) -> None:
+    """Back to pending with the failure cleared; the VIN stays: the same car must return."""
+    vehicle_id = add_vehicle(
+        any_db,
+        status="failed",
+        failure_code="SCOPE_NOT_GRANTED",
+        failure_retryable=False,
+        access_token="at",
+        auth_code="spent",
+        vin="VIN123",
+    )
+    fire(any_db, vehicle_id, "reauthorize")
+    row = vehicle_row(any_db, vehicle_id)
+    assert (row.status, row.failure_code, row.vin) == ("pending", None, "VIN123")
+    assert (row.access_token, row.auth_code, row.code_claimed_at) == (None, None, None)

@@ -30,7 +30,8 @@ def rules(settings: Settings) -> Settings:
 
 def given(db: Database, *, age: float, **fields: object) -> str:
     """A pending vehicle created `age` seconds before NOW, with the given fields."""
-    return add_vehicle(db, created_at=NOW - timedelta(seconds=age), **fields)
+    when = NOW - timedelta(seconds=age)
+    return add_vehicle(db, created_at=when, updated_at=when, **fields)
 
 
 def test_a_stalled_step_is_redriven_once_per_deadline(any_db: Database, rules: Settings) -> None:

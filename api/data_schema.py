@@ -1,0 +1,116 @@
+"""``connectedVehicleData(id)``: the car's live data, from the last snapshot a worker
+stored (SPEC §3). The API never calls the provider: a stale snapshot makes a fetch job
+due (once, however many ask) and the query waits the bounded time for it; when that runs
+out, or the fetch failed (a sleeping car, a provider down), the last snapshot is the
+answer, and with none at all it is PROVIDER_UNAVAILABLE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from api.schema import context_of
+from providers.data import VehicleData
+from workflows import data
+from workflows.errors import DomainError, ErrorCode
+from workflows.machine import Status
+
+__all__ = ["DataQuery"]
+
+
+@strawberry.type(name="Battery")
+class BatteryType:
+    percentage: float | None
+    range_km: float | None
+    capacity_kwh: float | None
+    updated_at: datetime | None
+
+
+@strawberry.type(name="Charge")
+class ChargeType:
+    is_plugged_in: bool | None
+    is_charging: bool | None
+    charge_rate_kw: float | None
+    charge_limit_percentage: float | None
+    time_remaining_minutes: float | None
+    updated_at: datetime | None
+
+
+@strawberry.type(name="Location")
+class LocationType:
+    latitude: float
+    longitude: float
+    updated_at: datetime | None
+
+
+@strawberry.type(name="Odometer")
+class OdometerType:
+    value_km: float
+    updated_at: datetime | None
+
+
+@strawberry.type(name="ConnectedVehicleData")
+class ConnectedVehicleDataType:
+    id: strawberry.ID  # the connected vehicle's
+    battery: BatteryType | None
+    charge: ChargeType | None
+    location: LocationType | None
+    odometer: OdometerType | None
+    # When the service stored this snapshot (each part says when it was measured).
+    fetched_at: datetime | None
+
+    @classmethod
+    def of(cls, view: data.DataView, snapshot: VehicleData) -> ConnectedVehicleDataType:
+        b, c, loc, odo = snapshot.battery, snapshot.charge, snapshot.location, snapshot.odometer
+        return cls(
+            id=strawberry.ID(view.vehicle_id),
+            battery=BatteryType(**vars(b)) if b else None,
+            charge=ChargeType(**vars(c)) if c else None,
+            location=LocationType(**vars(loc)) if loc else None,
+            odometer=OdometerType(**vars(odo)) if odo else None,
+            fetched_at=view.fetched_at,
+        )
+
+
+def _settled(view: data.DataView, asked_at: datetime) -> bool:
+    """The fetch asked for is over (stored or failed), or the vehicle changed status."""
+    if view.status != Status.authorized:
+        return True
+    stored = view.fetched_at is not None and view.fetched_at >= asked_at
+    failed = view.fetch_failed_at is not None and view.fetch_failed_at >= asked_at
+    return stored or failed
+
+
+@strawberry.type
+class DataQuery:
+    @strawberry.field(name="connectedVehicleData")
+    async def connected_vehicle_data(
+        self, info: Info, id: strawberry.ID
+    ) -> ConnectedVehicleDataType:
+        ctx = context_of(info)
+        who = await ctx.principal()
+        vehicle_id = str(id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ctx.settings.mutation_wait_seconds
+        async with ctx.wakeups.watch(vehicle_id) as changed:  # before the ask: no gap
+            asked = await ctx.run(lambda s: data.ask(s, ctx.settings, who, vehicle_id))
+            view = asked.view
+            while not asked.fresh and not _settled(view, asked.asked_at):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        changed.wait(), min(remaining, ctx.settings.wait_recheck_seconds)
+                    )
+                changed.clear()  # before the read: a change after it wakes the next wait
+                view = await ctx.run(lambda s: data.look(s, vehicle_id))
+        if view.status != Status.authorized:
+            raise DomainError(ErrorCode.CONNECTED_VEHICLE_FORBIDDEN)
+        if view.data is None:
+            raise DomainError(ErrorCode.PROVIDER_UNAVAILABLE, provider=view.provider)
+        return ConnectedVehicleDataType.of(view, view.data)
