@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -206,6 +206,72 @@ def vehicles_list(client_id: str | None, status: str | None, limit: int) -> None
             f"{v.id:36}  {v.status:15}  {v.provider:12}  {v.client_id:12}  {failure:24}  "
             f"{v.step or '-':10}  {v.attempts or 0:<5}  {v.vin or '-'}"
         )
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    ago = (datetime.now(UTC) - value).total_seconds()
+    relative = f"{abs(ago):.0f}s {'ago' if ago >= 0 else 'from now'}"
+    return f"{value.isoformat(timespec='seconds')} ({relative})"
+
+
+@vehicles.command("show")
+@click.argument("vehicle_id")
+def vehicles_show(vehicle_id: str) -> None:
+    """One vehicle as operators need it: its status and failure, the step due and its
+    attempts, the last error, when its token expires and is refreshed, when its data was
+    last fetched. Never a token or a code: those columns are not even read."""
+    from sqlalchemy.orm import load_only
+
+    from store.models import VehicleSnapshot
+
+    plain = [
+        c.key
+        for c in ConnectedVehicle.__table__.columns
+        if c.key not in {"access_token", "refresh_token", "auth_code", "authorization_url"}
+    ]
+    stmt = (
+        select(ConnectedVehicle)
+        .options(load_only(*[getattr(ConnectedVehicle, k) for k in plain], raiseload=True))
+        .where(ConnectedVehicle.id == vehicle_id)
+    )
+    with _db().session() as session:
+        v = session.execute(stmt).scalar_one_or_none()
+        if v is None:
+            _fail(f"no connected vehicle {vehicle_id!r}")
+            return
+        snap = session.get(VehicleSnapshot, vehicle_id)
+        failure = "-"
+        if v.failure_code:
+            failure = f"{v.failure_code}{' (retryable)' if v.failure_retryable else ''}"
+        rows = [
+            ("id", v.id),
+            ("status", v.status),
+            ("failure", failure),
+            ("provider", v.provider),
+            ("client / user", f"{v.client_id} / {v.user_id}"),
+            ("vehicle", f"{v.vehicle_id}, vin {v.vin or '-'}"),
+            ("scope", ", ".join(v.scope or []) or "-"),
+            ("step due", f"{v.step} at {_when(v.step_due_at)}" if v.step else "-"),
+            ("attempts", str(v.attempts or 0)),
+            ("last error", v.last_error or "-"),
+            ("token expires", _when(v.token_expires_at)),
+            ("refresh due", _when(v.refresh_due_at)),
+            ("data fetched", _when(snap.fetched_at if snap else None)),
+            ("fetch asked", _when(snap.fetch_requested_at if snap else None)),
+            (
+                "fetch failed",
+                f"{_when(snap.fetch_failed_at)}: {snap.fetch_error}"
+                if snap and snap.fetch_failed_at
+                else "-",
+            ),
+            ("created", _when(v.created_at)),
+            ("updated", _when(v.updated_at)),
+            ("authorized", _when(v.authorized_at)),
+        ]
+    for name, value in rows:
+        click.echo(f"{name + ':':15} {value}")
 
 
 @vehicles.command("redrive")

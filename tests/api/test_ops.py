@@ -111,3 +111,56 @@ def test_an_exhausted_delivery_is_replayed_from_the_endpoint_and_the_tool(
         again = session.get(WebhookDelivery, delivery_id)
         assert again is not None and again.status == "pending"
         assert again.attempts <= 1  # a fresh schedule (a send to port 9 may have failed)
+
+
+def test_the_tool_shows_a_vehicle_without_its_tokens(clean) -> None:
+    """`cv vehicles show`: what an operator needs to see why a vehicle is where it is,
+    when its token expires and its data was fetched; never a token or a code."""
+    from datetime import UTC, datetime, timedelta
+
+    from store.models import VehicleSnapshot
+    from tests.fixtures import add_vehicle
+
+    expires = datetime.now(UTC) + timedelta(hours=2)
+    vehicle_id = add_vehicle(
+        clean,
+        status="authorized",
+        access_token="at-never-shown",
+        refresh_token="rt-never-shown",
+        token_expires_at=expires,
+        refresh_due_at=expires - timedelta(minutes=10),
+        step="refresh",
+        attempts=2,
+        last_error="Smartcar: token refresh answered 503",
+        vin="5YJ3E1EA7NF000001",
+    )
+    with clean.session() as session:
+        session.add(VehicleSnapshot(vehicle_id=vehicle_id, fetched_at=datetime.now(UTC)))
+        session.commit()
+
+    out = cli("vehicles", "show", vehicle_id, env=dict(os.environ))
+
+    assert "authorized" in out and "5YJ3E1EA7NF000001" in out
+    assert "refresh at" in out and "attempts:" in out and "2" in out
+    assert "token refresh answered 503" in out
+    assert expires.isoformat(timespec="seconds") in out
+    assert "data fetched:" in out and "ago" in out
+    assert "never-shown" not in out
+
+
+def test_the_tool_says_when_there_is_no_such_vehicle(clean) -> None:
+    import subprocess
+
+    from bench.harness.procs import BIN, ROOT
+
+    result = subprocess.run(
+        [str(BIN / "cv"), "vehicles", "show", "no-such-id"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no connected vehicle 'no-such-id'" in result.stderr
