@@ -2,23 +2,35 @@
 header, link sessions (``POST /users/{userId}/link``: single use, 24 h) whose Link page
 has Allow and Deny and sends the user back to ``redirectUri`` with no code, the whole
 maker account linked to the Enode user, vehicles under ``/users/{userId}/vehicles``, and
-problem-details errors."""
+problem-details errors.
+
+The vehicle object carries the car's ``chargeState``, ``location`` (latitude and longitude
+null unless the link granted ``vehicle:read:location``) and ``odometer``, from the fake's
+readings. A user whose car left the maker account (``revoke_account``) is gone: the
+vehicle answers 404. ``vehicle_updated_event`` and friends build webhook bodies."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from providers.fakes.common import FakeProvider, Grant
+from providers.fakes.common import FakeProvider, Grant, Reading
 
 __all__ = ["FakeEnode"]
 
 LINK_TTL = 24 * 3600
+DATA_SCOPE = "vehicle:read:data"
+LOCATION_SCOPE = "vehicle:read:location"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _problem(status: int, title: str, detail: str = "") -> JSONResponse:
@@ -154,10 +166,13 @@ class FakeEnode(FakeProvider):
     # -- the API ----------------------------------------------------------------------------------
 
     def _vehicle_view(self, user_id: str, grant: Grant, v: dict[str, Any]) -> dict[str, Any]:
+        reading = self.reading(v["vin"])
+        when = _iso(reading.measured_at)
         return {
             "id": f"{user_id}:{v['vin']}",
             "userId": user_id,
             "vendor": v["make"].upper(),
+            "lastSeen": when,
             "isReachable": True,
             "information": {
                 "vin": v["vin"],
@@ -165,8 +180,81 @@ class FakeEnode(FakeProvider):
                 "model": v["model"],
                 "year": v["year"],
             },
+            "chargeState": self._charge_state(reading, DATA_SCOPE in grant.scopes, when),
+            "location": {
+                "latitude": reading.latitude if LOCATION_SCOPE in grant.scopes else None,
+                "longitude": reading.longitude if LOCATION_SCOPE in grant.scopes else None,
+                "lastUpdated": when if LOCATION_SCOPE in grant.scopes else None,
+            },
+            "odometer": {
+                "distance": reading.odometer_km if DATA_SCOPE in grant.scopes else None,
+                "lastUpdated": when if DATA_SCOPE in grant.scopes else None,
+            },
             "scopes": grant.scopes,
         }
+
+    @staticmethod
+    def _charge_state(reading: Reading, granted: bool, when: str) -> dict[str, Any]:
+        """Enode's units are the service's: percent, km, kWh, kW, minutes."""
+        values = {
+            "batteryLevel": reading.battery_percent,
+            "range": reading.range_km,
+            "batteryCapacity": reading.capacity_kwh,
+            "isPluggedIn": reading.plugged_in,
+            "isCharging": reading.charging,
+            "isFullyCharged": reading.battery_percent >= reading.charge_limit_percent,
+            "chargeRate": reading.charge_rate_kw if reading.charging else None,
+            "chargeLimit": reading.charge_limit_percent,
+            "chargeTimeRemaining": reading.minutes_to_full if reading.charging else None,
+            "powerDeliveryState": (
+                "PLUGGED_IN:CHARGING"
+                if reading.charging
+                else "PLUGGED_IN:STOPPED"
+                if reading.plugged_in
+                else "UNPLUGGED"
+            ),
+            "lastUpdated": when,
+        }
+        return values if granted else dict.fromkeys(values)
+
+    def revoke_account(self, account_id: str) -> None:
+        """The car left the maker account the user linked: Enode drops the user's vehicles
+        (here, the user), so reads answer 404 and the user's list is empty."""
+        super().revoke_account(account_id)
+        for user_id in [u for u, g in self.users.items() if g.account.id == account_id]:
+            del self.users[user_id]
+
+    # -- webhook bodies (tests sign them with sha1 and post them) ------------------------------
+
+    def webhook_event(self, kind: str, user_id: str, vin: str) -> list[dict[str, Any]]:
+        """A delivery of one `kind` event about the user's car `vin`: the vehicle object
+        when the user is linked to it, else its id alone."""
+        grant = self.users.get(user_id)
+        found = [v for v in grant.account.vehicles if v["vin"] == vin] if grant else []
+        vehicle = (
+            self._vehicle_view(user_id, grant, found[0])
+            if grant and found
+            else {"id": f"{user_id}:{vin}", "userId": user_id}
+        )
+        event = {
+            "event": kind,
+            "createdAt": _iso(self.now()),
+            "version": "2024-10-01",
+            "user": {"id": user_id},
+            "vehicle": vehicle,
+        }
+        if kind == "user:vehicle:updated":
+            event["updatedFields"] = ["chargeState", "location", "odometer"]
+        return [event]
+
+    def vehicle_updated_event(self, user_id: str, vin: str) -> list[dict[str, Any]]:
+        return self.webhook_event("user:vehicle:updated", user_id, vin)
+
+    def vehicle_deleted_event(self, user_id: str, vin: str) -> list[dict[str, Any]]:
+        return self.webhook_event("user:vehicle:deleted", user_id, vin)
+
+    def vehicle_discovered_event(self, user_id: str, vin: str) -> list[dict[str, Any]]:
+        return self.webhook_event("user:vehicle:discovered", user_id, vin)
 
     async def user_vehicles(self, request: Request) -> Response:
         client_id, refused = self._app(request)
@@ -191,6 +279,7 @@ class FakeEnode(FakeProvider):
         client_id, refused = self._app(request)
         if client_id is None:
             return refused  # type: ignore[return-value]
+        self.data_reads += 1
         user_id, _, vin = request.path_params["vehicle_id"].partition(":")
         grant = self.users.get(user_id)
         if grant is not None:
