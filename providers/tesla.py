@@ -1,19 +1,99 @@
 """Tesla Fleet API: OAuth 2 code flow at auth.tesla.com (``state`` required), the token
 exchange names the regional API as ``audience``, the access token is a JWT whose ``scp``
-claim lists what the user granted; ``408`` means the car is asleep (try later)."""
+claim lists what the user granted, refresh tokens are single use; ``408`` means the car
+is asleep (try later: the service never wakes a car up to read it). The car's data is one
+``vehicle_data`` call naming the sections it needs; distances are in miles."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import httpx
 import jwt
 
 from providers.base import AccountRef, CodeFlowAdapter, VehicleInfo
+from providers.data import (
+    Battery,
+    Charge,
+    Location,
+    Odometer,
+    VehicleData,
+    as_number,
+    miles_to_km,
+    timestamp,
+)
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
 from providers.names import Provider, Scope
 
 __all__ = ["TeslaAdapter"]
+
+# A sleeping car is not asked again at once (nor woken up): the step waits at least this.
+_ASLEEP_RETRY_AFTER = 30.0
+# The sections of `vehicle_data` each part needs (`location_data` adds the coordinates
+# to drive_state, where the user granted `vehicle_location`).
+_ENDPOINTS = {
+    "battery": ("charge_state",),
+    "charge": ("charge_state",),
+    "location": ("drive_state", "location_data"),
+    "odometer": ("vehicle_state",),
+}
+
+
+def _section(response: dict[str, Any], name: str) -> dict[str, Any]:
+    section = response[name]
+    if not isinstance(section, dict):
+        raise TypeError(f"{name} is a {type(section).__name__}")
+    return section
+
+
+def _battery(r: dict[str, Any]) -> Battery:
+    cs = _section(r, "charge_state")
+    return Battery(
+        percentage=as_number(cs["battery_level"]),
+        range_km=miles_to_km(cs["battery_range"]),
+        capacity_kwh=None,  # Tesla does not say
+        updated_at=timestamp(cs.get("timestamp")),
+    )
+
+
+def _charge(r: dict[str, Any]) -> Charge:
+    cs = _section(r, "charge_state")
+    state = cs["charging_state"]  # Charging, Complete, Stopped, Starting, NoPower, Disconnected
+    if state is not None and not isinstance(state, str):
+        raise TypeError(f"charging_state is a {type(state).__name__}")
+    return Charge(
+        is_plugged_in=None if state is None else state != "Disconnected",
+        is_charging=None if state is None else state == "Charging",
+        charge_rate_kw=as_number(cs.get("charger_power")),
+        charge_limit_percentage=as_number(cs.get("charge_limit_soc")),
+        time_remaining_minutes=as_number(cs.get("minutes_to_full_charge")),
+        updated_at=timestamp(cs.get("timestamp")),
+    )
+
+
+def _location(r: dict[str, Any]) -> Location | None:
+    ds = _section(r, "drive_state")
+    latitude, longitude = as_number(ds.get("latitude")), as_number(ds.get("longitude"))
+    if latitude is None or longitude is None:
+        return None  # not granted (`vehicle_location`): Tesla leaves the coordinates out
+    return Location(latitude, longitude, timestamp(ds.get("timestamp")))
+
+
+def _odometer(r: dict[str, Any]) -> Odometer:
+    vs = _section(r, "vehicle_state")
+    value = miles_to_km(vs["odometer"])
+    if value is None:
+        raise ValueError("no odometer")
+    return Odometer(value, timestamp(vs.get("timestamp")))
+
+
+_PARTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "battery": _battery,
+    "charge": _charge,
+    "location": _location,
+    "odometer": _odometer,
+}
 
 
 class TeslaAdapter(CodeFlowAdapter):
@@ -22,6 +102,7 @@ class TeslaAdapter(CodeFlowAdapter):
     token_url = "https://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token"
     api_url = "https://fleet-api.prd.na.vn.cloud.tesla.com"  # North America; set per client
     token_auth_method = "client_secret_post"
+    single_use_refresh = True
     validation_scopes = ("openid", "offline_access", "vehicle_device_data")
     scope_map: ClassVar[dict[Scope, tuple[str, ...]]] = {
         Scope.location: ("vehicle_location",),
@@ -53,13 +134,51 @@ class TeslaAdapter(CodeFlowAdapter):
         scp = claims.get("scp") or []
         return {str(s) for s in (scp.split() if isinstance(scp, str) else scp)}
 
+    def read_data(self, account: AccountRef, vehicle_id: str, parts: set[str]) -> VehicleData:
+        """One ``vehicle_data`` call for the sections the `parts` need. A car asleep is a
+        RetryableError (408): it is never woken up for this."""
+        wanted = [part for part in _PARTS if part in parts]
+        if not wanted:
+            return VehicleData()
+        endpoints = list(dict.fromkeys(e for part in wanted for e in _ENDPOINTS[part]))
+        path = f"/api/1/vehicles/{vehicle_id}/vehicle_data"
+        url = self._endpoint(self.api_url).rstrip("/") + path
+        token = account.require_tokens().access_token
+        answer = self._send(
+            "GET",
+            url,
+            f"GET {path}",
+            params={"endpoints": ";".join(endpoints)},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        try:
+            response = answer.json()["response"]
+        except (ValueError, KeyError, TypeError):
+            response = None
+        made: dict[str, Any] = {}
+        problems: list[str] = []
+        for part in wanted:
+            try:
+                if not isinstance(response, dict):
+                    raise TypeError("the answer has no response object")
+                made[part] = _PARTS[part](response)
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"{part}: unexpected shape ({type(exc).__name__}: {exc})")
+                continue
+            if made[part] is None:
+                problems.append(f"{part}: not in the answer (scope not granted)")
+        return VehicleData(**made, problems=tuple(problems))
+
     def _classify(self, response: httpx.Response, what: str) -> Exception:
         status = response.status_code
         detail = f"{what} answered {status}"
-        if status in (408, 429) or status >= 500:  # 408: the car is asleep
+        if status in (408, 429) or status >= 500:
             retry_after = parse_retry_after(response)
             if retry_after is None and response.headers.get("ratelimit-reset"):
                 retry_after = float(response.headers["ratelimit-reset"])
+            if status == 408:  # asleep or offline: it answers once it wakes by itself
+                detail += ": the car is asleep or offline"
+                retry_after = _ASLEEP_RETRY_AFTER if retry_after is None else retry_after
             return RetryableError(self.provider, detail, retry_after)
         if status == 401:
             return PermanentError(self.provider, Reason.ACCESS_REVOKED, detail)
