@@ -82,6 +82,22 @@ def worker(db: Database, redis_url: str) -> Iterator[None]:
     runtime.events_redis().close()
 
 
+@pytest.fixture(scope="module")
+def beat(worker: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A real `celery beat` (a child process) sending the periodic tasks to this run's
+    broker, the sweep every half second: token refreshes come due as they would in
+    production. Per module: it runs only beside the tests that use it."""
+    import os
+
+    from bench.harness.procs import BIN, path_env, process
+
+    schedule = tmp_path_factory.mktemp("beat") / "schedule"
+    env = path_env({**os.environ, "CV_SWEEP_INTERVAL_SECONDS": "0.5"})
+    argv = [str(BIN / "celery"), "-A", "workers.app", "beat", "-s", str(schedule)]
+    with process("beat", [*argv, "--loglevel", "WARNING"], env, show=False):
+        yield
+
+
 @pytest.fixture(scope="session")
 def _api_app(db: Database, settings: Settings):
     from api.app import create_app
