@@ -491,6 +491,8 @@ class CodeFlowAdapter(Adapter):
                 self.provider,
                 f"token endpoint answered {response.status_code}",
                 parse_retry_after(response),
+                # a gateway gave up waiting: the provider behind it may have done the work
+                answer_lost=response.status_code in (502, 504),
             )
         try:
             error = str(response.json().get("error", ""))

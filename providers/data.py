@@ -109,11 +109,18 @@ class VehicleData:
         return dataclasses.replace(self, **dropped)
 
     def merged_over(self, older: VehicleData) -> VehicleData:
-        """This data, and where a part is missing here, the older data's part (a webhook
-        that tells of the charge only leaves the location as it was)."""
-        return VehicleData(
-            **{name: getattr(self, name) or getattr(older, name) for name in _PART_TYPES}
-        )
+        """This data over the older: a part or a field missing here keeps the older
+        value (a webhook that tells of the state of charge only leaves the range and
+        the location as they were)."""
+        merged: dict[str, Any] = {}
+        for name in _PART_TYPES:
+            new, old = getattr(self, name), getattr(older, name)
+            if new is None or old is None:
+                merged[name] = new or old
+                continue
+            kept = {k: v for k, v in vars(new).items() if v is not None}
+            merged[name] = dataclasses.replace(old, **kept)
+        return VehicleData(**merged, problems=self.problems)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -128,6 +128,8 @@ def look(session: Session, vehicle_id: str) -> DataView:
 def store(session: Session, vehicle: ConnectedVehicle, data: VehicleData, *, merge: bool) -> None:
     """A new snapshot and its event, in the caller's transaction. `merge`: a webhook
     that tells of some parts leaves the others as they were."""
+    for problem in data.problems:
+        log.warning("vehicle %s: data not read: %s", vehicle.id, problem)
     snap = _snapshot(session, vehicle.id, for_update=True)
     if merge and snap.data:
         data = data.merged_over(VehicleData.from_json(snap.data))
@@ -211,8 +213,6 @@ def fetch(
     except RetryableError as exc:  # asleep, or down: the last snapshot stands
         _failed(db, vehicle_id, str(exc))
         return
-    for problem in data.problems:
-        log.warning("vehicle %s: data not read: %s", vehicle_id, problem)
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
         if vehicle is not None and vehicle.status == Status.authorized:

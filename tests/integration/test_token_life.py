@@ -29,7 +29,7 @@ from tests.fixtures import (
     wait_until,
 )
 from tests.integration.test_client_webhooks import Receiver, endpoint_for, receiver
-from tests.integration.test_every_provider import authorize, journey
+from tests.integration.test_every_provider import REMOVE, authorize, journey
 from tests.providers_table import PROVIDERS, ProviderCase
 
 pytestmark = pytest.mark.usefixtures("worker", "beat")
@@ -130,11 +130,11 @@ def test_two_refreshes_racing_reach_the_provider_once(
     with tenant.db.session() as session:
         row = session.get(ConnectedVehicle, vehicle_id)
         assert row is not None
+        assert row is not None and row.token_expires_at is not None
         row.refresh_due_at = None  # beat stays out of it: the race is ours
         row.step = "refresh"
-        row.token_expires_at = row.token_expires_at - timedelta(  # type: ignore[operator]
-            seconds=until_expiry(tenant.db, vehicle_id) - 30
-        )
+        left = until_expiry(tenant.db, vehicle_id)
+        row.token_expires_at = row.token_expires_at - timedelta(seconds=left - 30)
         session.commit()
 
     app.send_task("cv.refresh_tokens", args=[vehicle_id])
@@ -200,7 +200,8 @@ def test_reauthorize_brings_the_same_vehicle_back(
     assert (again["id"], again["status"], again["failure"]) == (vehicle_id, "pending", None)
     assert again["authorization_url"]
     server.account("user", case.car)  # the user consents again, same car
-    assert api.get(callback_path(consent(again["authorization_url"], account="user"))).status_code == 303
+    back = consent(again["authorization_url"], account="user")
+    assert api.get(callback_path(back)).status_code == 303
     done = authorize(api, tenant, vehicle_id)
     assert "errors" not in done, done
     got = done["data"]["authorizeConnectedVehicle"]
@@ -237,8 +238,7 @@ def test_reauthorize_of_a_vehicle_not_lost_is_refused(
     case = PROVIDERS[0]
     vehicle_id = authorized(api, tenant, case, fakes[case.name])
     if status == "removed":
-        remove = "mutation($i: RemoveConnectedVehicleInput!) { removeConnectedVehicle(input: $i) { status } }"
-        gql(api, remove, {"i": {"id": vehicle_id}}, tenant.headers())
+        gql(api, REMOVE, {"input": {"id": vehicle_id}}, tenant.headers())
     before = vehicle_row(tenant.db, vehicle_id)
 
     body = reauthorize(api, tenant, vehicle_id)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from providers import AccountRef, CodeFlowAdapter, PermanentError, Reason, RetryableError, Tokens
-from providers.fakes.highmobility import FakeHighMobility
 from tests.fixtures import FakeServer
 from tests.providers.test_contract import connect, make
 from tests.providers_table import PROVIDERS, ProviderCase
@@ -19,13 +18,6 @@ from tests.providers_table import PROVIDERS, ProviderCase
 CODE_FLOW = [c for c in PROVIDERS if c.flow == "code"]
 # Whether the provider rotates refresh tokens (the used one dies): SPEC §5.
 ROTATES = {"Smartcar": True, "Tesla": True, "HighMobility": False}
-
-
-def _rotation_case(case: ProviderCase) -> object:
-    if case.name == "HighMobility" and FakeHighMobility.rotates_refresh:
-        mark = pytest.mark.xfail(reason="HM fake not rotating yet", strict=True)
-        return pytest.param(case, marks=mark, id=case.name)
-    return pytest.param(case, id=case.name)
 
 
 @dataclass
@@ -61,7 +53,7 @@ def test_a_refresh_gives_a_working_access_token(
     assert c.server.fake.refreshes == 1
 
 
-@pytest.mark.parametrize("case", [_rotation_case(c) for c in CODE_FLOW])
+@pytest.mark.parametrize("case", CODE_FLOW, ids=str)
 def test_a_rotated_refresh_token_dies_on_use(
     case: ProviderCase, fakes: dict[str, FakeServer]
 ) -> None:
@@ -147,7 +139,7 @@ def test_a_refresh_after_revoked_consent_is_access_revoked(
     assert raised.value.reason is Reason.ACCESS_REVOKED
 
 
-@pytest.mark.parametrize("case", [_rotation_case(c) for c in CODE_FLOW])
+@pytest.mark.parametrize("case", CODE_FLOW, ids=str)
 def test_a_refresh_whose_answer_is_lost(case: ProviderCase, fakes: dict[str, FakeServer]) -> None:
     """The provider may have rotated the refresh token while its answer never came: the
     error says the answer was lost, and a single-use token is then refused for good."""
@@ -169,10 +161,6 @@ def test_a_refresh_whose_answer_is_lost(case: ProviderCase, fakes: dict[str, Fak
 
 
 @pytest.mark.parametrize("case", CODE_FLOW, ids=str)
-@pytest.mark.xfail(
-    reason="providers.base: a 504 from the token endpoint is not marked answer_lost",
-    strict=True,
-)
 def test_a_gateway_timeout_on_refresh_counts_as_a_lost_answer(
     case: ProviderCase, fakes: dict[str, FakeServer]
 ) -> None:
