@@ -57,6 +57,7 @@ EVENT_TYPES = (
     "connected_vehicle.pending_removal",
     "connected_vehicle.removed",
     "connected_vehicle.deauthorized",
+    "connected_vehicle.data_updated",  # a new snapshot of the car's data
 )
 # Seconds before each attempt after the first (immediately): 5 s, 5 min, 30 min, 2 h,
 # 5 h, 10 h, 10 h. Eight attempts in all, over about a day and a half.

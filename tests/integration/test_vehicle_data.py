@@ -27,12 +27,13 @@ from tests.fixtures import (
     vehicle_row,
     wait_until,
 )
+from tests.integration.test_client_webhooks import Receiver, endpoint_for, receiver
 from tests.integration.test_every_provider import journey
 from tests.integration.test_provider_webhooks import hooked, sign
 from tests.providers_table import BY_NAME, PROVIDERS, ProviderCase
 
 pytestmark = pytest.mark.usefixtures("worker")
-__all__ = ["hooked"]  # the fixture, used below
+__all__ = ["hooked", "receiver"]  # the fixtures, used below
 
 DATA = """query($id: ID!) { connectedVehicleData(id: $id) {
   id fetched_at
@@ -277,3 +278,25 @@ def test_an_unexpected_shape_is_a_null_part_and_a_log_line(
     assert got["odometer"] is None and got["location"] is not None
     logged = [r.getMessage() for r in caplog.records]
     assert any(vehicle_id in line and "odometer" in line for line in logged)
+
+
+def test_a_new_snapshot_is_an_event_to_webhooks(
+    api: TestClient, tenant: Tenant, fakes: dict[str, FakeServer], receiver: Receiver
+) -> None:
+    """Each new snapshot is `connected_vehicle.data_updated`, its data in the payload."""
+    endpoint_for(tenant.db, tenant, receiver, ["connected_vehicle.data_updated"])
+    case = BY_NAME["Smartcar"]
+    vehicle_id = connected(api, tenant, case, fakes[case.name], ["odometer"])
+
+    data_of(api, tenant, vehicle_id)
+
+    wait_until(lambda: receiver.received)
+    (hook,) = receiver.received
+    payload = hook["payload"]
+    assert (payload["type"], payload["data"]["id"]) == (
+        "connected_vehicle.data_updated",
+        vehicle_id,
+    )
+    odometer = payload["data"]["data"]["odometer"]["value_km"]
+    assert odometer == pytest.approx(READING.odometer_km, abs=0.1)
+    assert payload["data"]["data"]["location"] is None  # not in the scope
