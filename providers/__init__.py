@@ -13,11 +13,11 @@ from providers.base import (
     AccountRef,
     Adapter,
     AppTokenCache,
-    CodeFlowAdapter,
     Credentials,
     Tokens,
     VehicleInfo,
 )
+from providers.code_flow import CodeFlowAdapter
 from providers.enode import EnodeAdapter
 from providers.errors import PermanentError, ProviderError, Reason, RetryableError
 from providers.highmobility import HighMobilityAdapter

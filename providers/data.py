@@ -3,7 +3,8 @@ the service's units (percent 0 to 100, km, kWh, kW, minutes), each with when the
 measured it. A part is None when it was not read (its scope is not granted) or its
 answer could not be read (then ``problems`` says why, without any token).
 
-Adapters build these from their provider's answers with the converters below; the
+Adapters build these from their provider's answers with the converters below, each part
+by its own reader (:func:`read_parts`: an odd shape costs that part, not the read); the
 snapshot store and the API read them back with :meth:`VehicleData.from_json`.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,17 +20,25 @@ from typing import Any
 from providers.names import Scope
 
 __all__ = [
+    "KM_PER_MILE",
     "PARTS_OF_SCOPE",
+    "PART_TYPES",
+    "SHAPE_ERRORS",
     "Battery",
     "Charge",
     "Location",
     "Odometer",
+    "Part",
     "VehicleData",
     "as_bool",
     "as_number",
     "fraction_to_percent",
     "miles_to_km",
+    "own_words",
     "parts_for",
+    "read_parts",
+    "shape_problem",
+    "shape_problem_told",
     "timestamp",
 ]
 
@@ -85,7 +94,9 @@ class Odometer:
     updated_at: datetime | None = None
 
 
-_PART_TYPES: dict[str, type] = {
+Part = Battery | Charge | Location | Odometer
+# Each part by its name in VehicleData, and its type.
+PART_TYPES: dict[str, type] = {
     "battery": Battery,
     "charge": Charge,
     "location": Location,
@@ -105,7 +116,7 @@ class VehicleData:
 
     def only(self, parts: set[str]) -> VehicleData:
         """The same data with every part outside `parts` set to None."""
-        dropped: dict[str, Any] = {name: None for name in _PART_TYPES if name not in parts}
+        dropped: dict[str, Any] = {name: None for name in PART_TYPES if name not in parts}
         return dataclasses.replace(self, **dropped)
 
     def merged_over(self, older: VehicleData) -> VehicleData:
@@ -113,7 +124,7 @@ class VehicleData:
         value (a webhook that tells of the state of charge only leaves the range and
         the location as they were)."""
         merged: dict[str, Any] = {}
-        for name in _PART_TYPES:
+        for name in PART_TYPES:
             new, old = getattr(self, name), getattr(older, name)
             if new is None or old is None:
                 merged[name] = new or old
@@ -124,7 +135,7 @@ class VehicleData:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in _PART_TYPES:
+        for name in PART_TYPES:
             part = getattr(self, name)
             if part is None:
                 out[name] = None
@@ -140,7 +151,7 @@ class VehicleData:
         if not raw:
             return cls()
         parts: dict[str, Any] = {}
-        for name, kind in _PART_TYPES.items():
+        for name, kind in PART_TYPES.items():
             values = raw.get(name)
             if not isinstance(values, dict):
                 continue
@@ -149,6 +160,54 @@ class VehicleData:
                 values["updated_at"] = datetime.fromisoformat(values["updated_at"])
             parts[name] = kind(**values)
         return cls(**parts)
+
+
+# -- reading the parts, each on its own ----------------------------------------------------------
+
+# What a reader raises on a shape it cannot read: a key missing, a wrong type, a bad value.
+SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+Problem = Callable[[str, Exception], str]
+
+
+def shape_problem(where: str, exc: Exception) -> str:
+    """``<where>: unexpected shape (<ExceptionType>)``: never a value of the provider's."""
+    return f"{where}: unexpected shape ({type(exc).__name__})"
+
+
+def shape_problem_told(where: str, exc: Exception) -> str:
+    """:func:`shape_problem` with the exception's message, which may quote the provider's
+    value (a timestamp ``fromisoformat`` refused, say): Smartcar's batch, Tesla."""
+    return f"{where}: unexpected shape ({type(exc).__name__}: {exc})"
+
+
+def own_words(where: str, exc: Exception) -> str:
+    """``<where>: <the reader's message>``, for readers whose messages name the field and
+    what was wrong and never a value (Enode's, High Mobility's)."""
+    return f"{where}: {exc}"
+
+
+def read_parts(
+    parts: Iterable[str],
+    readers: Mapping[str, Callable[[], Part | None]],
+    *,
+    problem: Problem = shape_problem,
+    absent: str | None = None,
+) -> VehicleData:
+    """Each of `parts` that `readers` know (in name order), read by its own reader. A
+    reader that raises one of :data:`SHAPE_ERRORS` leaves its part None, with a line in
+    ``problems`` said by `problem`; `absent`, if given, is the line for a part its reader
+    found missing (None) where the provider answers every part asked for."""
+    found: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in sorted(set(parts) & readers.keys()):
+        try:
+            found[name] = readers[name]()
+        except SHAPE_ERRORS as exc:
+            problems.append(problem(name, exc))
+            continue
+        if found[name] is None and absent is not None:
+            problems.append(f"{name}: {absent}")
+    return VehicleData(**found, problems=tuple(problems))
 
 
 # -- converters: a provider's values into ours (None when absent) --------------------------------

@@ -8,44 +8,28 @@ reads the user's vehicles. A link grants the whole maker account. Errors are
 problem-details JSON (``type``, ``title``, ``detail``).
 
 The car's data is Enode's vehicle object (``GET /vehicles/{id}``, and the ``vehicle`` of a
-``user:vehicle:updated`` webhook): ``chargeState``, ``location`` and ``odometer``, already
-in percent, km, kWh, kW and minutes. Webhooks are a JSON array of events signed
-``x-enode-signature: sha1=<hex HMAC-SHA1 of the raw body>``.
+``user:vehicle:updated`` webhook); reading it, and Enode's webhooks, is
+``providers.enode_events``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import warnings
-from collections.abc import Callable, Sequence, Set
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
-from authlib.deprecate import AuthlibDeprecationWarning
 
+from providers import enode_events
 from providers.base import AccountRef, Adapter, VehicleInfo
-from providers.data import (
-    Battery,
-    Charge,
-    Location,
-    Odometer,
-    VehicleData,
-    as_bool,
-    as_number,
-    timestamp,
-)
+from providers.code_flow import OAuth2Client  # Authlib's client, imported there once
+from providers.data import VehicleData
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
 from providers.http import DeadlineExceeded, deadline
 from providers.names import Provider, Scope
-from providers.webhooks import Happening, ProviderEvent, hmac_hex
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", AuthlibDeprecationWarning)  # see providers/base.py
-    from authlib.integrations.httpx_client import OAuth2Client
+from providers.webhooks import ProviderEvent
 
 __all__ = ["EnodeAdapter"]
 
@@ -55,93 +39,6 @@ API_VERSION = "2024-10-01"
 class _NotFound(PermanentError):
     """A 404 (still PROVIDER_REJECTED to every caller); a data read knows it means the
     car is gone from the user's account."""
-
-
-# -- Enode's vehicle object into the service's data ------------------------------------------
-
-
-def _section(vehicle: dict[str, Any], key: str) -> dict[str, Any] | None:
-    value = vehicle.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ValueError(f"{key}: expected an object, got {type(value).__name__}")
-    return value
-
-
-def _when(section: dict[str, Any]) -> datetime | None:
-    try:
-        return timestamp(section.get("lastUpdated"))
-    except ValueError:  # its message would carry the provider's text
-        raise ValueError("lastUpdated: not a timestamp") from None
-
-
-def _battery(vehicle: dict[str, Any]) -> Battery | None:
-    state = _section(vehicle, "chargeState") or {}
-    level, range_km, capacity = (
-        as_number(state.get(k)) for k in ("batteryLevel", "range", "batteryCapacity")
-    )
-    if level is None and range_km is None and capacity is None:
-        return None  # no charge data (not granted, or the vendor gives none)
-    return Battery(level, range_km, capacity, _when(state))
-
-
-def _charge(vehicle: dict[str, Any]) -> Charge | None:
-    state = _section(vehicle, "chargeState") or {}
-    charge = Charge(
-        is_plugged_in=as_bool(state.get("isPluggedIn")),
-        is_charging=as_bool(state.get("isCharging")),
-        charge_rate_kw=as_number(state.get("chargeRate")),
-        charge_limit_percentage=as_number(state.get("chargeLimit")),
-        time_remaining_minutes=as_number(state.get("chargeTimeRemaining")),
-    )
-    return None if charge == Charge() else replace(charge, updated_at=_when(state))
-
-
-def _location(vehicle: dict[str, Any]) -> Location | None:
-    where = _section(vehicle, "location") or {}
-    latitude, longitude = as_number(where.get("latitude")), as_number(where.get("longitude"))
-    if latitude is None and longitude is None:
-        return None  # Enode's answer without the location scope
-    if latitude is None or longitude is None:
-        raise ValueError("only one of latitude and longitude")
-    return Location(latitude, longitude, _when(where))
-
-
-def _odometer(vehicle: dict[str, Any]) -> Odometer | None:
-    odometer = _section(vehicle, "odometer") or {}
-    distance = as_number(odometer.get("distance"))
-    return None if distance is None else Odometer(distance, _when(odometer))
-
-
-_READERS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "battery": _battery,
-    "charge": _charge,
-    "location": _location,
-    "odometer": _odometer,
-}
-ALL_PARTS = frozenset(_READERS)
-
-
-def vehicle_data(vehicle: Any, parts: Set[str]) -> VehicleData:
-    """The `parts` of Enode's vehicle object. A part in a shape this cannot read is None
-    with a line in ``problems`` (which field, what was wrong; no values)."""
-    if not isinstance(vehicle, dict):
-        return VehicleData(problems=(f"vehicle: expected an object, got {type(vehicle).__name__}",))
-    found: dict[str, Any] = {}
-    problems: list[str] = []
-    for name in sorted(parts & ALL_PARTS):
-        try:
-            found[name] = _READERS[name](vehicle)
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{name}: {exc}")
-    return VehicleData(**found, problems=tuple(problems))
-
-
-def _id_of(value: Any) -> str | None:
-    if isinstance(value, dict) and isinstance(value.get("id"), str | int):
-        return str(value["id"])
-    return None
 
 
 class EnodeAdapter(Adapter):
@@ -222,56 +119,22 @@ class EnodeAdapter(Adapter):
             raise PermanentError(
                 self.provider, Reason.ACCESS_REVOKED, "the vehicle is gone from the account"
             ) from exc
-        return vehicle_data(body, parts)
+        return enode_events.vehicle_data(body, parts)
 
     def revoke(self, account: AccountRef, vehicle_id: str | None) -> bool:
         # One Enode user per connected vehicle: deleting it ends the link.
         self._call("DELETE", f"/users/{self._user(account)}")
         return True
 
-    # -- webhooks ----------------------------------------------------------------------------
+    # -- webhooks (read in providers.enode_events) -----------------------------------------
 
     @classmethod
     def verify_webhook(cls, secret: str, raw: bytes, header: str | None) -> bool:
-        """``sha1=<hex HMAC-SHA1 of the raw body>``, compared in constant time. Bytes are
-        compared, so that a non-ASCII header is a mismatch, not a TypeError."""
-        if not secret or not header:
-            return False
-        scheme, sep, claimed = header.strip().partition("=")
-        if not sep or scheme.lower() != "sha1":
-            return False
-        expected = hmac_hex(secret, raw, "sha1").encode()
-        return hmac.compare_digest(expected, claimed.strip().lower().encode("utf-8", "replace"))
+        return enode_events.verify_webhook(secret, raw, header)
 
     @classmethod
     def parse_webhook(cls, body: Any) -> list[ProviderEvent]:
-        """Enode's events, one each. Whether a discovered vehicle is the connected one or a
-        second car is the workflow's to decide (it knows which vehicle it connected)."""
-        if not isinstance(body, list):
-            return [ProviderEvent(Happening.nothing, detail="not a list of events")]
-        return [cls._event(item) for item in body]
-
-    @classmethod
-    def _event(cls, item: Any) -> ProviderEvent:
-        if not isinstance(item, dict):
-            return ProviderEvent(Happening.nothing, detail="an event that is not an object")
-        kind = item.get("event")
-        vehicle = item.get("vehicle")
-        user_id = _id_of(item.get("user"))
-        if user_id is None and isinstance(vehicle, dict) and isinstance(vehicle.get("userId"), str):
-            user_id = vehicle["userId"]
-        vehicle_id = _id_of(vehicle)
-        known = ("user:vehicle:discovered", "user:vehicle:deleted", "user:vehicle:updated")
-        if kind not in known:
-            return ProviderEvent(Happening.nothing, user_id, vehicle_id, detail=f"{kind}"[:80])
-        if user_id is None or vehicle_id is None:
-            return ProviderEvent(Happening.nothing, user_id, vehicle_id, detail=f"{kind}: no ids")
-        if kind == "user:vehicle:discovered":
-            return ProviderEvent(Happening.vehicle_added, user_id, vehicle_id, detail=kind)
-        if kind == "user:vehicle:deleted":
-            return ProviderEvent(Happening.access_lost, user_id, vehicle_id, detail=kind)
-        data = vehicle_data(vehicle, ALL_PARTS)
-        return ProviderEvent(Happening.data, user_id, vehicle_id, data, detail=kind)
+        return enode_events.parse_webhook(body)
 
     # -- the app token and calls -----------------------------------------------------------
 

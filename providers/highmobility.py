@@ -13,20 +13,25 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar
 
 from authlib.common.urls import url_decode
 
-from providers.base import AccountRef, CodeFlowAdapter, VehicleInfo
+from providers.base import AccountRef, VehicleInfo
+from providers.code_flow import CodeFlowAdapter
 from providers.data import (
     KM_PER_MILE,
     Battery,
     Charge,
     Location,
     Odometer,
+    Part,
     VehicleData,
     as_number,
     fraction_to_percent,
+    own_words,
+    read_parts,
     timestamp,
 )
 from providers.names import Provider, Scope
@@ -149,7 +154,7 @@ def _odometer(body: dict[str, Any]) -> Odometer | None:
     return None if value is None else Odometer(value, c.updated_at())
 
 
-_READERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+_READERS: dict[str, Callable[[dict[str, Any]], Part | None]] = {
     "battery": _battery,
     "charge": _charge,
     "location": _location,
@@ -162,14 +167,8 @@ def vehicle_data(body: Any, parts: set[str]) -> VehicleData:
     cannot read is None with a line in ``problems`` (which property, what was wrong)."""
     if not isinstance(body, dict):
         return VehicleData(problems=(f"answer: expected an object, got {type(body).__name__}",))
-    found: dict[str, Any] = {}
-    problems: list[str] = []
-    for name in sorted(parts & _READERS.keys()):
-        try:
-            found[name] = _READERS[name](body)
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{name}: {exc}")
-    return VehicleData(**found, problems=tuple(problems))
+    readers = {name: partial(read, body) for name, read in _READERS.items()}
+    return read_parts(parts, readers, problem=own_words)
 
 
 class HighMobilityAdapter(CodeFlowAdapter):

@@ -3,35 +3,34 @@
 Errors carry ``type``, ``code`` and ``resolution.type``; ``RETRY_LATER`` is transient,
 ``REAUTHENTICATE`` means the access is gone. The car's data is read with one batch call
 whose sub-responses succeed or fail each on its own (a withheld permission fails its path
-only). Webhooks are signed ``SC-Signature: <hex HMAC-SHA256 of the raw body>``.
+only). Its webhooks are read in ``providers.smartcar_webhooks``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httpx
 
-from providers.base import AccountRef, CodeFlowAdapter, VehicleInfo
+from providers import smartcar_webhooks
+from providers.base import AccountRef, VehicleInfo
+from providers.code_flow import CodeFlowAdapter
 from providers.data import (
-    Battery,
-    Charge,
-    Location,
-    Odometer,
+    PART_TYPES,
+    SHAPE_ERRORS,
     VehicleData,
     as_bool,
     as_number,
     fraction_to_percent,
     miles_to_km,
+    shape_problem_told,
     timestamp,
 )
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
 from providers.http import concurrently
 from providers.names import Provider, Scope
-from providers.webhooks import Happening, ProviderEvent, hmac_hex
+from providers.smartcar_webhooks import REAUTHENTICATE, Fields, coordinates, required, resolution
+from providers.webhooks import ProviderEvent
 
 __all__ = ["SmartcarAdapter"]
 
@@ -41,30 +40,7 @@ _CALLBACK_ERRORS = {
     "vehicle_incompatible": Reason.CONNECT_PROVIDER_NOT_SUPPORTED,
     "no_vehicles": Reason.CONNECT_NO_VEHICLE,
 }
-# Error types (in an answer or a VEHICLE_ERROR webhook) that mean the access is gone.
-_LOST_ACCESS = {"AUTHENTICATION", "PERMISSION", "CONNECTED_SERVICES_ACCOUNT"}
-_REAUTHENTICATE = "REAUTHENTICATE"
 _RETRY_LATER = "RETRY_LATER"
-
-_Fields = Callable[..., dict[str, Any]]
-
-
-def _resolution(body: dict[str, Any]) -> Any:
-    resolution = body.get("resolution")
-    return resolution.get("type") if isinstance(resolution, dict) else None
-
-
-def _required(value: float | None) -> float:
-    if value is None:
-        raise ValueError("no value")
-    return value
-
-
-def _coordinates(body: dict[str, Any], *_: Any) -> dict[str, float]:
-    return {
-        "latitude": _required(as_number(body["latitude"])),
-        "longitude": _required(as_number(body["longitude"])),
-    }
 
 
 def _charging(state: Any) -> bool | None:
@@ -75,7 +51,7 @@ def _charging(state: Any) -> bool | None:
 
 # Each batch path: the part it fills and its fields, from (body, distance in km). A part
 # is made when its own path (the first of the part here) answered.
-_PATHS: dict[str, tuple[str, _Fields]] = {
+_PATHS: dict[str, tuple[str, Fields]] = {
     "/battery": (
         "battery",
         lambda b, km: {
@@ -98,20 +74,14 @@ _PATHS: dict[str, tuple[str, _Fields]] = {
         "charge",
         lambda b, km: {"charge_limit_percentage": fraction_to_percent(b["limit"])},
     ),
-    "/location": ("location", _coordinates),
-    "/odometer": ("odometer", lambda b, km: {"value_km": _required(km(b["distance"]))}),
+    "/location": ("location", coordinates),
+    "/odometer": ("odometer", lambda b, km: {"value_km": required(km(b["distance"]))}),
 }
 _OWN_PATH = {
     "battery": "/battery",
     "charge": "/charge",
     "location": "/location",
     "odometer": "/odometer",
-}
-_KINDS: dict[str, type] = {
-    "battery": Battery,
-    "charge": Charge,
-    "location": Location,
-    "odometer": Odometer,
 }
 
 
@@ -138,10 +108,10 @@ def _batch_data(body: Any, wanted: list[str]) -> tuple[VehicleData, bool]:
         if code != 200:
             kind = sub.get("type")
             detail = f"{path}: answered {code} {kind}:{sub.get('code')}"
-            lost = code == 401 or kind == "AUTHENTICATION" or _resolution(sub) == _REAUTHENTICATE
+            lost = code == 401 or kind == "AUTHENTICATION" or resolution(sub) == REAUTHENTICATE
             if lost and kind != "PERMISSION":  # PERMISSION: this path only, not the access
                 raise PermanentError(Provider.Smartcar, Reason.ACCESS_REVOKED, detail)
-            retry_later = retry_later or _resolution(sub) == _RETRY_LATER or code == 429
+            retry_later = retry_later or resolution(sub) == _RETRY_LATER or code == 429
             retry_later = retry_later or (isinstance(code, int) and code >= 500)
             problems.append(detail)
             continue
@@ -154,12 +124,12 @@ def _batch_data(body: Any, wanted: list[str]) -> tuple[VehicleData, bool]:
             got = read(sub, miles_to_km if imperial else as_number)
             if path == _OWN_PATH[part]:
                 got["updated_at"] = timestamp(headers.get("sc-data-age"))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            problems.append(f"{path}: unexpected shape ({type(exc).__name__}: {exc})")
+        except SHAPE_ERRORS as exc:
+            problems.append(shape_problem_told(path, exc))
             continue
         fields.setdefault(part, {}).update(got)
     # A part is made when its own path answered (which set its `updated_at`).
-    made = {p: _KINDS[p](**values) for p, values in fields.items() if "updated_at" in values}
+    made = {p: PART_TYPES[p](**values) for p, values in fields.items() if "updated_at" in values}
     return VehicleData(**made, problems=tuple(problems)), retry_later
 
 
@@ -252,136 +222,38 @@ class SmartcarAdapter(CodeFlowAdapter):
         except ValueError:
             body = {}
         body = body if isinstance(body, dict) else {}
-        resolution = _resolution(body)
+        advice = resolution(body)
         detail = (
             f"{what} answered {response.status_code} {body.get('type', '')}:{body.get('code', '')}"
         )
-        if resolution == _RETRY_LATER or response.status_code == 429 or response.status_code >= 500:
+        if advice == _RETRY_LATER or response.status_code == 429 or response.status_code >= 500:
             return RetryableError(self.provider, detail, parse_retry_after(response))
         if body.get("type") == "PERMISSION":  # comes with REAUTHENTICATE: check it first
             return PermanentError(self.provider, Reason.SCOPE_NOT_GRANTED, detail)
-        if resolution == _REAUTHENTICATE or response.status_code == 401:
+        if advice == REAUTHENTICATE or response.status_code == 401:
             return PermanentError(self.provider, Reason.ACCESS_REVOKED, detail)
         if body.get("type") == "COMPATIBILITY":
             return PermanentError(self.provider, Reason.CONNECT_PROVIDER_NOT_SUPPORTED, detail)
         return PermanentError(self.provider, Reason.PROVIDER_REJECTED, detail)
 
-    # -- webhooks ---------------------------------------------------------------------------
+    # -- webhooks (read in providers.smartcar_webhooks) ---------------------------------------
 
     @classmethod
     def verify_webhook(cls, secret: str, raw: bytes, header: str | None) -> bool:
-        claimed = (header or "").strip().lower()
-        if not claimed or not claimed.isascii():  # compare_digest refuses non-ASCII text
-            return False
-        return hmac.compare_digest(hmac_hex(secret, raw, "sha256"), claimed)
+        return smartcar_webhooks.verify_webhook(secret, raw, header)
 
     @classmethod
     def webhook_challenge(cls, body: Any) -> str | None:
-        if not isinstance(body, dict) or body.get("eventType") != "VERIFY":
-            return None
-        data = body.get("data")
-        challenge = data.get("challenge") if isinstance(data, dict) else None
-        return challenge if isinstance(challenge, str) else None
+        return smartcar_webhooks.webhook_challenge(body)
 
     @classmethod
     def answer_challenge(cls, secret: str, challenge: str) -> str:
-        return hmac_hex(secret, challenge.encode(), "sha256")
+        return smartcar_webhooks.answer_challenge(secret, challenge)
 
     @classmethod
     def delivery_key(cls, raw: bytes, body: Any) -> str:
-        event_id = body.get("eventId") if isinstance(body, dict) else None
-        if isinstance(event_id, str) and 0 < len(event_id) <= 100:
-            return event_id
-        return hashlib.sha256(raw).hexdigest()
+        return smartcar_webhooks.delivery_key(raw, body)
 
     @classmethod
     def parse_webhook(cls, body: Any) -> list[ProviderEvent]:
-        if not isinstance(body, dict):
-            return [ProviderEvent(Happening.nothing, detail="not a JSON object")]
-        kind = body.get("eventType")
-        data = _dict(body.get("data"))
-        vehicle_id = _dict(data.get("vehicle")).get("id")
-        vehicle_id = vehicle_id if isinstance(vehicle_id, str) else None
-        if kind == "VEHICLE_ERROR" and vehicle_id and _lost_access(data.get("errors")):
-            return [ProviderEvent(Happening.access_lost, vehicle_id=vehicle_id, detail=kind)]
-        if kind == "VEHICLE_STATE" and vehicle_id:
-            read = signals_data(data.get("signals"))
-            if any(getattr(read, part) for part in _OWN_PATH):
-                return [ProviderEvent(Happening.data, vehicle_id=vehicle_id, data=read)]
-        return [ProviderEvent(Happening.nothing, vehicle_id=vehicle_id, detail=f"{kind!s:.40}")]
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _lost_access(errors: Any) -> bool:
-    """Whether a VEHICLE_ERROR's errors say the access is gone (a RESOLVED one does not)."""
-    if not isinstance(errors, list):
-        return False
-    return any(
-        isinstance(e, dict)
-        and e.get("state") != "RESOLVED"
-        and (e.get("type") in _LOST_ACCESS or _resolution(e) == _REAUTHENTICATE)
-        for e in errors
-    )
-
-
-# -- VEHICLE_STATE signals: code → (part, the fields its body gives) ------------------------
-
-
-def _distance_of(body: dict[str, Any]) -> float | None:
-    if str(body.get("unit", "")).lower() in ("miles", "mi"):
-        return miles_to_km(body["value"])
-    return as_number(body["value"])
-
-
-def _global_limit(body: dict[str, Any]) -> float | None:
-    for limit in body["values"]:
-        if str(limit.get("type", "")).lower() == "global":
-            return as_number(limit["limit"])
-    return None
-
-
-def _value(name: str, read: Callable[[Any], Any]) -> _Fields:
-    return lambda body: {name: read(body["value"])}
-
-
-_SIGNALS: dict[str, tuple[str, _Fields]] = {
-    "tractionbattery-stateofcharge": ("battery", _value("percentage", as_number)),
-    "tractionbattery-range": ("battery", lambda b: {"range_km": _distance_of(b)}),
-    "tractionbattery-nominalcapacity": (
-        "battery",
-        lambda b: {"capacity_kwh": as_number(b["capacity"])},
-    ),
-    "charge-ischarging": ("charge", _value("is_charging", as_bool)),
-    "charge-ischargingcableconnected": ("charge", _value("is_plugged_in", as_bool)),
-    "charge-chargelimits": ("charge", lambda b: {"charge_limit_percentage": _global_limit(b)}),
-    "location-preciselocation": ("location", _coordinates),
-    "odometer-traveleddistance": ("odometer", lambda b: {"value_km": _required(_distance_of(b))}),
-}
-
-
-def signals_data(signals: Any) -> VehicleData:
-    """The parts that a VEHICLE_STATE's signals carry (the others None). A signal in error
-    or in an odd shape is left out, with a line in ``problems``."""
-    fields: dict[str, dict[str, Any]] = {}
-    problems: list[str] = []
-    for signal in signals if isinstance(signals, list) else []:
-        code = signal.get("code") if isinstance(signal, dict) else None
-        if code not in _SIGNALS:
-            continue
-        part, read = _SIGNALS[code]
-        meta = signal.get("meta")
-        try:
-            values = read(signal["body"])
-            when = timestamp(meta.get("oemUpdatedAt") or meta.get("retrievedAt")) if meta else None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            problems.append(f"signal {code}: unexpected shape ({type(exc).__name__})")
-            continue
-        got = fields.setdefault(part, {})
-        got.update(values)
-        if when and (got.get("updated_at") is None or when < got["updated_at"]):
-            got["updated_at"] = when  # the oldest measurement in the part
-    parts = {part: _KINDS[part](**values) for part, values in fields.items()}
-    return VehicleData(**parts, problems=tuple(problems))
+        return smartcar_webhooks.parse_webhook(body)

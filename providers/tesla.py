@@ -7,20 +7,25 @@ is asleep (try later: the service never wakes a car up to read it). The car's da
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
 import jwt
 
-from providers.base import AccountRef, CodeFlowAdapter, VehicleInfo
+from providers.base import AccountRef, VehicleInfo
+from providers.code_flow import CodeFlowAdapter
 from providers.data import (
     Battery,
     Charge,
     Location,
     Odometer,
+    Part,
     VehicleData,
     as_number,
     miles_to_km,
+    read_parts,
+    shape_problem_told,
     timestamp,
 )
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
@@ -88,12 +93,18 @@ def _odometer(r: dict[str, Any]) -> Odometer:
     return Odometer(value, timestamp(vs.get("timestamp")))
 
 
-_PARTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+_PARTS: dict[str, Callable[[dict[str, Any]], Part | None]] = {
     "battery": _battery,
     "charge": _charge,
     "location": _location,
     "odometer": _odometer,
 }
+
+
+def _read(read: Callable[[dict[str, Any]], Part | None], response: Any) -> Part | None:
+    if not isinstance(response, dict):
+        raise TypeError("the answer has no response object")
+    return read(response)
 
 
 class TeslaAdapter(CodeFlowAdapter):
@@ -155,19 +166,13 @@ class TeslaAdapter(CodeFlowAdapter):
             response = answer.json()["response"]
         except (ValueError, KeyError, TypeError):
             response = None
-        made: dict[str, Any] = {}
-        problems: list[str] = []
-        for part in wanted:
-            try:
-                if not isinstance(response, dict):
-                    raise TypeError("the answer has no response object")
-                made[part] = _PARTS[part](response)
-            except (KeyError, TypeError, ValueError) as exc:
-                problems.append(f"{part}: unexpected shape ({type(exc).__name__}: {exc})")
-                continue
-            if made[part] is None:
-                problems.append(f"{part}: not in the answer (scope not granted)")
-        return VehicleData(**made, problems=tuple(problems))
+        readers = {part: partial(_read, _PARTS[part], response) for part in wanted}
+        return read_parts(
+            wanted,
+            readers,
+            problem=shape_problem_told,
+            absent="not in the answer (scope not granted)",
+        )
 
     def _classify(self, response: httpx.Response, what: str) -> Exception:
         status = response.status_code
