@@ -38,7 +38,6 @@ __all__ = [
     "parts_for",
     "read_parts",
     "shape_problem",
-    "shape_problem_told",
     "timestamp",
 ]
 
@@ -172,12 +171,6 @@ Problem = Callable[[str, Exception], str]
 def shape_problem(where: str, exc: Exception) -> str:
     """``<where>: unexpected shape (<ExceptionType>)``: never a value of the provider's."""
     return f"{where}: unexpected shape ({type(exc).__name__})"
-
-
-def shape_problem_told(where: str, exc: Exception) -> str:
-    """:func:`shape_problem` with the exception's message, which may quote the provider's
-    value (a timestamp ``fromisoformat`` refused, say): Smartcar's batch, Tesla."""
-    return f"{where}: unexpected shape ({type(exc).__name__}: {exc})"
 
 
 def own_words(where: str, exc: Exception) -> str:

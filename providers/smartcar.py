@@ -23,7 +23,7 @@ from providers.data import (
     as_number,
     fraction_to_percent,
     miles_to_km,
-    shape_problem_told,
+    shape_problem,
     timestamp,
 )
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
@@ -91,7 +91,9 @@ def _batch_data(body: Any, wanted: list[str]) -> tuple[VehicleData, bool]:
     an answer that says the access is gone raises."""
     answers = body.get("responses") if isinstance(body, dict) else None
     by_path = {
-        a["path"]: a for a in (answers if isinstance(answers, list) else []) if isinstance(a, dict)
+        a["path"]: a
+        for a in (answers if isinstance(answers, list) else [])
+        if isinstance(a, dict) and isinstance(a.get("path"), str)
     }
     fields: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
@@ -125,7 +127,7 @@ def _batch_data(body: Any, wanted: list[str]) -> tuple[VehicleData, bool]:
             if path == _OWN_PATH[part]:
                 got["updated_at"] = timestamp(headers.get("sc-data-age"))
         except SHAPE_ERRORS as exc:
-            problems.append(shape_problem_told(path, exc))
+            problems.append(shape_problem(path, exc))
             continue
         fields.setdefault(part, {}).update(got)
     # A part is made when its own path answered (which set its `updated_at`).

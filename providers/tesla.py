@@ -25,7 +25,6 @@ from providers.data import (
     as_number,
     miles_to_km,
     read_parts,
-    shape_problem_told,
     timestamp,
 )
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
@@ -170,7 +169,6 @@ class TeslaAdapter(CodeFlowAdapter):
         return read_parts(
             wanted,
             readers,
-            problem=shape_problem_told,
             absent="not in the answer (scope not granted)",
         )
 
