@@ -127,12 +127,10 @@ class CodeFlowAdapter(Adapter):
                 )
         except (httpx.TransportError, DeadlineExceeded) as exc:
             raise transport_failure(self.provider, "token refresh", exc) from exc
-        except OAuthError as exc:
-            raise self._refused(exc.error) from exc
-        except PermanentError as exc:
-            if exc.reason is Reason.AUTH_CODE_INVALID:  # invalid_grant, from the hook
-                raise self._refused("invalid_grant") from exc
-            raise
+        except OAuthError as exc:  # a 2xx body carrying an OAuth error
+            raise self._refused(str(exc.error or "")) from exc
+        except PermanentError as exc:  # a 4xx, from the compliance hook
+            raise self._refused(getattr(exc, "oauth_error", "")) from exc
         fresh = self._tokens(token)
         if fresh.refresh_token is None:
             fresh = Tokens(fresh.access_token, tokens.refresh_token, fresh.expires_at)
@@ -143,9 +141,11 @@ class CodeFlowAdapter(Adapter):
         return {}
 
     def _refused(self, error: str) -> PermanentError:
-        return PermanentError(
-            self.provider, Reason.ACCESS_REVOKED, f"token refresh refused: {error or 'error'}"
-        )
+        """Only `invalid_grant` says the user's grant is gone (revoked, the refresh token
+        spent or expired); any other refusal (`invalid_client`, `invalid_request`) is the
+        service's own request or app at fault, and must not cost users their access."""
+        reason = Reason.ACCESS_REVOKED if error == "invalid_grant" else Reason.PROVIDER_REJECTED
+        return PermanentError(self.provider, reason, f"token refresh refused: {error or 'error'}")
 
     def _api(self, method: str, path: str, account: AccountRef) -> Any:
         url = self._endpoint(self.api_url).rstrip("/") + path
@@ -191,9 +191,12 @@ class CodeFlowAdapter(Adapter):
 
     def _oauth_error(self, error: str, status: int | None = None) -> PermanentError:
         where = f"token endpoint answered {status or 'an error'} {error}".strip()
+        reason = Reason.PROVIDER_REJECTED
         if error in ("invalid_grant", "invalid_request"):
-            return PermanentError(self.provider, Reason.AUTH_CODE_INVALID, where)
-        return PermanentError(self.provider, Reason.PROVIDER_REJECTED, where)
+            reason = Reason.AUTH_CODE_INVALID
+        refused = PermanentError(self.provider, reason, where)
+        refused.oauth_error = error  # type: ignore[attr-defined]  # read by refresh()
+        return refused
 
     @staticmethod
     def _tokens(token: dict[str, Any]) -> Tokens:

@@ -207,8 +207,8 @@ def read_parts(
 
 
 def as_number(value: Any) -> float | None:
-    """A finite number, or None (absent, null, a string, NaN); ValueError for a shape
-    that is no number at all (a dict, a list), so that the part is reported."""
+    """A finite number, or None (absent, null, NaN); ValueError for anything else (a
+    string, a dict, a list), so that the part is reported."""
     if value is None:
         return None
     if isinstance(value, bool):

@@ -40,7 +40,9 @@ __all__ = [
 ]
 
 # Error types (in an answer or a VEHICLE_ERROR webhook) that mean the access is gone.
-_LOST_ACCESS = {"AUTHENTICATION", "PERMISSION", "CONNECTED_SERVICES_ACCOUNT"}
+# (Not PERMISSION: one permission missing costs its part of the data, as in a read,
+# not the whole connection.)
+_LOST_ACCESS = {"AUTHENTICATION", "CONNECTED_SERVICES_ACCOUNT"}
 REAUTHENTICATE = "REAUTHENTICATE"
 
 # What a reader makes of a body: the fields of its part.
@@ -125,6 +127,7 @@ def _lost_access(errors: Any) -> bool:
     return any(
         isinstance(e, dict)
         and e.get("state") != "RESOLVED"
+        and e.get("type") != "PERMISSION"  # comes with REAUTHENTICATE: one part only
         and (e.get("type") in _LOST_ACCESS or resolution(e) == REAUTHENTICATE)
         for e in errors
     )

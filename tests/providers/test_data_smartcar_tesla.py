@@ -325,6 +325,18 @@ def test_a_vehicle_error_of_lost_access_is_access_lost(fakes: dict[str, FakeServ
     assert (event.happening, event.vehicle_id) == (Happening.access_lost, "veh-1")
 
 
+def test_a_missing_permission_is_not_lost_access(fakes: dict[str, FakeServer]) -> None:
+    """PERMISSION comes with REAUTHENTICATE, yet it costs one part of the data (as in a
+    read), not the whole connection."""
+    body = fakes["Smartcar"].fake.vehicle_error_event("veh-1")
+    body["data"]["errors"][0]["type"] = "PERMISSION"
+    body["data"]["errors"][0]["resolution"] = {"type": "REAUTHENTICATE"}
+
+    [event] = SmartcarAdapter.parse_webhook(body)
+
+    assert event.happening is Happening.nothing
+
+
 def test_a_resolved_vehicle_error_is_nothing(fakes: dict[str, FakeServer]) -> None:
     """Smartcar tells when an error is over: that is no reason to disconnect."""
     body = fakes["Smartcar"].fake.vehicle_error_event("veh-1")

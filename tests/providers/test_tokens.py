@@ -174,3 +174,20 @@ def test_a_gateway_timeout_on_refresh_counts_as_a_lost_answer(
         c.adapter.refresh(c.tokens)
 
     assert raised.value.answer_lost
+
+
+@pytest.mark.parametrize("case", CODE_FLOW, ids=str)
+def test_a_refresh_refused_for_the_apps_own_fault_is_not_lost_access(
+    case: ProviderCase, fakes: dict[str, FakeServer]
+) -> None:
+    """Only `invalid_grant` means the user's grant is gone: the app's wrong secret
+    (`invalid_client`) must not cost every user their connection."""
+    c = connected(case, fakes)
+    wrong = make(case, c.server.url, secret="not-the-secret")
+    assert isinstance(wrong, CodeFlowAdapter)
+
+    with pytest.raises(PermanentError) as refused:
+        wrong.refresh(c.tokens)
+
+    assert refused.value.reason is Reason.PROVIDER_REJECTED
+    assert works(c, c.adapter.refresh(c.tokens))  # the grant itself is fine
