@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # an older one makes a job fetch a new one (once, however many ask), waited for up
     # to CV_MUTATION_WAIT_SECONDS.
     data_max_age_seconds: float = 300.0
+    # After a fetch failed (a car asleep, the provider down), the last snapshot is
+    # answered at once for this long, without asking the provider again.
+    data_retry_seconds: float = 30.0
 
     # Retries of transient provider errors: exponential backoff with full jitter.
     retry_max_attempts: int = 6

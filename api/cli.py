@@ -224,13 +224,10 @@ def vehicles_show(vehicle_id: str) -> None:
     last fetched. Never a token or a code: those columns are not even read."""
     from sqlalchemy.orm import load_only
 
+    from store.crypto import Encrypted
     from store.models import VehicleSnapshot
 
-    plain = [
-        c.key
-        for c in ConnectedVehicle.__table__.columns
-        if c.key not in {"access_token", "refresh_token", "auth_code", "authorization_url"}
-    ]
+    plain = [c.key for c in ConnectedVehicle.__table__.columns if not isinstance(c.type, Encrypted)]
     stmt = (
         select(ConnectedVehicle)
         .options(load_only(*[getattr(ConnectedVehicle, k) for k in plain], raiseload=True))

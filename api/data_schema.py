@@ -76,13 +76,12 @@ class ConnectedVehicleDataType:
         )
 
 
-def _settled(view: data.DataView, asked_at: datetime) -> bool:
-    """The fetch asked for is over (stored or failed), or the vehicle changed status."""
+def _settled(view: data.DataView, before: data.DataView) -> bool:
+    """The fetch waited for is over (stored or failed), or the vehicle changed status.
+    Told by the snapshot's own times changing, never by comparing clocks of two hosts."""
     if view.status != Status.authorized:
         return True
-    stored = view.fetched_at is not None and view.fetched_at >= asked_at
-    failed = view.fetch_failed_at is not None and view.fetch_failed_at >= asked_at
-    return stored or failed
+    return (view.fetched_at, view.fetch_failed_at) != (before.fetched_at, before.fetch_failed_at)
 
 
 @strawberry.type
@@ -99,7 +98,7 @@ class DataQuery:
         async with ctx.wakeups.watch(vehicle_id) as changed:  # before the ask: no gap
             asked = await ctx.run(lambda s: data.ask(s, ctx.settings, who, vehicle_id))
             view = asked.view
-            while not asked.fresh and not _settled(view, asked.asked_at):
+            while asked.wait and not _settled(view, asked.view):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break

@@ -14,7 +14,8 @@ from strawberry.types import ExecutionContext
 from api.data_schema import DataQuery
 from api.errors import extensions
 from api.events_schema import Subscription, WebhookMutation, WebhookQuery
-from api.schema import Mutation, Query
+from api.mutations import Mutation
+from api.schema import Query
 from workflows.errors import DomainError, ErrorCode
 
 __all__ = ["schema"]

@@ -1,4 +1,4 @@
-"""The GraphQL schema of SPEC §3, with the seed API's names kept exactly.
+"""The GraphQL types and queries of SPEC §3, with the seed API's names kept exactly.
 
 Resolvers check the caller, call one workflow function in a worker thread (the database
 layer is synchronous), enqueue after commit, and answer. Domain errors become GraphQL
@@ -7,8 +7,6 @@ errors with ``extensions.code`` in :meth:`Schema.process_errors`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -25,14 +23,13 @@ from providers.names import Provider, Scope
 from settings import Settings
 from store.db import Database
 from store.models import CatalogueVehicle, ConnectedVehicle
-from workflows import authorization, vehicles
+from workflows import vehicles
 from workflows.clients import Principal, SigningSecrets
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import vehicle_view
 from workflows.machine import Status
-from workflows.steps import Step
 
-__all__ = ["ConnectedVehicleType", "Context", "Mutation", "Query", "admin_only", "context_of"]
+__all__ = ["ConnectedVehicleType", "Context", "Query", "admin_only", "context_of"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -200,48 +197,6 @@ class VehicleType:
 
 
 @strawberry.input
-class CreateConnectedVehicleOptions:
-    redirect_uri: str | None = None
-    scope: list[Scope] | None = None
-
-
-@strawberry.input
-class CreateConnectedVehicleInput:
-    vehicle_id: strawberry.ID
-    provider: Provider
-    label: str | None = None
-    options: CreateConnectedVehicleOptions | None = None
-
-
-@strawberry.input
-class AuthorizeConnectedVehicleOptions:
-    code: str | None = None
-
-
-@strawberry.input
-class AuthorizeConnectedVehicleInput:
-    id: strawberry.ID
-    options: AuthorizeConnectedVehicleOptions | None = None
-
-
-@strawberry.input
-class ReauthorizeConnectedVehicleInput:
-    id: strawberry.ID
-    options: CreateConnectedVehicleOptions | None = None
-
-
-@strawberry.input
-class RemoveConnectedVehicleInput:
-    id: strawberry.ID
-
-
-@strawberry.input
-class UpdateConnectedVehicleInput:
-    id: strawberry.ID
-    label: str | None = None
-
-
-@strawberry.input
 class ConnectedVehicleFilter:
     status: Status | None = None
 
@@ -314,110 +269,3 @@ class Query:
             lambda s: vehicles.catalogue(s, providers=wanted, size=size, page=page)
         )
         return [VehicleType.of(r) for r in rows]
-
-
-async def _wait_for(
-    ctx: Context, vehicle_id: str, done: Callable[[ConnectedVehicle], bool]
-) -> ConnectedVehicle:
-    """Read the vehicle; until `done` says so or the bounded wait runs out, wait for its
-    change (a wake from CHANGED) and read again. The database is the truth, whatever the
-    broker did: a wake only says when to look, and a slow re-read every
-    `wait_recheck_seconds` covers a wake that was lost."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.settings.mutation_wait_seconds
-    async with ctx.wakeups.watch(vehicle_id) as changed:  # before the read: no gap
-        while True:
-            changed.clear()
-            row = await ctx.run(lambda s: vehicles.peek(s, vehicle_id))
-            remaining = deadline - loop.time()
-            if done(row) or remaining <= 0:
-                return row
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    changed.wait(), min(remaining, ctx.settings.wait_recheck_seconds)
-                )
-
-
-@strawberry.type
-class Mutation:
-    @strawberry.mutation(name="createConnectedVehicle")
-    async def create_connected_vehicle(
-        self, info: Info, input: CreateConnectedVehicleInput
-    ) -> ConnectedVehicleType:
-        ctx = context_of(info)
-        who = await ctx.principal()
-        options = input.options or CreateConnectedVehicleOptions()
-        create = functools.partial(
-            authorization.create_connected_vehicle,
-            settings=ctx.settings,
-            who=who,
-            vehicle_id=str(input.vehicle_id),
-            provider=Provider(input.provider),
-            label=input.label,
-            redirect_uri=options.redirect_uri,
-            scope=[Scope(s) for s in options.scope] if options.scope is not None else None,
-        )
-        row = await ctx.run(lambda s: create(s))
-        if row.step == Step.start_link:  # the provider makes the link: a job
-            row = await _wait_for(
-                ctx, row.id, lambda v: v.authorization_url is not None or v.status != "pending"
-            )
-        return ConnectedVehicleType.of(row)
-
-    @strawberry.mutation(name="authorizeConnectedVehicle")
-    async def authorize_connected_vehicle(
-        self, info: Info, input: AuthorizeConnectedVehicleInput
-    ) -> ConnectedVehicleType:
-        ctx = context_of(info)
-        who = await ctx.principal()
-        code = input.options.code if input.options else None
-        row = await ctx.run(lambda s: authorization.request_validation(s, who, str(input.id), code))
-        if row.status == Status.pending:
-            row = await _wait_for(ctx, row.id, lambda v: v.status != Status.pending)
-        if row.status == Status.failed:
-            failure = ErrorCode(row.failure_code or ErrorCode.PROVIDER_REJECTED)
-            raise DomainError(failure, provider=row.provider)
-        return ConnectedVehicleType.of(row)
-
-    @strawberry.mutation(name="reauthorizeConnectedVehicle")
-    async def reauthorize_connected_vehicle(
-        self, info: Info, input: ReauthorizeConnectedVehicleInput
-    ) -> ConnectedVehicleType:
-        """A deauthorized or failed vehicle back to `pending`, same id, a new consent."""
-        ctx = context_of(info)
-        who = await ctx.principal()
-        options = input.options or CreateConnectedVehicleOptions()
-        reauthorize = functools.partial(
-            authorization.reauthorize_connected_vehicle,
-            settings=ctx.settings,
-            who=who,
-            vehicle_id=str(input.id),
-            redirect_uri=options.redirect_uri,
-            scope=[Scope(s) for s in options.scope] if options.scope is not None else None,
-        )
-        row = await ctx.run(lambda s: reauthorize(s))
-        if row.step == Step.start_link:  # the provider makes the link: a job
-            row = await _wait_for(
-                ctx, row.id, lambda v: v.authorization_url is not None or v.status != "pending"
-            )
-        return ConnectedVehicleType.of(row)
-
-    @strawberry.mutation(name="removeConnectedVehicle")
-    async def remove_connected_vehicle(
-        self, info: Info, input: RemoveConnectedVehicleInput
-    ) -> ConnectedVehicleType:
-        ctx = context_of(info)
-        who = await ctx.principal()
-        row = await ctx.run(lambda s: authorization.remove_connected_vehicle(s, who, str(input.id)))
-        if row.step:  # the access is given back at the provider by a job
-            row = await _wait_for(ctx, row.id, lambda v: v.status != Status.pending_removal)
-        return ConnectedVehicleType.of(row)
-
-    @strawberry.mutation(name="updateConnectedVehicle")
-    async def update_connected_vehicle(
-        self, info: Info, input: UpdateConnectedVehicleInput
-    ) -> ConnectedVehicleType:
-        ctx = context_of(info)
-        who = await ctx.principal()
-        row = await ctx.run(lambda s: vehicles.update_label(s, who, str(input.id), input.label))
-        return ConnectedVehicleType.of(row)

@@ -128,7 +128,8 @@ class VehicleData:
             if new is None or old is None:
                 merged[name] = new or old
                 continue
-            kept = {k: v for k, v in vars(new).items() if v is not None}
+            # updated_at always the new part's: its values are of that measurement
+            kept = {k: v for k, v in vars(new).items() if v is not None or k == "updated_at"}
             merged[name] = dataclasses.replace(old, **kept)
         return VehicleData(**merged, problems=self.problems)
 

@@ -19,12 +19,17 @@ from typing import Any
 import httpx
 
 __all__ = [
+    "ANSWER_LOST",
     "PermanentError",
     "ProviderError",
     "Reason",
     "RetryableError",
     "parse_retry_after",
 ]
+
+
+# How a lost answer reads in an error's text (and so in a step's `last_error`).
+ANSWER_LOST = "the answer was lost"
 
 
 class Reason(StrEnum):
@@ -61,7 +66,7 @@ class RetryableError(ProviderError):
         *,
         answer_lost: bool = False,
     ) -> None:
-        super().__init__(provider, detail + (" (the answer was lost)" if answer_lost else ""))
+        super().__init__(provider, detail + (f" ({ANSWER_LOST})" if answer_lost else ""))
         self.retry_after = retry_after
         self.answer_lost = answer_lost
 

@@ -136,7 +136,7 @@ class ConnectedVehicle(Base):
         ),
         Index(
             "ix_connected_vehicles_waiting",
-            "updated_at",
+            "pending_since",
             postgresql_where=text("status = 'pending' AND step IS NULL"),
             sqlite_where=text("status = 'pending' AND step IS NULL"),
         ),
@@ -205,6 +205,9 @@ class ConnectedVehicle(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     authorized_at: Mapped[datetime | None]
+    # When it last became pending (created, re-driven, reauthorized): a pending vehicle's
+    # time to live runs from here, whatever else (a label) changed since.
+    pending_since: Mapped[datetime | None]
 
     __mapper_args__ = {"version_id_col": version}
 

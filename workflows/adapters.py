@@ -24,7 +24,10 @@ def adapter_of(
     settings: Settings,
     vehicle: ConnectedVehicle,
     transport: httpx.BaseTransport | None,
+    *,
+    attempts: int | None = None,
 ) -> Adapter:
+    """`attempts`: failed attempts before this one (default: the vehicle's step's)."""
     credentials = credentials_for(session, vehicle.client_id, vehicle.provider)
     if credentials is None:
         raise DomainError(ErrorCode.CONNECT_PROVIDER_NOT_ALLOWED, provider=vehicle.provider)
@@ -34,5 +37,7 @@ def adapter_of(
         timeout=settings.provider_timeout_seconds,
         transport=transport,
         token_cache=StoredAppTokens(db),
-        policy=RetryPolicy.of(settings).for_attempt(vehicle.attempts or 0),
+        policy=RetryPolicy.of(settings).for_attempt(
+            vehicle.attempts or 0 if attempts is None else attempts
+        ),
     )

@@ -23,7 +23,7 @@ from workflows.clients import Principal, credentials_for
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 from workflows.machine import Lifecycle, Status
-from workflows.states import hash_state, new_state
+from workflows.states import hash_state, new_state, retire_states
 from workflows.steps import Step
 from workflows.vehicles import lock, owned
 
@@ -109,6 +109,7 @@ def create_connected_vehicle(
         label=label,
         status=Status.pending.value,
         redirect_uri=_check_redirect_uri(redirect_uri),
+        pending_since=utcnow(),
     )
     session.add(vehicle)
     session.flush()
@@ -255,6 +256,7 @@ def redrive(
     if vehicle.access_token or vehicle.link_completed_at:
         steps.schedule(vehicle, Step.validate)
     else:
+        retire_states(session, vehicle)
         _start_consent(session, settings, vehicle, _adapter(session, vehicle))
     session.commit()
     return vehicle
@@ -283,6 +285,7 @@ def reauthorize_connected_vehicle(
         vehicle.scope = [s.value for s in dict.fromkeys(scope)]
     if redirect is not None:
         vehicle.redirect_uri = redirect
+    retire_states(session, vehicle)
     _start_consent(session, settings, vehicle, adapter)
     session.commit()
     return vehicle

@@ -42,6 +42,8 @@ from workflows.vehicles import lock, view_owned
 
 __all__ = ["Asked", "DataView", "ask", "fetch", "fetch_exhausted", "look", "store"]
 
+# (`attempts=0` below: a fetch is one attempt of its own, whatever step the vehicle is at.)
+
 log = logging.getLogger(__name__)
 
 
@@ -62,8 +64,10 @@ class DataView:
 @dataclass(frozen=True)
 class Asked:
     view: DataView
-    fresh: bool  # young enough: no fetch, no wait
-    asked_at: datetime
+    # A fetch is on its way (asked for now, or joined): the answer may wait for it. False
+    # when the snapshot is young enough, or a fetch failed a moment ago (a car asleep,
+    # the provider down): the last snapshot is answered at once.
+    wait: bool
 
 
 def _snapshot(session: Session, vehicle_id: str, *, for_update: bool) -> VehicleSnapshot:
@@ -78,14 +82,16 @@ def _snapshot(session: Session, vehicle_id: str, *, for_update: bool) -> Vehicle
     return session.execute(stmt).scalar_one()
 
 
-def _view(vehicle: ConnectedVehicle, snap: VehicleSnapshot | None) -> DataView:
+def _view(
+    vehicle_id: str, provider: str, status: str, scope: list[str], snap: VehicleSnapshot | None
+) -> DataView:
     data = None
-    if snap is not None and snap.fetched_at is not None:
-        data = VehicleData.from_json(snap.data).only(parts_for(vehicle.scope or []))
+    if snap is not None and snap.data is not None:
+        data = VehicleData.from_json(snap.data).only(parts_for(scope))
     return DataView(
-        vehicle_id=vehicle.id,
-        provider=vehicle.provider,
-        status=vehicle.status,
+        vehicle_id=vehicle_id,
+        provider=provider,
+        status=status,
         data=data,
         fetched_at=snap.fetched_at if snap else None,
         fetch_requested_at=snap.fetch_requested_at if snap else None,
@@ -104,41 +110,50 @@ def ask(session: Session, settings: Settings, who: Principal, vehicle_id: str) -
     snap = _snapshot(session, vehicle_id, for_update=True)
     max_age = timedelta(seconds=settings.data_max_age_seconds)
     fresh = snap.fetched_at is not None and now - snap.fetched_at < max_age
-    if not fresh:
+    cooling = snap.fetch_failed_at is not None and now - snap.fetch_failed_at < timedelta(
+        seconds=settings.data_retry_seconds
+    )
+    wait = False
+    if not fresh and not cooling:
         lease = timedelta(seconds=settings.stall_seconds)
         if snap.fetch_requested_at is None or now - snap.fetch_requested_at > lease:
             snap.fetch_requested_at = now
             note_job(vehicle, Step.fetch)  # enqueued when this commits
-    view = _view(vehicle, snap)
+        wait = True
+    scope = list(vehicle.scope or [])
+    view = _view(vehicle.id, vehicle.provider, vehicle.status, scope, snap)
     session.commit()
-    return Asked(view, fresh, now)
+    return Asked(view, wait)
 
 
 def look(session: Session, vehicle_id: str) -> DataView:
-    """The snapshot as it stands (a waiting query's re-read; the caller was checked)."""
-    vehicle = session.execute(
-        select(ConnectedVehicle).where(ConnectedVehicle.id == vehicle_id)
-    ).scalar_one()
+    """The snapshot as it stands (a waiting query's re-read; the caller was checked).
+    Plain columns only: nothing secret is read in the API."""
+    CV = ConnectedVehicle
+    row = session.execute(select(CV.provider, CV.status, CV.scope).where(CV.id == vehicle_id)).one()
     snap = session.get(VehicleSnapshot, vehicle_id)
-    view = _view(vehicle, snap)
+    view = _view(vehicle_id, row.provider, row.status, list(row.scope or []), snap)
     session.commit()
     return view
 
 
 def store(session: Session, vehicle: ConnectedVehicle, data: VehicleData, *, merge: bool) -> None:
     """A new snapshot and its event, in the caller's transaction. `merge`: a webhook
-    that tells of some parts leaves the others as they were."""
+    that tells of some parts leaves the others as they were; the snapshot counts as
+    fetched now (fresh) only when every part the scope covers came."""
     for problem in data.problems:
         log.warning("vehicle %s: data not read: %s", vehicle.id, problem)
     snap = _snapshot(session, vehicle.id, for_update=True)
     if merge and snap.data:
         data = data.merged_over(VehicleData.from_json(snap.data))
-    kept = data.only(parts_for(vehicle.scope or []))
-    snap.data = kept.to_json()
-    snap.fetched_at = utcnow()
-    snap.fetch_requested_at = None
-    snap.fetch_failed_at = None
-    snap.fetch_error = None
+    wanted = parts_for(vehicle.scope or [])
+    complete = all(getattr(data, part) is not None for part in wanted)
+    snap.data = data.only(wanted).to_json()
+    if complete or not merge:
+        snap.fetched_at = utcnow()
+        snap.fetch_requested_at = None
+        snap.fetch_failed_at = None
+        snap.fetch_error = None
     record_event(session, "connected_vehicle.data_updated", vehicle, data=snap.data)
 
 
@@ -172,7 +187,7 @@ def _read(
     except PermanentError as exc:
         if exc.reason is not Reason.ACCESS_REVOKED or not adapter.refreshes:
             raise
-    account = live_account(db, settings, vehicle_id, adapter, user_id=user_id, force=True)
+    account = live_account(db, settings, vehicle_id, adapter, user_id=user_id, refused=account)
     return adapter.read_data(account, provider_vehicle_id, parts)
 
 
@@ -191,7 +206,7 @@ def fetch(
             if vehicle is not None:
                 _failed(db, vehicle_id, f"the vehicle is {vehicle.status}")
             return
-        adapter = adapter_of(db, session, settings, vehicle, transport)
+        adapter = adapter_of(db, session, settings, vehicle, transport, attempts=0)
         user_id = vehicle.provider_user_id
         provider_vehicle_id = vehicle.provider_vehicle_id or ""
         parts = parts_for(vehicle.scope or [])

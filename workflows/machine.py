@@ -12,10 +12,11 @@ import logging
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from transitions import EventData, Machine, MachineError
 
-from store.models import ConnectedVehicle, utcnow
+from store.models import ConnectedVehicle, VehicleSnapshot, utcnow
 from workflows import steps
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
@@ -109,6 +110,10 @@ class Lifecycle:
         if not moved:  # a condition said no: still an error, never a silent no-op
             raise IllegalTransition(name, before.value)
 
+    def may(self, trigger: str) -> bool:
+        """Whether the table has `trigger` from the current status (conditions aside)."""
+        return trigger in self.machine.get_triggers(self.state)
+
     # -- conditions -------------------------------------------------------------------------
 
     def retry_allowed(self, event: EventData) -> bool:
@@ -124,10 +129,15 @@ class Lifecycle:
 
     def on_enter_failed(self, event: EventData) -> None:
         error: ErrorCode = event.kwargs["error"]
+        retryable = bool(event.kwargs.get("retryable", False))
         self.vehicle.failure_code = error.value
         self.vehicle.failure_message = error.message(self.vehicle.provider)
-        self.vehicle.failure_retryable = bool(event.kwargs.get("retryable", False))
+        self.vehicle.failure_retryable = retryable
         self.vehicle.auth_code = None  # a failed flow's code is of no further use
+        if not retryable:  # e.g. another car, a scope refused: that access is not wanted
+            self._forget_access()
+        # (A retryable failure keeps tokens already bought: a re-drive validates with
+        # them, since the code that bought them is spent.)
 
     def on_exit_failed(self, event: EventData) -> None:
         self.vehicle.failure_code = None
@@ -136,11 +146,14 @@ class Lifecycle:
         self.vehicle.code_received_at = None
         self.vehicle.code_claimed_at = None
 
+    def on_enter_pending(self, event: EventData) -> None:
+        self.vehicle.pending_since = utcnow()  # its time to live runs from now
+
     def on_exit_authorized(self, event: EventData) -> None:
         self.vehicle.refresh_due_at = None  # nothing to keep valid any more
 
     def on_enter_removed(self, event: EventData) -> None:
-        self._forget_tokens()  # nothing of the user's access is kept once removed
+        self._forget_access()  # nothing of the user's access is kept once removed
         self.vehicle.auth_code = None
 
     def on_enter_deauthorized(self, event: EventData) -> None:
@@ -148,7 +161,7 @@ class Lifecycle:
         self.vehicle.failure_code = error.value
         self.vehicle.failure_message = error.message(self.vehicle.provider)
         self.vehicle.failure_retryable = False
-        self._forget_tokens()  # the access is gone: its tokens are of no use, and secret
+        self._forget_access()  # the access is gone: its tokens are of no use, and secret
 
     def on_exit_deauthorized(self, event: EventData) -> None:
         self.vehicle.failure_code = None
@@ -158,14 +171,17 @@ class Lifecycle:
     def forget_consent(self, event: EventData) -> None:
         """A new consent starts from nothing but the car it must bring back (`vin`)."""
         v = self.vehicle
-        self._forget_tokens()
+        self._forget_access()
         v.auth_code = v.code_received_at = v.code_claimed_at = v.link_completed_at = None
         v.authorization_url = None
 
-    def _forget_tokens(self) -> None:
+    def _forget_access(self) -> None:
+        """The user's tokens, and what they read (the data snapshot): in this
+        transaction, like the event."""
         v = self.vehicle
         v.access_token = v.refresh_token = None
         v.token_expires_at = v.refresh_due_at = None
+        self.session.execute(delete(VehicleSnapshot).where(VehicleSnapshot.vehicle_id == v.id))
 
     def _record(self, event: EventData) -> None:
         self.vehicle.status = self.state.value

@@ -7,12 +7,13 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from settings import Settings
 from store.models import ConnectedVehicle, OAuthState, utcnow
 
-__all__ = ["hash_state", "new_state"]
+__all__ = ["hash_state", "new_state", "retire_states"]
 
 
 def hash_state(state: str) -> str:
@@ -39,3 +40,13 @@ def new_state(
         )
     )
     return state
+
+
+def retire_states(session: Session, vehicle: ConnectedVehicle) -> None:
+    """Every state of the vehicle not used yet is spent now (a new consent begins: a
+    callback from an earlier flow must change nothing)."""
+    session.execute(
+        update(OAuthState)
+        .where(OAuthState.vehicle_id == vehicle.id, OAuthState.used_at.is_(None))
+        .values(used_at=utcnow())
+    )

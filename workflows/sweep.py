@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Select, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from settings import Settings
+from store.crypto import Encrypted
 from store.db import Database
 from store.models import ConnectedVehicle, ProviderWebhook, utcnow
 from workflows import steps
@@ -46,6 +47,9 @@ __all__ = [
 
 CV = ConnectedVehicle
 T = TypeVar("T")
+_SECRET_COLUMNS = [
+    getattr(CV, c.key) for c in CV.__table__.columns if isinstance(c.type, Encrypted)
+]
 
 
 @dataclass
@@ -83,8 +87,8 @@ def expired_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
     return (
         select(CV)
         .where(text("status = 'pending' AND step IS NULL"))
-        .where(CV.updated_at < before)
-        .order_by(CV.updated_at)
+        .where(CV.pending_since < before)
+        .order_by(CV.pending_since)
         .limit(limit)
     )
 
@@ -93,7 +97,7 @@ def refresh_due_query(now: datetime, limit: int) -> Select[ConnectedVehicle]:
     return (
         select(CV)
         .where(text("refresh_due_at IS NOT NULL"))
-        .where(CV.refresh_due_at <= now)
+        .where(CV.refresh_due_at <= now, CV.step.is_(None))
         .order_by(CV.refresh_due_at)
         .limit(limit)
     )
@@ -109,7 +113,17 @@ def unprocessed_webhooks_query(before: datetime, limit: int) -> Select[ProviderW
     )
 
 
+def _vehicles(
+    session: Session, db: Database, query: Select[ConnectedVehicle]
+) -> list[ConnectedVehicle]:
+    """`_take` for vehicles. The sweep writes plain fields only: encrypted columns are
+    loaded if touched, never up front, so a row this process cannot decrypt does not
+    stop the pass for the others."""
+    return _take(session, db, query.options(*(defer(c) for c in _SECRET_COLUMNS)))
+
+
 def _take(session: Session, db: Database, query: Select[T]) -> list[T]:
+    """The rows of `query`, locked (SKIP LOCKED on PostgreSQL)."""
     if db.is_postgres:
         query = query.with_for_update(skip_locked=True)
     return list(session.execute(query).scalars())
@@ -124,29 +138,28 @@ def sweep(
     report = SweepReport()
     with db.session() as session:
         claim_deadline = now - timedelta(seconds=settings.claim_timeout_seconds)
-        for vehicle in _take(session, db, unspent_claims_query(claim_deadline, batch)):
+        for vehicle in _vehicles(session, db, unspent_claims_query(claim_deadline, batch)):
             vehicle.code_claimed_at = None
             vehicle.step_due_at = now - timedelta(seconds=settings.stall_seconds + 1)
             report.claims_released += 1
         session.flush()
 
         stall_deadline = now - timedelta(seconds=settings.stall_seconds)
-        for vehicle in _take(session, db, stalled_query(stall_deadline, batch)):
+        for vehicle in _vehicles(session, db, stalled_query(stall_deadline, batch)):
             steps.redrive(vehicle, now)  # enqueued after the commit below
             report.redrive.append((vehicle.id, Step(str(vehicle.step))))
 
         ttl_deadline = now - timedelta(seconds=settings.pending_ttl_seconds)
-        for vehicle in _take(session, db, expired_query(ttl_deadline, batch)):
+        for vehicle in _vehicles(session, db, expired_query(ttl_deadline, batch)):
             Lifecycle(session, vehicle).trigger_event("fail", error=ErrorCode.AUTHORIZATION_EXPIRED)
             report.expired += 1
 
         for row in _take(session, db, unprocessed_webhooks_query(stall_deadline, batch)):
             report.provider_webhooks.append(row.id)
 
-        for vehicle in _take(session, db, refresh_due_query(now, batch)):
+        for vehicle in _vehicles(session, db, refresh_due_query(now, batch)):
             vehicle.refresh_due_at = None  # the step carries it now
-            if vehicle.step is None:
-                steps.schedule(vehicle, Step.refresh)  # enqueued after the commit below
-                report.refreshes += 1
+            steps.schedule(vehicle, Step.refresh)  # enqueued after the commit below
+            report.refreshes += 1
         session.commit()
     return report

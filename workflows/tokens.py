@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from providers import AccountRef, Adapter, PermanentError, Reason, Tokens
+from providers.errors import ANSWER_LOST
 from providers.retry import SAVING_SPENT
 from settings import Settings
 from store.db import Database
@@ -100,7 +101,10 @@ def save_tokens(
         try:
             with db.session() as session:
                 vehicle = lock(session, vehicle_id)
-                assert vehicle is not None
+                if vehicle is None or vehicle.status not in _HOLDING:
+                    # removed or deauthorized meanwhile: nothing of its access is kept
+                    log.warning("vehicle %s: tokens bought after it left; dropped", vehicle_id)
+                    return
                 _write(vehicle, tokens, settings)
                 vehicle.auth_code = None
                 session.commit()
@@ -112,11 +116,13 @@ def save_tokens(
 
 
 def lose_access(session: Session, vehicle: ConnectedVehicle, error: ErrorCode) -> bool:
-    """An authorized vehicle whose access ended: `deauthorized` (its event, its tokens
-    forgotten). Any other status is left as it is. The caller commits."""
-    if vehicle.status != Status.authorized:
+    """A vehicle whose access ended: `deauthorized` (its event, its tokens and data
+    forgotten) where the machine allows it (from `authorized`); any other status is left
+    as it is. The caller commits."""
+    lifecycle = Lifecycle(session, vehicle)
+    if not lifecycle.may("deauthorize"):
         return False
-    Lifecycle(session, vehicle).trigger_event("deauthorize", error=error)
+    lifecycle.trigger_event("deauthorize", error=error)
     return True
 
 
@@ -127,11 +133,12 @@ def _renew(
     adapter: Adapter,
     *,
     ahead: float,
-    force: bool = False,
+    refused: str | None = None,
     step: bool = False,
 ) -> Tokens | None:
     """Under the row lock: the vehicle's tokens, refreshed first when they expire within
-    `ahead` seconds (or `force`). `step`: this is the refresh step, which ends here.
+    `ahead` seconds, or when `refused` (an access token the provider just refused) is
+    still the one held. `step`: this is the refresh step, which ends here.
     None: the vehicle holds no tokens (any more). Raises AccessLost when the provider
     refuses the refresh; RetryableError propagates (the lock is released)."""
     with db.session() as session:
@@ -159,15 +166,15 @@ def _renew(
                 save_tokens(db, vehicle_id, fresh, settings)
 
         try:
-            if force:
+            if refused is not None and refused == tokens.access_token:
                 fresh = adapter.refresh(tokens)
                 save(fresh)
-            else:
+            else:  # (a refused token another run has replaced since: use the new one)
                 fresh = adapter.ensure_valid(tokens, ahead=ahead, save=save)
         except PermanentError as exc:
             if exc.reason is not Reason.ACCESS_REVOKED:
                 raise
-            lost_answer = "answer was lost" in (vehicle.last_error or "")
+            lost_answer = ANSWER_LOST in (vehicle.last_error or "")
             log.warning(
                 "vehicle %s: the provider refused the token refresh%s: access lost",
                 vehicle_id,
@@ -192,14 +199,16 @@ def live_account(
     adapter: Adapter,
     *,
     user_id: str | None,
-    force: bool = False,
+    refused: AccountRef | None = None,
 ) -> AccountRef:
     """The vehicle's account to call with: tokens valid for at least CALL_MARGIN more
     (refreshed first if need be: a call never goes out with an expired token), or the
-    provider-side user for a provider without user tokens."""
+    provider-side user for a provider without user tokens. `refused`: the account whose
+    token the provider just refused (401): refreshed unless already replaced."""
     tokens = None
     if adapter.refreshes:
-        tokens = _renew(db, settings, vehicle_id, adapter, ahead=CALL_MARGIN, force=force)
+        stale = refused.tokens.access_token if refused and refused.tokens else None
+        tokens = _renew(db, settings, vehicle_id, adapter, ahead=CALL_MARGIN, refused=stale)
         if tokens is None:
             raise AccessLost()
     return adapter.account_of(tokens=tokens, user_id=user_id)
@@ -214,35 +223,41 @@ def refresh(
 ) -> None:
     """The refresh step, due at the token's expiry minus the margin: new tokens
     committed, the next refresh made due. Transient errors propagate (the step is
-    retried); a refused refresh deauthorizes the vehicle."""
-    with db.session() as session:
-        vehicle = session.get(ConnectedVehicle, vehicle_id)
-        if vehicle is None or vehicle.step != Step.refresh:
-            return
-        adapter = adapter_of(db, session, settings, vehicle, transport)
-        session.commit()
-    if not adapter.refreshes:  # nothing of the user's to refresh (Enode)
-        with db.session() as session:
-            vehicle = lock(session, vehicle_id)
-            if vehicle is not None and vehicle.step == Step.refresh:
-                steps.clear(vehicle)
-                vehicle.refresh_due_at = None
-            session.commit()
-        return
+    retried); a refused grant deauthorizes the vehicle; the service's own request
+    refused (its app's credentials gone or wrong) keeps it authorized, the error kept
+    for operators, the refresh due again later."""
     try:
-        _renew(db, settings, vehicle_id, adapter, ahead=settings.refresh_margin_seconds, step=True)
+        with db.session() as session:
+            vehicle = session.get(ConnectedVehicle, vehicle_id)
+            if vehicle is None or vehicle.step != Step.refresh:
+                return
+            adapter = adapter_of(db, session, settings, vehicle, transport)
+            session.commit()
+        if not adapter.refreshes:  # nothing of the user's to refresh (Enode)
+            refresh_exhausted(db, vehicle_id, again=False)
+            return
+        margin = settings.refresh_margin_seconds
+        _renew(db, settings, vehicle_id, adapter, ahead=margin, step=True)
     except AccessLost:
         return
+    except (PermanentError, DomainError) as exc:
+        log.error("vehicle %s: token refresh refused: %s", vehicle_id, exc)
+        refresh_exhausted(db, vehicle_id, error=str(exc))
 
 
-def refresh_exhausted(db: Database, vehicle_id: str) -> None:
-    """The provider kept failing: the vehicle stays authorized (its access is not known
-    to be lost), and the refresh comes due again a little later. A call in the meantime
-    refreshes first anyway."""
+def refresh_exhausted(
+    db: Database, vehicle_id: str, *, error: str | None = None, again: bool = True
+) -> None:
+    """The refresh step ends without new tokens. The provider kept failing (`again`):
+    the vehicle stays authorized (its access is not known to be lost), and the refresh
+    comes due again a little later; a call in the meantime refreshes first anyway."""
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
         if vehicle is not None and vehicle.step == Step.refresh:
             steps.clear(vehicle)
-            if vehicle.status == Status.authorized:
+            if error is not None:
+                vehicle.last_error = error[:500]
+            vehicle.refresh_due_at = None
+            if again and vehicle.status == Status.authorized:
                 vehicle.refresh_due_at = utcnow() + RETRY_REFRESH_AFTER
         session.commit()

@@ -10,6 +10,7 @@ much, as if the service had waited."""
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
@@ -29,8 +30,8 @@ from tests.fixtures import (
     wait_until,
 )
 from tests.integration.test_client_webhooks import Receiver, endpoint_for, receiver
-from tests.integration.test_every_provider import REMOVE, authorize, journey
-from tests.providers_table import PROVIDERS, ProviderCase
+from tests.integration.test_every_provider import REMOVE, authorize, create, journey
+from tests.providers_table import BY_NAME, PROVIDERS, ProviderCase
 
 pytestmark = pytest.mark.usefixtures("worker", "beat")
 __all__ = ["receiver"]  # the fixture, used below
@@ -273,3 +274,73 @@ def test_a_lost_refresh_answer(
         row = vehicle_row(tenant.db, vehicle_id)
         assert row.status == "authorized" and row.token_expires_at
         assert until_expiry(tenant.db, vehicle_id) > 3000  # the retry's new token
+
+
+def test_a_401_a_fresh_token_cures_is_not_lost_access(
+    api: TestClient, tenant: Tenant, fakes: dict[str, FakeServer]
+) -> None:
+    """The provider drops an access token early (the user changed a password, say): one
+    forced refresh, and the read goes through; the vehicle stays authorized."""
+    case = BY_NAME["Smartcar"]
+    server = fakes[case.name]
+    vehicle_id = authorized(api, tenant, case, server)
+    server.fake.tokens.clear()  # every access token dies; refresh tokens stay good
+
+    body = gql(api, DATA, {"id": vehicle_id}, tenant.headers())
+
+    assert "errors" not in body, body
+    assert server.fake.refresh_attempts == 1
+    assert vehicle_row(tenant.db, vehicle_id).status == "authorized"
+
+
+def test_a_401_with_a_fresh_token_is_lost_access(
+    api: TestClient, tenant: Tenant, fakes: dict[str, FakeServer]
+) -> None:
+    """Refused again with a token just refreshed: the access is gone."""
+    case = BY_NAME["Tesla"]
+    server = fakes[case.name]
+    vehicle_id = authorized(api, tenant, case, server)
+    server.fault("/api/1/vehicles", 401, times=10)
+
+    body = gql(api, DATA, {"id": vehicle_id}, tenant.headers())
+
+    assert error_code(body) == "CONNECTED_VEHICLE_FORBIDDEN"
+    assert server.fake.refresh_attempts == 1  # the one forced refresh
+    row = vehicle_row(tenant.db, vehicle_id)
+    assert (row.status, row.failure_code) == ("deauthorized", "ACCESS_REVOKED")
+
+
+def test_a_callback_of_the_earlier_flow_changes_nothing_after_reauthorize(
+    api: TestClient, tenant: Tenant, fakes: dict[str, FakeServer]
+) -> None:
+    """A new consent retires the states of the earlier one: its link is dead."""
+    case = BY_NAME["Smartcar"]
+    first = create(api, tenant, case, case.catalogue_id)["data"]["createConnectedVehicle"]
+    old = dict(parse_qsl(urlsplit(first["authorization_url"]).query))["state"]
+    failed = authorize(api, tenant, first["id"], code="not-a-code")
+    assert error_code(failed) == "AUTH_CODE_INVALID"
+
+    body = reauthorize(api, tenant, first["id"])
+    assert body["data"]["reauthorizeConnectedVehicle"]["status"] == "pending"
+
+    answer = api.get(f"/oauth/callback?state={old}&code=attacker-code")
+    assert answer.status_code == 400
+    row = vehicle_row(tenant.db, first["id"])
+    assert (row.status, row.auth_code, row.step) == ("pending", None, None)
+
+
+def test_lost_access_forgets_the_data_read_with_it(
+    api: TestClient, tenant: Tenant, fakes: dict[str, FakeServer]
+) -> None:
+    """No snapshot outlives the access it was read with: after a re-consent the first
+    read fetches again, never the data from before."""
+    from store.models import VehicleSnapshot
+
+    case = BY_NAME["HighMobility"]
+    server = fakes[case.name]
+    vehicle_id = authorized(api, tenant, case, server)
+    gql(api, DATA, {"id": vehicle_id}, tenant.headers())
+    lose_access_at_the_provider(api, tenant, case, server, vehicle_id)
+
+    with tenant.db.session() as session:
+        assert session.get(VehicleSnapshot, vehicle_id) is None

@@ -188,6 +188,11 @@ def test_a_sleeping_tesla_is_answered_from_the_last_snapshot(
         snap = session.get(VehicleSnapshot, vehicle_id)
         assert snap is not None and snap.fetch_error and "asleep" in snap.fetch_error
 
+    again = data_of(api, tenant, vehicle_id)  # a moment later: not asked again
+
+    assert again["data"]["connectedVehicleData"]["odometer"] == before["odometer"]
+    assert server.fake.data_reads == reads + 1
+
 
 def test_no_snapshot_and_the_provider_down_is_provider_unavailable(
     api: TestClient, tenant: Tenant, fakes: dict[str, FakeServer]

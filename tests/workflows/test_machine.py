@@ -154,3 +154,16 @@ def test_reauthorizing_starts_a_new_consent_for_the_same_car(any_db: Database) -
     row = vehicle_row(any_db, vehicle_id)
     assert (row.status, row.failure_code, row.vin) == ("pending", None, "VIN123")
     assert (row.access_token, row.auth_code, row.code_claimed_at) == (None, None, None)
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_a_failure_keeps_tokens_only_when_it_may_be_retried(
+    any_db: Database, retryable: bool
+) -> None:
+    """A retryable failure keeps tokens a spent code bought (a re-drive validates with
+    them); a final one (another car, a scope refused) keeps no access it did not want."""
+    vehicle_id = add_vehicle(any_db, status="pending", access_token="at", refresh_token="rt")
+    fire(any_db, vehicle_id, "fail", error=ErrorCode.SCOPE_NOT_GRANTED, retryable=retryable)
+    row = vehicle_row(any_db, vehicle_id)
+    assert (row.access_token is not None) is retryable
+    assert (row.refresh_token is not None) is retryable

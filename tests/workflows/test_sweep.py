@@ -16,7 +16,13 @@ from store.models import utcnow
 from tests.fixtures import add_vehicle, bulk_vehicles, events_of, vehicle_row
 from workflows.clients import create_client
 from workflows.steps import Step
-from workflows.sweep import expired_query, stalled_query, sweep, unspent_claims_query
+from workflows.sweep import (
+    expired_query,
+    refresh_due_query,
+    stalled_query,
+    sweep,
+    unspent_claims_query,
+)
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=utcnow().tzinfo)
 
@@ -31,7 +37,7 @@ def rules(settings: Settings) -> Settings:
 def given(db: Database, *, age: float, **fields: object) -> str:
     """A pending vehicle created `age` seconds before NOW, with the given fields."""
     when = NOW - timedelta(seconds=age)
-    return add_vehicle(db, created_at=when, updated_at=when, **fields)
+    return add_vehicle(db, created_at=when, pending_since=when, **fields)
 
 
 def test_a_stalled_step_is_redriven_once_per_deadline(any_db: Database, rules: Settings) -> None:
@@ -133,6 +139,7 @@ def test_the_sweepers_questions_read_indexes_on_a_large_table(clean: Database) -
             stalled_query(NOW, 500),
             expired_query(NOW, 500),
             unspent_claims_query(NOW, 500),
+            refresh_due_query(NOW, 500),
             unpublished_query(500),
         ]
         for query in queries:
@@ -166,3 +173,47 @@ def test_a_provider_webhook_left_unprocessed_is_processed_again(
         old_id = rows["old"].id
 
     assert sweep(any_db, rules, now=NOW).provider_webhooks == [old_id]
+
+
+def test_tokens_due_for_a_refresh_get_their_step_once(any_db: Database, rules: Settings) -> None:
+    """Beat's pass: what is due gets the refresh step (once: the step carries it now);
+    what is not due yet, or already at a step, is left alone."""
+    due = given(any_db, age=0, status="authorized", refresh_due_at=NOW - timedelta(seconds=1))
+    later = given(any_db, age=0, status="authorized", refresh_due_at=NOW + timedelta(hours=1))
+    busy = given(
+        any_db,
+        age=0,
+        status="authorized",
+        refresh_due_at=NOW - timedelta(seconds=1),
+        step="refresh",
+        step_due_at=NOW,
+    )
+
+    first = sweep(any_db, rules, now=NOW)
+    again = sweep(any_db, rules, now=NOW + timedelta(seconds=1))
+
+    assert (first.refreshes, again.refreshes) == (1, 0)
+    row = vehicle_row(any_db, due)
+    assert (row.step, row.attempts, row.refresh_due_at) == ("refresh", 0, None)
+    assert vehicle_row(any_db, later).step is None
+    assert vehicle_row(any_db, busy).refresh_due_at is not None  # its step sets the next
+
+
+def test_a_pending_time_to_live_runs_from_when_it_became_pending(
+    any_db: Database, rules: Settings
+) -> None:
+    """Reauthorized long after its creation: not expired at once; a label change does
+    not extend it either."""
+    reauthorized = add_vehicle(
+        any_db, created_at=NOW - timedelta(days=30), pending_since=NOW - timedelta(seconds=10)
+    )
+    waiting = add_vehicle(
+        any_db,
+        created_at=NOW - timedelta(seconds=3601),
+        pending_since=NOW - timedelta(seconds=3601),
+        updated_at=NOW,  # its label changed a moment ago
+    )
+
+    assert sweep(any_db, rules, now=NOW).expired == 1
+    assert vehicle_row(any_db, reauthorized).status == "pending"
+    assert vehicle_row(any_db, waiting).failure_code == "AUTHORIZATION_EXPIRED"

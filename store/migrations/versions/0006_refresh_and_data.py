@@ -29,13 +29,17 @@ def upgrade() -> None:
         )
         # A pending vehicle's time to live runs from when it became pending: a vehicle
         # reauthorized long after its creation is not expired at once.
+        batch_op.add_column(sa.Column("pending_since", _TS, nullable=True))
         batch_op.drop_index("ix_connected_vehicles_waiting")
         batch_op.create_index(
             "ix_connected_vehicles_waiting",
-            ["updated_at"],
+            ["pending_since"],
             postgresql_where=sa.text("status = 'pending' AND step IS NULL"),
             sqlite_where=sa.text("status = 'pending' AND step IS NULL"),
         )
+    op.execute(
+        "UPDATE connected_vehicles SET pending_since = created_at WHERE status = 'pending'"
+    )
     op.create_table(
         "vehicle_snapshots",
         sa.Column(
@@ -61,3 +65,4 @@ def downgrade() -> None:
         )
         batch_op.drop_index("ix_connected_vehicles_refresh_due")
         batch_op.drop_column("refresh_due_at")
+        batch_op.drop_column("pending_since")
