@@ -96,6 +96,10 @@ async def _link_made(ctx: Context, row: ConnectedVehicle) -> ConnectedVehicle:
     )
 
 
+def _scopes(options: CreateConnectedVehicleOptions) -> list[Scope] | None:
+    return [Scope(s) for s in options.scope] if options.scope is not None else None
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(name="createConnectedVehicle")
@@ -113,7 +117,7 @@ class Mutation:
             provider=Provider(input.provider),
             label=input.label,
             redirect_uri=options.redirect_uri,
-            scope=[Scope(s) for s in options.scope] if options.scope is not None else None,
+            scope=_scopes(options),
         )
         row = await ctx.run(lambda s: create(s))
         return ConnectedVehicleType.of(await _link_made(ctx, row))
@@ -147,7 +151,7 @@ class Mutation:
             who=who,
             vehicle_id=str(input.id),
             redirect_uri=options.redirect_uri,
-            scope=[Scope(s) for s in options.scope] if options.scope is not None else None,
+            scope=_scopes(options),
         )
         row = await ctx.run(lambda s: reauthorize(s))
         return ConnectedVehicleType.of(await _link_made(ctx, row))
