@@ -229,12 +229,12 @@ def remove_connected_vehicle(session: Session, who: Principal, vehicle_id: str) 
     provider, then `removed`); one that never was, or no longer is, is `removed` at once.
     Asking again is harmless."""
     vehicle = owned(session, who, vehicle_id, for_update=True)
-    status = Status(vehicle.status)
-    if status is Status.authorized:
-        Lifecycle(session, vehicle).trigger_event("request_removal")
+    lifecycle = Lifecycle(session, vehicle)  # its table says which way, if any
+    if lifecycle.may("request_removal"):
+        lifecycle.trigger_event("request_removal")
         steps.schedule(vehicle, Step.revoke)
-    elif status in (Status.pending, Status.failed, Status.deauthorized):
-        Lifecycle(session, vehicle).trigger_event("remove")
+    elif lifecycle.may("remove"):
+        lifecycle.trigger_event("remove")
     session.commit()
     return vehicle
 

@@ -86,8 +86,9 @@ def start_link(
 def fail(db: Database, vehicle_id: str, error: ErrorCode, *, retryable: bool = False) -> None:
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
-        if vehicle is not None and vehicle.status == Status.pending:
-            Lifecycle(session, vehicle).trigger_event("fail", error=error, retryable=retryable)
+        lifecycle = Lifecycle(session, vehicle) if vehicle is not None else None
+        if lifecycle is not None and lifecycle.may("fail"):  # else: decided already
+            lifecycle.trigger_event("fail", error=error, retryable=retryable)
         session.commit()
 
 
@@ -259,8 +260,9 @@ def validate(
         return
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
-        if vehicle is not None and vehicle.status == Status.pending:
-            Lifecycle(session, vehicle).trigger_event(
+        lifecycle = Lifecycle(session, vehicle) if vehicle is not None else None
+        if vehicle is not None and lifecycle is not None and lifecycle.may("authorize"):
+            lifecycle.trigger_event(
                 "authorize", vin=check.vin, provider_vehicle_id=check.provider_vehicle_id
             )
             if adapter.refreshes:  # from now on its tokens are kept valid
@@ -301,6 +303,7 @@ def finish_removal(db: Database, vehicle_id: str) -> None:
     user asked for the removal, the service keeps nothing."""
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
-        if vehicle is not None and vehicle.status == Status.pending_removal:
-            Lifecycle(session, vehicle).trigger_event("complete_removal")
+        lifecycle = Lifecycle(session, vehicle) if vehicle is not None else None
+        if lifecycle is not None and lifecycle.may("complete_removal"):
+            lifecycle.trigger_event("complete_removal")
         session.commit()

@@ -174,7 +174,8 @@ def _renew(
         except PermanentError as exc:
             if exc.reason is not Reason.ACCESS_REVOKED:
                 raise
-            lost_answer = ANSWER_LOST in (vehicle.last_error or "")
+            # A single-use refresh token whose refresh's answer was lost: it was spent.
+            lost_answer = adapter.single_use_refresh and ANSWER_LOST in (vehicle.last_error or "")
             log.warning(
                 "vehicle %s: the provider refused the token refresh%s: access lost",
                 vehicle_id,
