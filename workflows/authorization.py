@@ -23,6 +23,7 @@ from workflows.clients import Principal, credentials_for
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 from workflows.machine import Lifecycle, Status
+from workflows.stages import Stage, Stages
 from workflows.states import hash_state, new_state, retire_states
 from workflows.steps import Step
 from workflows.vehicles import lock, owned
@@ -164,16 +165,15 @@ def receive_callback(
 
     failure: ErrorCode | None = None
     if vehicle.status == Status.pending:
+        stages = Stages(vehicle)
         if error:
             failure = ErrorCode(adapter.callback_error(error).value)
             Lifecycle(session, vehicle).trigger_event("fail", error=failure)
-        elif not adapter.returns_code:
-            if vehicle.link_completed_at is None:
-                vehicle.link_completed_at = now
-                steps.schedule(vehicle, Step.validate)  # enqueued on commit
-        elif vehicle.auth_code is None and vehicle.access_token is None:
-            vehicle.auth_code = code
-            vehicle.code_received_at = now
+        elif adapter.returns_code and stages.may("receive_code"):
+            stages.trigger_event("receive_code", code=code)
+            steps.schedule(vehicle, Step.validate)  # enqueued on commit
+        elif not adapter.returns_code and stages.may("come_back"):
+            stages.trigger_event("come_back")
             steps.schedule(vehicle, Step.validate)  # enqueued on commit
     session.commit()
     return CallbackOutcome(vehicle.id, vehicle.status, vehicle.redirect_uri, failure)
@@ -200,17 +200,11 @@ def request_validation(
         session.commit()  # nothing changed; ends the transaction and its lock
         raise DomainError(ErrorCode.CONNECTED_VEHICLE_NOT_PENDING)
 
-    started = (
-        vehicle.auth_code
-        or vehicle.code_claimed_at
-        or vehicle.access_token
-        or vehicle.link_completed_at
-    )
-    if started:
+    stages = Stages(vehicle)
+    if stages.state not in (Stage.linking, Stage.awaiting_user):  # the user is back
         enqueue = vehicle.step != Step.validate
-    elif code and ADAPTERS[Provider(vehicle.provider)].returns_code:
-        vehicle.auth_code = code
-        vehicle.code_received_at = utcnow()
+    elif code and ADAPTERS[Provider(vehicle.provider)].returns_code and stages.may("receive_code"):
+        stages.trigger_event("receive_code", code=code)
         enqueue = True
     else:
         session.commit()  # nothing changed; ends the transaction and its lock

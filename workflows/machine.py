@@ -25,7 +25,7 @@ from workflows.events import record_event
 # at INFO, and CPU spent formatting them. Our own events say what changed.
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
-__all__ = ["TRANSITIONS", "IllegalTransition", "Lifecycle", "Status"]
+__all__ = ["TRANSITIONS", "IllegalTransition", "Lifecycle", "Status", "TableMachine"]
 
 
 class Status(StrEnum):
@@ -76,7 +76,54 @@ class IllegalTransition(DomainError):
         self.from_status = status
 
 
-class Lifecycle:
+class TableMachine:
+    """A `transitions` machine as a table over one object the caller holds locked: one
+    model-less machine per subclass (``machine``), a plain ``state``, triggers fired
+    through the machine's events. An illegal trigger raises IllegalTransition."""
+
+    state: Any
+    machine: Machine  # set once per subclass, by ``build``
+
+    def trigger_event(self, name: str, **kwargs: Any) -> None:
+        """Fire trigger `name`; raise IllegalTransition when it does not apply."""
+        before = str(self.state)
+        event = self.machine.events.get(name)
+        if event is None:
+            raise IllegalTransition(name, before)
+        try:
+            moved = event.trigger(self, **kwargs)
+        except MachineError as exc:
+            raise IllegalTransition(name, before) from exc
+        if not moved:  # a condition said no: still an error, never a silent no-op
+            raise IllegalTransition(name, before)
+
+    def may(self, trigger: str) -> bool:
+        """Whether the table has `trigger` from the current state (conditions aside)."""
+        return trigger in self.machine.get_triggers(self.state)
+
+    @classmethod
+    def build(cls, states: type[StrEnum], transitions: list[dict[str, Any]], **kw: Any) -> None:
+        """The machine of every instance. Callbacks are named, so each resolves on the
+        instance triggered; `on_enter_<state>`/`on_exit_<state>` are registered the way
+        transitions would find them on a bound model."""
+        machine = Machine(
+            model=None,
+            states=states,
+            transitions=transitions,
+            initial=None,
+            auto_transitions=False,
+            send_event=True,
+            **kw,
+        )
+        for state in states:
+            for kind in ("enter", "exit"):
+                callback = f"on_{kind}_{state.name}"
+                if hasattr(cls, callback):
+                    machine.get_state(state).add_callback(kind, callback)
+        cls.machine = machine
+
+
+class Lifecycle(TableMachine):
     """The machine over one connected-vehicle row, which the caller holds locked.
 
     Triggers take keyword arguments that the callbacks read:
@@ -90,29 +137,11 @@ class Lifecycle:
     """
 
     state: Status
-    machine: Machine  # set below the class, once
 
     def __init__(self, session: Session, vehicle: ConnectedVehicle) -> None:
         self.session = session
         self.vehicle = vehicle
         self.state = Status(vehicle.status)
-
-    def trigger_event(self, name: str, **kwargs: Any) -> None:
-        """Fire trigger `name`; raise IllegalTransition when it does not apply."""
-        before = self.state
-        event = self.machine.events.get(name)
-        if event is None:
-            raise IllegalTransition(name, before.value)
-        try:
-            moved = event.trigger(self, **kwargs)
-        except MachineError as exc:
-            raise IllegalTransition(name, before.value) from exc
-        if not moved:  # a condition said no: still an error, never a silent no-op
-            raise IllegalTransition(name, before.value)
-
-    def may(self, trigger: str) -> bool:
-        """Whether the table has `trigger` from the current status (conditions aside)."""
-        return trigger in self.machine.get_triggers(self.state)
 
     # -- conditions -------------------------------------------------------------------------
 
@@ -190,25 +219,4 @@ class Lifecycle:
         record_event(self.session, f"connected_vehicle.{self.state.value}", self.vehicle)
 
 
-def _shared_machine() -> Machine:
-    """The machine of every Lifecycle. Callbacks are named, so each resolves on the
-    Lifecycle being triggered; `on_enter_<state>`/`on_exit_<state>` are registered the way
-    transitions would find them on a bound model."""
-    machine = Machine(
-        model=None,
-        states=Status,
-        transitions=TRANSITIONS,
-        initial=None,
-        auto_transitions=False,
-        send_event=True,
-        after_state_change="_record",
-    )
-    for status in Status:
-        for kind in ("enter", "exit"):
-            callback = f"on_{kind}_{status.name}"
-            if hasattr(Lifecycle, callback):
-                machine.get_state(status).add_callback(kind, callback)
-    return machine
-
-
-Lifecycle.machine = _shared_machine()
+Lifecycle.build(Status, TRANSITIONS, after_state_change="_record")

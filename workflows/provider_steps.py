@@ -30,6 +30,7 @@ from workflows.adapters import adapter_of
 from workflows.errors import ErrorCode
 from workflows.events import record_event
 from workflows.machine import Lifecycle, Status
+from workflows.stages import Stages
 from workflows.states import new_state
 from workflows.tokens import AccessLost, live_account, refresh_due, save_tokens, tokens_of
 from workflows.vehicles import lock
@@ -58,8 +59,10 @@ def start_link(
     and hand its URL to the vehicle. Safe to run twice: the first URL saved wins."""
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
-        if vehicle is None or vehicle.status != Status.pending or vehicle.authorization_url:
+        if vehicle is None or vehicle.status != Status.pending:
             return
+        if not Stages(vehicle).may("link_made"):
+            return  # made already
         adapter = adapter_of(db, session, settings, vehicle, transport)
         user_id, scope = vehicle.provider_user_id or vehicle.id, list(vehicle.scope)
         session.commit()
@@ -73,10 +76,10 @@ def start_link(
         return
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
-        unlinked = vehicle is not None and not vehicle.authorization_url
-        if vehicle is not None and unlinked and vehicle.status == Status.pending:
+        stages = Stages(vehicle) if vehicle and vehicle.status == Status.pending else None
+        if vehicle is not None and stages is not None and stages.may("link_made"):
             new_state(session, settings, vehicle, state=state)
-            vehicle.authorization_url = url
+            stages.trigger_event("link_made", url=url)
             vehicle.updated_at = utcnow()
             steps.clear(vehicle)  # now the user has to act
             record_event(session, "connected_vehicle.updated", vehicle)
@@ -142,9 +145,11 @@ def _begin(
                 session.commit()
                 return _Work(adapter, None, *known, code=None)
             return _Work(adapter, adapter.account_of(tokens=tokens, user_id=None), *known)
-        if vehicle.code_claimed_at is not None or not vehicle.auth_code:
+        stages = Stages(vehicle)
+        if not stages.may("claim"):
             return None  # another run holds the code, or there is none yet
         code = vehicle.auth_code
+        assert code is not None
         verifier = None
         if adapter.uses_pkce:
             verifier = session.execute(
@@ -153,7 +158,7 @@ def _begin(
                 .order_by(OAuthState.created_at.desc())
                 .limit(1)
             ).scalar_one_or_none()
-        vehicle.code_claimed_at = utcnow()
+        stages.trigger_event("claim")  # committed before the code is spent
         session.commit()
         return _Work(adapter, None, *known, code=code, code_verifier=verifier)
 
@@ -179,8 +184,10 @@ def exchange_code(
     except Exception:
         with db.session() as session:
             vehicle = lock(session, vehicle_id)
-            if vehicle is not None and vehicle.access_token is None:
-                vehicle.code_claimed_at = None
+            if vehicle is not None and vehicle.status == Status.pending:
+                stages = Stages(vehicle)
+                if stages.may("release"):
+                    stages.trigger_event("release")
             session.commit()
         raise
     save_tokens(db, vehicle_id, tokens)

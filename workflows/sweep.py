@@ -33,6 +33,7 @@ from store.models import ConnectedVehicle, ProviderWebhook, utcnow
 from workflows import steps
 from workflows.errors import ErrorCode
 from workflows.machine import Lifecycle
+from workflows.stages import Stages
 from workflows.steps import Step
 
 __all__ = [
@@ -139,7 +140,7 @@ def sweep(
     with db.session() as session:
         claim_deadline = now - timedelta(seconds=settings.claim_timeout_seconds)
         for vehicle in _vehicles(session, db, unspent_claims_query(claim_deadline, batch)):
-            vehicle.code_claimed_at = None
+            Stages(vehicle).trigger_event("release")
             vehicle.step_due_at = now - timedelta(seconds=settings.stall_seconds + 1)
             report.claims_released += 1
         session.flush()

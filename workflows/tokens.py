@@ -36,6 +36,7 @@ from workflows import steps
 from workflows.adapters import adapter_of
 from workflows.errors import DomainError, ErrorCode
 from workflows.machine import Lifecycle, Status
+from workflows.stages import Stages
 from workflows.steps import Step
 from workflows.vehicles import lock
 
@@ -105,8 +106,11 @@ def save_tokens(
                     # removed or deauthorized meanwhile: nothing of its access is kept
                     log.warning("vehicle %s: tokens bought after it left; dropped", vehicle_id)
                     return
-                _write(vehicle, tokens, settings)
-                vehicle.auth_code = None
+                stages = Stages(vehicle) if vehicle.status == Status.pending else None
+                if stages is not None and stages.may("buy_tokens"):  # a code spent
+                    stages.trigger_event("buy_tokens", write=lambda v: _write(v, tokens, settings))
+                else:  # a refresh
+                    _write(vehicle, tokens, settings)
                 session.commit()
                 return
         except OperationalError:
