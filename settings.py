@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # How long a web process keeps a client's decrypted signing secret (the JWT itself is
     # checked on every request); a rotation elsewhere is seen within this time.
     principal_cache_seconds: float = 30.0
+    # A user token whose `exp` is further ahead than this is AUTH_TOKEN_INVALID (SPEC §3):
+    # a token that never ends is a credential that cannot be taken back.
+    user_token_max_seconds: float = 86400.0
     # A pending vehicle's time to live: its OAuth state expires then, and the sweeper
     # fails a vehicle still waiting for its user with AUTHORIZATION_EXPIRED.
     pending_ttl_seconds: int = 3600

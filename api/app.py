@@ -39,7 +39,9 @@ class GraphQLApp(GraphQL[Context, None]):
         self.db = db
         self.settings = settings
         # One of each per process: shared by every request it serves.
-        self.signing_secrets = SigningSecrets(settings.principal_cache_seconds)
+        self.signing_secrets = SigningSecrets(
+            settings.principal_cache_seconds, max_lifetime=settings.user_token_max_seconds
+        )
         self.wakeups = Wakeups(settings.events_url)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:

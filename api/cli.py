@@ -146,10 +146,19 @@ def token() -> None:
 @token.command("mint")
 @click.argument("client_id")
 @click.argument("user_id")
-@click.option("--ttl", default=3600, show_default=True, help="Lifetime in seconds.")
+@click.option(
+    "--ttl",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(1, None),
+    help="Lifetime in seconds (at most CV_USER_TOKEN_MAX_SECONDS, 24 h by default).",
+)
 @click.option("--admin", is_flag=True, help="A client administrator's token (webhooks).")
 def token_mint(client_id: str, user_id: str, ttl: int, admin: bool) -> None:
     """Mint a user token signed with the client's secret (for trying the API)."""
+    if ttl > get_settings().user_token_max_seconds:
+        _fail("the API refuses a token that lives longer than CV_USER_TOKEN_MAX_SECONDS")
+        return
     with _db().session() as session:
         c = session.get(Client, client_id)
         if c is None:

@@ -123,7 +123,15 @@ def rotate_signing_secret(session: Session, client_id: str) -> Client:
     return client
 
 
-def _check(client_id: str, signing_secret: str, token: str) -> Principal:
+# A user token may live at most this long (SPEC §3): one minted for the year 9999 is a
+# credential that never ends. CV_USER_TOKEN_MAX_SECONDS; a minute of clock skew allowed.
+MAX_TOKEN_LIFETIME = 24 * 3600.0
+_SKEW = 60.0
+
+
+def _check(
+    client_id: str, signing_secret: str, token: str, max_lifetime: float = MAX_TOKEN_LIFETIME
+) -> Principal:
     """The JWT itself, checked on every request (only the secret is ever cached)."""
     try:
         claims = jwt.decode(
@@ -139,17 +147,24 @@ def _check(client_id: str, signing_secret: str, token: str) -> Principal:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+    if float(claims["exp"]) > time.time() + max_lifetime + _SKEW:
+        raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)  # lives longer than allowed
     return Principal(client_id=client_id, user_id=sub, admin=claims.get("admin") is True)
 
 
-def verify_user_token(session: Session, client_id: str | None, token: str | None) -> Principal:
+def verify_user_token(
+    session: Session,
+    client_id: str | None,
+    token: str | None,
+    max_lifetime: float = MAX_TOKEN_LIFETIME,
+) -> Principal:
     """The caller, or AUTH_TOKEN_EXPIRED / AUTH_TOKEN_INVALID."""
     if not client_id or not token:
         raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
     client = session.get(Client, client_id)
     if client is None:
         raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
-    return _check(client.id, client.signing_secret, token)
+    return _check(client.id, client.signing_secret, token, max_lifetime)
 
 
 # Every live cache of this process, so that a change of a secret reaches all of them.
@@ -182,8 +197,15 @@ class SigningSecrets:
 
     REREAD_AFTER = 1.0
 
-    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_lifetime: float = MAX_TOKEN_LIFETIME,
+    ) -> None:
         self.ttl = ttl
+        self.max_lifetime = max_lifetime
         self._clock = clock
         self._lock = threading.Lock()
         self._secrets: dict[str, tuple[str, float]] = {}  # client id → (secret, read at)
@@ -203,7 +225,7 @@ class SigningSecrets:
         if age >= self.ttl:
             return None
         try:
-            return _check(client_id, secret, token)
+            return _check(client_id, secret, token, self.max_lifetime)
         except DomainError as exc:
             if exc.code is ErrorCode.AUTH_TOKEN_INVALID and age >= self.REREAD_AFTER:
                 return None  # perhaps signed with a secret newer than ours: read again
@@ -220,7 +242,7 @@ class SigningSecrets:
             raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
         with self._lock:
             self._secrets[client_id] = (client.signing_secret, read_at)
-        return _check(client.id, client.signing_secret, token)
+        return _check(client.id, client.signing_secret, token, self.max_lifetime)
 
     def forget(self, client_id: str | None = None) -> None:
         with self._lock:

@@ -25,6 +25,22 @@ def test_an_expired_token(api: TestClient, tenant: Tenant) -> None:
     assert body["errors"][0]["extensions"]["exception"]["status"] == 401
 
 
+@pytest.mark.parametrize(
+    ("ttl", "accepted"),
+    [(timedelta(hours=23), True), (timedelta(hours=25), False), (timedelta(days=2_900_000), False)],
+    ids=["23 h", "25 h", "year 9999"],
+)
+def test_a_token_lives_at_most_a_day(
+    api: TestClient, tenant: Tenant, ttl: timedelta, accepted: bool
+) -> None:
+    """A token that never ends is a credential no one can take back (SPEC §3)."""
+    body = gql(api, LIST, headers=tenant.headers(ttl=ttl))
+    if accepted:
+        assert "errors" not in body, body
+    else:
+        assert error_code(body) == "AUTH_TOKEN_INVALID"
+
+
 def claims(**extra: object) -> dict[str, object]:
     return {"sub": "user-1", "exp": datetime.now(UTC) + timedelta(hours=1), **extra}
 
