@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     VEHICLE_NOT_FOUND = "VEHICLE_NOT_FOUND"
     AUTHORIZATION_DENIED = "AUTHORIZATION_DENIED"
     AUTHORIZATION_EXPIRED = "AUTHORIZATION_EXPIRED"
+    AUTHORIZATION_INTERRUPTED = "AUTHORIZATION_INTERRUPTED"
     SCOPE_NOT_GRANTED = "SCOPE_NOT_GRANTED"
     ACCESS_REVOKED = "ACCESS_REVOKED"
     CONNECTED_VEHICLE_MISMATCH = "CONNECTED_VEHICLE_MISMATCH"
@@ -81,6 +82,13 @@ _TABLE: dict[ErrorCode, tuple[str, int]] = {
     ),
     ErrorCode.AUTHORIZATION_EXPIRED: (
         "The authorization was not completed in time. Start a new one.",
+        409,
+    ),
+    ErrorCode.AUTHORIZATION_INTERRUPTED: (
+        (
+            "The provider's answer was lost after the authorization code was spent. "
+            "Ask the user to consent again (reauthorizeConnectedVehicle)."
+        ),
         409,
     ),
     ErrorCode.SCOPE_NOT_GRANTED: ("The user did not grant every requested scope", 403),

@@ -162,7 +162,9 @@ class Lifecycle(TableMachine):
         self.vehicle.failure_code = error.value
         self.vehicle.failure_message = error.message(self.vehicle.provider)
         self.vehicle.failure_retryable = retryable
-        self.vehicle.auth_code = None  # a failed flow's code is of no further use
+        # A failed flow's code is of no further use, nor its claim (the sweep's pass over
+        # claims never spent is for pending vehicles).
+        self.vehicle.auth_code = self.vehicle.code_claimed_at = None
         if not retryable:  # e.g. another car, a scope refused: that access is not wanted
             self._forget_access()
         # (A retryable failure keeps tokens already bought: a re-drive validates with

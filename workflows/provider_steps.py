@@ -14,6 +14,7 @@ permanent ones fail the vehicle with their code.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -21,19 +22,21 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from providers import AccountRef, Adapter, PermanentError, Tokens
+from providers import AccountRef, Adapter, PermanentError, RetryableError, Tokens
 from settings import Settings
 from store.db import Database
 from store.models import CatalogueVehicle, OAuthState, utcnow
 from workflows import steps
 from workflows.adapters import adapter_of
-from workflows.errors import ErrorCode
+from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 from workflows.machine import Lifecycle, Status
 from workflows.stages import Stages
 from workflows.states import new_state
 from workflows.tokens import AccessLost, live_account, refresh_due, save_tokens, tokens_of
 from workflows.vehicles import lock
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AccountCheck",
@@ -173,25 +176,44 @@ def exchange_code(
 ) -> Tokens:
     """Spend the claimed code; commit the tokens before anything else can fail.
 
-    On a transient error the claim is released (the code was not spent, or the provider
-    will reject its reuse), and the error goes up for the retry policy."""
+    A request that never left (a connect error) or was refused before it was done (a
+    5xx, a 429) releases the claim, and the error goes up for the retry policy: sending
+    the code again is safe. One whose answer was lost (a read timeout, a dropped
+    connection, a gateway's 504) may have spent it: it is never sent again (CodeSpent)."""
     try:
         tokens = adapter.exchange_code(
             code, redirect_uri=settings.callback_url, code_verifier=code_verifier
         )
     except PermanentError:
         raise
+    except RetryableError as exc:
+        if exc.answer_lost:
+            raise CodeSpent() from exc
+        _release(db, vehicle_id)
+        raise
     except Exception:
-        with db.session() as session:
-            vehicle = lock(session, vehicle_id)
-            if vehicle is not None and vehicle.status == Status.pending:
-                stages = Stages(vehicle)
-                if stages.may("release"):
-                    stages.trigger_event("release")
-            session.commit()
+        _release(db, vehicle_id)
         raise
     save_tokens(db, vehicle_id, tokens)
     return tokens
+
+
+class CodeSpent(DomainError):
+    """The exchange's answer was lost: the code may be spent, its tokens unknown."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.AUTHORIZATION_INTERRUPTED)
+
+
+def _release(db: Database, vehicle_id: str) -> None:
+    """The claimed code was not spent: the next attempt claims it again."""
+    with db.session() as session:
+        vehicle = lock(session, vehicle_id)
+        if vehicle is not None and vehicle.status == Status.pending:
+            stages = Stages(vehicle)
+            if stages.may("release"):
+                stages.trigger_event("release")
+        session.commit()
 
 
 @dataclass(frozen=True)
@@ -258,6 +280,10 @@ def validate(
         )
     except AccessLost:
         fail(db, vehicle_id, ErrorCode.ACCESS_REVOKED)
+        return
+    except CodeSpent:  # the user consents again (reauthorize, or an operator's re-drive)
+        log.warning("vehicle %s: the code exchange's answer was lost; not sent again", vehicle_id)
+        fail(db, vehicle_id, ErrorCode.AUTHORIZATION_INTERRUPTED, retryable=True)
         return
     except PermanentError as exc:
         fail(db, vehicle_id, ErrorCode(exc.reason.value))

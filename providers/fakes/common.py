@@ -11,8 +11,9 @@ Control API (JSON):
 - ``POST /_fake/faults`` ``{path, status, times, retry_after, delay, probability}``: the
   next ``times`` requests under ``path`` answer ``status`` (``0`` = hang ``delay`` s);
   ``DELETE /_fake/faults`` clears them.
-  ``lose_answer: true``: the request is processed, then its answer is lost (a 504 after
-  ``delay``), as when a connection drops after the provider did the work.
+  ``lose_answer: true`` (and any hang, ``status: 0``): the request is processed, then its
+  answer is lost (a 504 after ``delay``), as when a connection drops or the caller
+  times out after the provider did the work.
 - ``POST /_fake/latency`` ``{seconds}``; ``POST /_fake/clock`` ``{advance}`` (tokens
   and codes expire on this clock); ``GET /_fake/stats``; ``POST /_fake/reset``.
 - ``POST /_fake/revoke`` ``{account}``: the user revokes the app's access at the
@@ -292,16 +293,16 @@ class FakeProvider:
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self._take_fault(path)
-        if fault is not None and fault.lose_answer:
+        # A hang (status 0) is a timeout as the caller sees it: the provider did the work,
+        # the answer never came back in time. So is an answer lost on purpose.
+        if fault is not None and (fault.lose_answer or fault.status == 0):
             await inner(scope, receive, _discard)  # done at the provider...
             await asyncio.sleep(fault.delay)  # ...and the answer never arrives
             await self.fault_response(fault.status or 504, None)(scope, receive, send)
             return
-        if fault is not None:
+        if fault is not None:  # refused without doing anything
             await asyncio.sleep(fault.delay)
-            # status 0 is a hang: whatever comes after the delay, the client gave up
-            status = fault.status or 504
-            await self.fault_response(status, fault.retry_after)(scope, receive, send)
+            await self.fault_response(fault.status, fault.retry_after)(scope, receive, send)
             return
         await inner(scope, receive, send)
 

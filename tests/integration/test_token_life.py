@@ -344,3 +344,44 @@ def test_lost_access_forgets_the_data_read_with_it(
 
     with tenant.db.session() as session:
         assert session.get(VehicleSnapshot, vehicle_id) is None
+
+
+def test_a_lost_answer_to_the_code_exchange_is_never_sent_again(
+    api: TestClient, tenant: Tenant, code_case: ProviderCase, fakes: dict[str, FakeServer]
+) -> None:
+    """The provider spent the code and its answer was lost: the code is never sent
+    again (the provider would refuse it, and some count a reuse as an attack); the
+    vehicle fails AUTHORIZATION_INTERRUPTED, retryable, and a new consent on the same id
+    connects it."""
+    server = fakes[code_case.name]
+    assert code_case.token_path
+    server.fault(code_case.token_path, 504, lose_answer=True)
+
+    vehicle_id, body = journey(api, tenant, code_case, server, code_case.car)
+
+    assert error_code(body) == "AUTHORIZATION_INTERRUPTED"
+    assert server.fake.exchange_attempts == 1
+    row = vehicle_row(tenant.db, vehicle_id)
+    assert (row.status, row.failure_retryable, row.code_claimed_at) == ("failed", True, None)
+
+    url = reauthorize(api, tenant, vehicle_id)["data"]["reauthorizeConnectedVehicle"][
+        "authorization_url"
+    ]
+    api.get(callback_path(consent(url, account="user")))
+    done = authorize(api, tenant, vehicle_id)
+    assert done["data"]["authorizeConnectedVehicle"]["status"] == "authorized", done
+
+
+def test_an_exchange_refused_before_it_was_done_is_sent_again(
+    api: TestClient, tenant: Tenant, fakes: dict[str, FakeServer]
+) -> None:
+    """A 503 did nothing: the claim is released and the same code goes again."""
+    case = BY_NAME["Smartcar"]
+    server = fakes[case.name]
+    server.fault("/oauth/token", 503, times=1)
+
+    _, body = journey(api, tenant, case, server, case.car)
+
+    assert body["data"]["authorizeConnectedVehicle"]["status"] == "authorized", body
+    assert server.fake.exchange_attempts == 1  # the 503 never reached the token endpoint
+    assert server.fake.requests["/oauth/token"] == 2
