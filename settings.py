@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     # How long a web process keeps a client's decrypted signing secret (the JWT itself is
     # checked on every request); a rotation elsewhere is seen within this time.
     principal_cache_seconds: float = 30.0
+    # What one request may cost (SPEC §4): its body (413 over it, read no further), and
+    # a GraphQL document's depth, aliases and tokens (BAD_USER_INPUT, never executed).
+    request_max_bytes: int = 65536
+    graphql_max_depth: int = 10
+    graphql_max_aliases: int = 15
+    graphql_max_tokens: int = 2000
+    # GraphiQL reads the schema by introspection; an operator may turn it off.
+    graphql_introspection: bool = True
     # A user token whose `exp` is further ahead than this is AUTH_TOKEN_INVALID (SPEC §3):
     # a token that never ends is a credential that cannot be taken back.
     user_token_max_seconds: float = 86400.0

@@ -13,6 +13,7 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -21,7 +22,8 @@ from strawberry.asgi import GraphQL
 
 from api import jobs, logs
 from api.callback import oauth_callback
-from api.graphql import schema
+from api.graphql import build_schema
+from api.limits import BodyLimit
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
 from api.schema import Context
@@ -35,7 +37,7 @@ __all__ = ["create_app"]
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, db: Database, settings: Settings) -> None:
-        super().__init__(schema)
+        super().__init__(build_schema(settings))
         self.db = db
         self.settings = settings
         # One of each per process: shared by every request it serves.
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         lifespan=lifespan,
+        # A body over the cap is refused before it is read whole (SPEC §4).
+        middleware=[Middleware(BodyLimit, max_bytes=settings.request_max_bytes)],
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)

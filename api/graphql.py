@@ -14,11 +14,13 @@ from strawberry.types import ExecutionContext
 from api.data_schema import DataQuery
 from api.errors import extensions
 from api.events_schema import Subscription, WebhookMutation, WebhookQuery
+from api.limits import graphql_limits
 from api.mutations import Mutation
 from api.schema import Query
+from settings import Settings
 from workflows.errors import DomainError, ErrorCode
 
-__all__ = ["schema"]
+__all__ = ["build_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +56,18 @@ class AllMutations(Mutation, WebhookMutation):
     pass
 
 
-schema = Schema(
-    query=AllQueries,
-    mutation=AllMutations,
-    subscription=Subscription,
-    config=StrawberryConfig(auto_camel_case=False),
-    # Clients send the same few documents again and again: parse and validate each once
-    # per process. Bounded: unique documents from a caller cannot grow memory.
-    extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
-)
+def build_schema(settings: Settings) -> Schema:
+    """The schema with the settings' limits (checked before anything runs), then the
+    caches: clients send the same few documents again and again, so each is parsed and
+    validated once per process; bounded, so unique documents cannot grow memory."""
+    return Schema(
+        query=AllQueries,
+        mutation=AllMutations,
+        subscription=Subscription,
+        config=StrawberryConfig(auto_camel_case=False),
+        extensions=[
+            *graphql_limits(settings),
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+        ],
+    )
