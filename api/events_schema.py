@@ -140,9 +140,20 @@ def _now(session: Session, who: Principal, vehicle_id: str) -> tuple[ConnectedVe
 
 
 def _changes(session: Session, vehicle_id: str, after: int) -> list[tuple[int, dict[str, Any]]]:
+    """The vehicle's events after `after`. Events carry no authorization URL (it holds the
+    OAuth state); the subscriber is the vehicle's owner, so a pending one's is read back
+    here, decrypted only when some event says it is ready."""
     rows = session.execute(
         select(OutboxEvent.seq, OutboxEvent.payload)
         .where(OutboxEvent.vehicle_id == vehicle_id, OutboxEvent.seq > after)
         .order_by(OutboxEvent.seq)
     ).all()
-    return [(int(seq), dict(payload)) for seq, payload in rows]
+    changes = [(int(seq), dict(payload)) for seq, payload in rows]
+    if any(p.get("authorization_ready") for _, p in changes):
+        url = session.execute(
+            select(ConnectedVehicle.authorization_url).where(ConnectedVehicle.id == vehicle_id)
+        ).scalar_one_or_none()
+        for _, payload in changes:
+            if payload.get("authorization_ready"):
+                payload["authorization_url"] = url
+    return changes

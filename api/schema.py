@@ -135,7 +135,7 @@ class ConnectedVehicleType:
 
     @classmethod
     def of(cls, v: ConnectedVehicle) -> ConnectedVehicleType:
-        return cls.from_view(vehicle_view(v))
+        return cls.from_view(vehicle_view(v, for_owner=True))  # the API knows its caller
 
     @classmethod
     def from_view(cls, v: dict[str, Any]) -> ConnectedVehicleType:

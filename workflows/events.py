@@ -1,6 +1,7 @@
 """Events: written to the outbox in the transaction of the change they tell of.
 
-The payload is the vehicle as a client sees it, never a token or a code.
+The payload is the vehicle as a client sees it, never a token, a code or an OAuth state
+(nothing replayable leaves the service: SPEC §4).
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def vehicle_view(v: ConnectedVehicle) -> dict[str, Any]:
+def vehicle_view(v: ConnectedVehicle, *, for_owner: bool = False) -> dict[str, Any]:
+    """The vehicle as a client sees it. An event's payload (`for_owner` False) leaves
+    the OAuth state out: it rides in the authorization URL, and whoever holds it can
+    finish the flow with an account of their choosing. The event says the URL is ready
+    (`authorization_ready`); the API, which knows the caller, hands it to the owner."""
     failure = None
     if v.failure_code:
         failure = {
@@ -45,7 +50,8 @@ def vehicle_view(v: ConnectedVehicle) -> dict[str, Any]:
         "provider": v.provider,
         "scope": list(v.scope or []),
         "label": v.label,
-        "authorization_url": v.authorization_url if v.status == "pending" else None,
+        "authorization_url": (v.authorization_url if for_owner and v.status == "pending" else None),
+        "authorization_ready": v.status == "pending" and v.authorization_url is not None,
         "vin": v.vin,
         "failure": failure,
         "created_at": _iso(v.created_at),

@@ -133,3 +133,63 @@ def test_the_authorization_url_and_its_state_are_encrypted_at_rest(any_db: Datab
         ).scalar_one()
     assert "the-raw-state" not in stored
     assert vehicle_row(any_db, vehicle_id).authorization_url == url
+
+
+def test_events_written_before_0007_lose_their_authorization_url(tmp_path: Path) -> None:
+    """Events already in the outbox (and webhook bodies not yet sent) carried the URL and
+    its OAuth state: the migration takes it out of every one, and says it was ready."""
+    import json
+
+    from sqlalchemy import create_engine
+
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    upgrade(url, "0006")
+    leaked = "https://provider/authorize?state=REPLAYABLE"
+    view = {"id": "v1", "status": "pending", "authorization_url": leaked}
+    body = json.dumps({"type": "connected_vehicle.created", "timestamp": "t", "data": view})
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO clients VALUES ('c1', 'Old', 'x', CURRENT_TIMESTAMP)"))
+        for seq in (1, 2):
+            conn.execute(
+                text(
+                    "INSERT INTO outbox_events (seq, id, type, vehicle_id, client_id, payload,"
+                    " created_at) VALUES (:seq, :id, 'connected_vehicle.created', 'v1', 'c1',"
+                    " :payload, CURRENT_TIMESTAMP)"
+                ),
+                {"seq": seq, "id": f"e{seq}", "payload": json.dumps(view)},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (id, client_id, url, secret, event_types, enabled,"
+                " created_at) VALUES ('w1', 'c1', 'https://c', 'x', '[]', 1, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body,"
+                " status, attempts, created_at, updated_at) VALUES ('d1', 'w1', 'e1',"
+                " 'connected_vehicle.created', :body, 'pending', 0, CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP)"
+            ),
+            {"body": body},
+        )
+    engine.dispose()
+
+    upgrade(url)
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        payloads = [
+            json.loads(p) for p in conn.execute(text("SELECT payload FROM outbox_events")).scalars()
+        ]
+        bodies = [
+            json.loads(b)
+            for b in conn.execute(text("SELECT body FROM webhook_deliveries")).scalars()
+        ]
+    engine.dispose()
+    assert "REPLAYABLE" not in json.dumps([payloads, bodies])
+    assert [p["authorization_ready"] for p in payloads] == [True, True]
+    assert bodies[0]["data"]["authorization_ready"] is True
