@@ -25,9 +25,7 @@ from providers.http import DeadlineExceeded
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
 )
-def test_a_transport_failure_says_whether_the_answer_was_lost(
-    error: Exception, lost: bool
-) -> None:
+def test_a_transport_failure_says_whether_the_answer_was_lost(error: Exception, lost: bool) -> None:
     failure = transport_failure("Smartcar", "token request", error)
 
     assert isinstance(failure, RetryableError)
