@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio.to_thread
+from cross_web import HTTPException  # what Strawberry's HTTP layer answers as a 4xx
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -45,6 +46,17 @@ class GraphQLApp(GraphQL[Context, None]):
             settings.principal_cache_seconds, max_lifetime=settings.user_token_max_seconds
         )
         self.wakeups = Wakeups(settings.events_url)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A body that is no JSON object (null, a string, a number, invalid UTF-8, nesting
+        deeper than the parser goes) is a clear 400, never a 500."""
+        try:
+            parsed = self.decode_json(data)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise HTTPException(400, "The request body is not valid JSON") from exc
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return parsed
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(

@@ -7,6 +7,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy.exc import DataError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -34,6 +35,11 @@ class Schema(strawberry.Schema):
             original = error.original_error
             if isinstance(original, DomainError):
                 error.extensions = extensions(original.code)
+            elif isinstance(original, DataError):
+                # a value the database cannot hold (too long, a NUL character): the
+                # transaction rolled back, nothing changed; the value is not echoed
+                error.message = "A value in the input is not valid (too long, or a NUL)"
+                error.extensions = extensions(ErrorCode.BAD_USER_INPUT)
             elif original is None or error.path is None:
                 # parse, validation and variable errors: raised before any resolver ran
                 error.extensions = extensions(ErrorCode.BAD_USER_INPUT)

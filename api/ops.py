@@ -3,6 +3,7 @@ do not exist): re-drive a failed vehicle, replay a webhook delivery."""
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import anyio.to_thread
@@ -21,6 +22,11 @@ from workflows.webhooks import replay
 __all__ = ["redrive_endpoint", "replay_endpoint"]
 
 
+# Ids of this service's rows (UUIDs and the like): anything else is refused before the
+# database sees it (a NUL, say, which PostgreSQL cannot even compare).
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
 def _allowed(request: Request, settings: Settings) -> Response | None:
     expected = settings.ops_token.get_secret_value()
     if not expected:
@@ -28,6 +34,8 @@ def _allowed(request: Request, settings: Settings) -> Response | None:
     given = request.headers.get("authorization", "")
     if not secrets.compare_digest(given.encode(), f"Bearer {expected}".encode()):
         return JSONResponse({"error": "unauthorized"}, status_code=401)
+    if not _ID.fullmatch(request.path_params.get("id", "")):
+        return JSONResponse({"error": "not a valid id"}, status_code=400)
     return None
 
 

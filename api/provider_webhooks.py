@@ -36,7 +36,7 @@ async def provider_webhook(request: Request) -> Response:
         return JSONResponse({"error": "signature does not verify"}, status_code=401)
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # (invalid UTF-8 is a ValueError too)
         return JSONResponse({"error": "the body is not JSON"}, status_code=400)
 
     challenge = provider_events.challenge_of(provider, body)

@@ -26,7 +26,7 @@ from workflows.machine import Lifecycle, Status
 from workflows.stages import Stage, Stages
 from workflows.states import hash_state, new_state, retire_states
 from workflows.steps import Step
-from workflows.vehicles import lock, owned
+from workflows.vehicles import LABEL_MAX, checked_text, lock, owned
 
 __all__ = [
     "CallbackError",
@@ -41,6 +41,7 @@ __all__ = [
 
 
 def _check_redirect_uri(uri: str | None) -> str | None:
+    uri = checked_text(uri, "redirect_uri", 1000)
     if uri is None:
         return None
     parts = urlsplit(uri)
@@ -91,7 +92,9 @@ def create_connected_vehicle(
     scope: list[Scope] | None,
 ) -> ConnectedVehicle:
     """A pending vehicle with its authorization URL, bound to a fresh OAuth state."""
-    catalogue = session.get(CatalogueVehicle, vehicle_id)
+    label = checked_text(label, "label", LABEL_MAX)
+    redirect_uri = _check_redirect_uri(redirect_uri)
+    catalogue = session.get(CatalogueVehicle, checked_text(vehicle_id, "vehicle_id", 100))
     if catalogue is None:
         raise DomainError(ErrorCode.VEHICLE_NOT_FOUND)
     if provider.value not in catalogue.providers:
@@ -109,7 +112,7 @@ def create_connected_vehicle(
         scope=[s.value for s in scopes],
         label=label,
         status=Status.pending.value,
-        redirect_uri=_check_redirect_uri(redirect_uri),
+        redirect_uri=redirect_uri,
         pending_since=utcnow(),
     )
     session.add(vehicle)

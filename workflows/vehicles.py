@@ -29,8 +29,10 @@ from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 
 __all__ = [
+    "LABEL_MAX",
     "catalogue",
     "catalogue_vehicle",
+    "checked_text",
     "cursor_key",
     "cursor_of",
     "list_owned",
@@ -42,6 +44,23 @@ __all__ = [
 ]
 
 MAX_PAGE_SIZE = 100
+LABEL_MAX = 200  # the column's width
+
+
+def checked_text(value: str | None, field: str, max_length: int) -> str | None:
+    """A client's text as the database can hold it, or BAD_USER_INPUT (naming the field,
+    never echoing the value): at most `max_length` characters, no control characters."""
+    if value is None:
+        return None
+    if len(value) > max_length:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, message=f"{field} is longer than {max_length} characters"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, message=f"{field} contains a control character"
+        )
+    return value
 
 # Every encrypted column of a connected vehicle (tokens, the code, the authorization URL).
 _SECRET_COLUMNS = [
@@ -222,6 +241,7 @@ def _load_authorization_urls(session: Session, rows: Sequence[ConnectedVehicle])
 def update_label(
     session: Session, who: Principal, vehicle_id: str, label: str | None
 ) -> ConnectedVehicle:
+    label = checked_text(label, "label", LABEL_MAX)
     vehicle = owned(session, who, vehicle_id, for_update=True)
     if vehicle.label != label:
         vehicle.label = label

@@ -90,6 +90,19 @@ def create_input(**overrides: Any) -> dict[str, Any]:
             "CONNECTED_VEHICLE_NOT_FOUND",
             id="update",
         ),
+        pytest.param(CREATE, create_input(label="x" * 201), "BAD_USER_INPUT", id="long label"),
+        pytest.param(CREATE, create_input(label="a\x00b"), "BAD_USER_INPUT", id="NUL label"),
+        pytest.param(
+            CREATE,
+            create_input(options={"redirect_uri": "https://c.example/" + "x" * 1000}),
+            "BAD_USER_INPUT",
+            id="long redirect_uri",
+        ),
+        pytest.param(CREATE, create_input(vehicle_id="a\x00b"), "BAD_USER_INPUT", id="NUL car"),
+        pytest.param(GET, {"id": "a\x00b"}, "BAD_USER_INPUT", id="NUL id"),
+        pytest.param(
+            UPDATE, {"input": {"id": "a\x00", "label": "x"}}, "BAD_USER_INPUT", id="NUL update"
+        ),
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(
@@ -189,3 +202,35 @@ def test_a_vehicle_never_authorized_is_removed_at_once(api: TestClient, tenant: 
     assert events_of(tenant.db, vehicle["id"])[-1] == "connected_vehicle.removed"
     other = gql(api, REMOVE, {"input": {"id": vehicle["id"]}}, tenant.headers("someone-else"))
     assert error_code(other) == "CONNECTED_VEHICLE_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"null", b'"a string"', b"42", b"true", b'{"query": "\xff\xfe"}', b"[" * 5000 + b"]" * 5000],
+    ids=["null", "string", "number", "boolean", "invalid UTF-8", "deep nesting"],
+)
+def test_a_body_that_is_no_graphql_request_is_a_clear_400(
+    api: TestClient, smartcar_only: Tenant, body: bytes
+) -> None:
+    before = row_counts(smartcar_only.db)
+
+    answer = api.post(
+        "/graphql",
+        content=body,
+        headers={**smartcar_only.headers(), "content-type": "application/json"},
+    )
+
+    assert answer.status_code == 400, answer.text
+    assert row_counts(smartcar_only.db) == before
+
+
+def test_an_ops_id_that_is_no_id_is_a_400(settings) -> None:  # type: ignore[no-untyped-def]
+    from pydantic import SecretStr
+
+    from api.app import create_app
+
+    app = create_app(settings.model_copy(update={"ops_token": SecretStr("ops")}))
+    with TestClient(app) as ops:
+        answer = ops.post("/ops/vehicles/%00/redrive", headers={"authorization": "Bearer ops"})
+    app.state.db.engine.dispose()
+    assert answer.status_code == 400

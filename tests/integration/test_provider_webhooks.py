@@ -178,3 +178,20 @@ def test_a_malformed_delivery_is_refused(api: TestClient, hooked: Tenant) -> Non
     answer = api.post("/webhooks/enode", content=raw, headers=sign("enode", raw))
     assert answer.status_code == 400
     assert api.post("/webhooks/tesla", content=raw).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"[" * 5000 + b"]" * 5000, 400),  # deeper than a JSON parser goes
+        (b"\xff\xfe not UTF-8", 400),
+        (json.dumps({"eventType": "VEHICLE_STATE", "eventId": "e" * 200}).encode(), 200),
+    ],
+    ids=["deep JSON", "invalid UTF-8", "a 200-character eventId"],
+)
+def test_a_signed_but_odd_delivery_is_a_clear_answer(
+    api: TestClient, hooked: Tenant, raw: bytes, status: int
+) -> None:
+    """Signed by the provider's secret, yet odd: a 4xx or a stored delivery, never a 5xx."""
+    answer = api.post("/webhooks/smartcar", content=raw, headers=sign("smartcar", raw))
+    assert answer.status_code == status, answer.text
