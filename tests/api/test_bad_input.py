@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from settings import Settings
 from store.db import Database
 from tests.fixtures import (
     AUTHORIZE,
@@ -224,7 +225,7 @@ def test_a_body_that_is_no_graphql_request_is_a_clear_400(
     assert row_counts(smartcar_only.db) == before
 
 
-def test_an_ops_id_that_is_no_id_is_a_400(settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_ops_id_that_is_no_id_is_a_400(settings: Settings) -> None:
     from pydantic import SecretStr
 
     from api.app import create_app
