@@ -57,10 +57,9 @@ def checked_text(value: str | None, field: str, max_length: int) -> str | None:
             ErrorCode.BAD_USER_INPUT, message=f"{field} is longer than {max_length} characters"
         )
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise DomainError(
-            ErrorCode.BAD_USER_INPUT, message=f"{field} contains a control character"
-        )
+        raise DomainError(ErrorCode.BAD_USER_INPUT, message=f"{field} contains a control character")
     return value
+
 
 # Every encrypted column of a connected vehicle (tokens, the code, the authorization URL).
 _SECRET_COLUMNS = [
