@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.cli_common import fail as _fail
 from api.cli_common import open_db as _db
@@ -16,7 +18,14 @@ from settings import get_settings
 from store.catalogue import load_catalogue
 from store.migrate import upgrade
 from store.models import Client
-from workflows.clients import create_client, mint_user_token, set_provider_credentials
+from workflows.clients import (
+    add_redirect_uri,
+    create_client,
+    mint_user_token,
+    remove_redirect_uri,
+    set_provider_credentials,
+)
+from workflows.errors import DomainError
 
 __all__ = ["main"]
 
@@ -94,6 +103,36 @@ def client_create(name: str, client_id: str | None) -> None:
         click.echo(f"client id:       {c.id}")
         click.echo(f"signing secret:  {c.signing_secret}")
         click.echo("Sign users' tokens (HS256, sub = user id, exp) with the signing secret.")
+
+
+@client.command("add-redirect-uri")
+@click.argument("client_id")
+@click.argument("uri")
+def client_add_redirect_uri(client_id: str, uri: str) -> None:
+    """Register a page of the client's that its users may be sent back to after consent
+    (a vehicle's redirect_uri must be one of these, exactly)."""
+    _edit_redirect_uris(client_id, uri, add_redirect_uri)
+
+
+@client.command("remove-redirect-uri")
+@click.argument("client_id")
+@click.argument("uri")
+def client_remove_redirect_uri(client_id: str, uri: str) -> None:
+    """Stop sending users back to `uri` (vehicles created before keep theirs)."""
+    _edit_redirect_uris(client_id, uri, remove_redirect_uri)
+
+
+def _edit_redirect_uris(
+    client_id: str, uri: str, edit: Callable[[Session, str, str], Client]
+) -> None:
+    with _db().session() as session:
+        try:
+            c = edit(session, client_id, uri)
+        except (LookupError, DomainError) as exc:
+            _fail(str(exc))
+            return
+        listed = "\n  ".join(c.redirect_uris) or "-"
+        click.echo(f"redirect URIs of {c.id}:\n  {listed}")
 
 
 @client.command("set-provider")
@@ -273,6 +312,8 @@ def demo_seed(fakes_url: str, flower_url: str) -> None:
                 oauth_client_secret=DEMO_APP_SECRET,  # the fakes' demo app, nothing real
                 base_url=f"{base}/{provider.value.lower()}",
             )
+        # The page the demo's users come back to: registered, as any client's must be.
+        add_redirect_uri(session, c.id, f"{base}/smartcar/_fake/client-return")
         user_token = mint_user_token(c, DEMO_USER, timedelta(days=1))
     flower_user = settings.flower_basic_auth.get_secret_value().split(":", 1)
     click.echo(

@@ -78,6 +78,11 @@ class Client(Base):
     name: Mapped[str] = mapped_column(String(200))
     signing_secret: Mapped[str] = mapped_column(Encrypted)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where its users may be sent back after consent (like Smartcar's registered redirect
+    # URIs): a vehicle's redirect_uri must be one of these, exactly.
+    redirect_uris: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
 
     credentials: Mapped[list[ProviderCredentials]] = relationship(
         back_populates="client", cascade="all, delete-orphan"

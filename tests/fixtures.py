@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 # shares; re-exported here for the tests.
 from bench.harness.tenant import APP_ID as APP_ID
 from bench.harness.tenant import APP_SECRET as APP_SECRET
+from bench.harness.tenant import CLIENT_PAGE as CLIENT_PAGE  # registered by make_tenant
 from bench.harness.tenant import Tenant as Tenant
 from bench.harness.tenant import make_tenant as make_tenant
 from providers.fakes import FAKES
@@ -28,8 +29,6 @@ from store.models import ConnectedVehicle, OutboxEvent
 from workflows.clients import create_client
 
 T = TypeVar("T")
-
-CLIENT_PAGE = "https://client.example/done"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +18,7 @@ from providers import ADAPTERS, Adapter, Provider, Scope, adapter_for
 from settings import Settings
 from store.models import CatalogueVehicle, ConnectedVehicle, OAuthState, utcnow
 from workflows import steps
-from workflows.clients import Principal, credentials_for
+from workflows.clients import Principal, check_redirect_uri, credentials_for
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 from workflows.machine import Lifecycle, Status
@@ -40,17 +39,9 @@ __all__ = [
 ]
 
 
-def _check_redirect_uri(uri: str | None) -> str | None:
-    uri = checked_text(uri, "redirect_uri", 1000)
-    if uri is None:
-        return None
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise DomainError(
-            ErrorCode.BAD_USER_INPUT,
-            message="redirect_uri must be an absolute http(s) URL",
-        )
-    return uri
+def _check_redirect_uri(session: Session, client_id: str, uri: str | None) -> str | None:
+    """A page the client registered (exactly), or BAD_USER_INPUT: no open redirect."""
+    return check_redirect_uri(session, client_id, checked_text(uri, "redirect_uri", 1000))
 
 
 def _start_consent(
@@ -93,7 +84,7 @@ def create_connected_vehicle(
 ) -> ConnectedVehicle:
     """A pending vehicle with its authorization URL, bound to a fresh OAuth state."""
     label = checked_text(label, "label", LABEL_MAX)
-    redirect_uri = _check_redirect_uri(redirect_uri)
+    redirect_uri = _check_redirect_uri(session, who.client_id, redirect_uri)
     catalogue = session.get(CatalogueVehicle, checked_text(vehicle_id, "vehicle_id", 100))
     if catalogue is None:
         raise DomainError(ErrorCode.VEHICLE_NOT_FOUND)
@@ -276,7 +267,7 @@ def reauthorize_connected_vehicle(
     Any other status is ILLEGAL_TRANSITION (the machine's table says), nothing changed."""
     vehicle = owned(session, who, vehicle_id, for_update=True)
     adapter = _adapter(session, vehicle)
-    redirect = _check_redirect_uri(redirect_uri)
+    redirect = _check_redirect_uri(session, who.client_id, redirect_uri)
     Lifecycle(session, vehicle).trigger_event("reauthorize")
     if scope is not None:
         vehicle.scope = [s.value for s in dict.fromkeys(scope)]

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from providers import Credentials, Provider
@@ -26,10 +27,13 @@ from workflows.errors import DomainError, ErrorCode
 __all__ = [
     "Principal",
     "SigningSecrets",
+    "add_redirect_uri",
+    "check_redirect_uri",
     "create_client",
     "credentials_for",
     "forget_signing_secret",
     "mint_user_token",
+    "remove_redirect_uri",
     "rotate_signing_secret",
     "set_provider_credentials",
     "verify_user_token",
@@ -54,6 +58,54 @@ def create_client(session: Session, name: str, client_id: str | None = None) -> 
     session.add(client)
     session.commit()
     return client
+
+
+def _absolute(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(uri) > 1000:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT,
+            message="redirect_uri must be an absolute http(s) URL of at most 1000 characters",
+        )
+    return uri
+
+
+def add_redirect_uri(session: Session, client_id: str, uri: str) -> Client:
+    """Register a page of the client's its users may be sent back to."""
+    client = session.get(Client, client_id, with_for_update=True)
+    if client is None:
+        raise LookupError(f"no client {client_id!r}")
+    uri = _absolute(uri)
+    if uri not in client.redirect_uris:
+        client.redirect_uris = [*client.redirect_uris, uri]
+    session.commit()
+    return client
+
+
+def remove_redirect_uri(session: Session, client_id: str, uri: str) -> Client:
+    client = session.get(Client, client_id, with_for_update=True)
+    if client is None:
+        raise LookupError(f"no client {client_id!r}")
+    client.redirect_uris = [u for u in client.redirect_uris if u != uri]
+    session.commit()
+    return client
+
+
+def check_redirect_uri(session: Session, client_id: str, uri: str | None) -> str | None:
+    """`uri` when the client registered it (exactly), else BAD_USER_INPUT: the service
+    must not send a user who just consented to a page an attacker chose."""
+    if uri is None:
+        return None
+    _absolute(uri)
+    registered = session.execute(
+        select(Client.redirect_uris).where(Client.id == client_id)
+    ).scalar_one_or_none()
+    if uri not in (registered or []):
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT,
+            message="redirect_uri is not one this client registered (cv client add-redirect-uri)",
+        )
+    return uri
 
 
 def set_provider_credentials(

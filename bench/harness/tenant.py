@@ -11,9 +11,14 @@ from providers.fakes.serve import FakeServer
 from providers.names import Provider
 from store.db import Database
 from store.models import Client
-from workflows.clients import create_client, mint_user_token, set_provider_credentials
+from workflows.clients import (
+    add_redirect_uri,
+    create_client,
+    mint_user_token,
+    set_provider_credentials,
+)
 
-__all__ = ["APP_ID", "APP_SECRET", "Tenant", "make_tenant", "register_app"]
+__all__ = ["APP_ID", "APP_SECRET", "CLIENT_PAGE", "Tenant", "make_tenant", "register_app"]
 
 # The tenant's OAuth application, registered at every fake.
 APP_ID = "app-1"
@@ -37,10 +42,16 @@ class Tenant:
         return {"x-client-id": self.client_id, "authorization": f"Bearer {token}"}
 
 
+# The client's own page its users come back to, registered for every tenant.
+CLIENT_PAGE = "https://client.example/done"
+
+
 def make_tenant(db: Database, fakes: Mapping[str, FakeServer] | None, name: str = "Acme") -> Tenant:
-    """A client with credentials for every provider in `fakes`, each pointing at its fake."""
+    """A client with credentials for every provider in `fakes`, each pointing at its fake,
+    and its page registered as a redirect URI."""
     with db.session() as session:
         client = create_client(session, name)
+        add_redirect_uri(session, client.id, CLIENT_PAGE)
         for provider, server in (fakes or {}).items():
             set_provider_credentials(
                 session,

@@ -91,6 +91,18 @@ def create_input(**overrides: Any) -> dict[str, Any]:
             "CONNECTED_VEHICLE_NOT_FOUND",
             id="update",
         ),
+        pytest.param(
+            CREATE,
+            create_input(options={"redirect_uri": "https://attacker.example/done"}),
+            "BAD_USER_INPUT",
+            id="unregistered redirect_uri",
+        ),
+        pytest.param(
+            CREATE,
+            create_input(options={"redirect_uri": "https://client.example/done?next=evil"}),
+            "BAD_USER_INPUT",
+            id="registered redirect_uri, other query",
+        ),
         pytest.param(CREATE, create_input(label="x" * 201), "BAD_USER_INPUT", id="long label"),
         pytest.param(CREATE, create_input(label="a\x00b"), "BAD_USER_INPUT", id="NUL label"),
         pytest.param(

@@ -22,6 +22,7 @@ from bench.harness import (
     web_argv,
     worker_argv,
 )
+from bench.harness.tenant import CLIENT_PAGE
 from providers.fakes.browser import consent
 from store.db import Database
 from tests.conftest import REDIS_BASE, REDIS_DB
@@ -126,7 +127,7 @@ def walk(
             "provider": provider,
             "label": f"{provider} car",
             "options": {
-                "redirect_uri": "https://client.example/done",
+                "redirect_uri": CLIENT_PAGE,
                 "scope": ["location", "charge_state"],
             },
         },
@@ -177,6 +178,8 @@ def operator_sets_up(
             f"{service.fakes}/{provider.lower()}",
             env={**env, "CV_OAUTH_CLIENT_SECRET": "app-e2e-secret"},
         )
+    registered = cli("client", "add-redirect-uri", client_id, CLIENT_PAGE, env=env)
+    assert CLIENT_PAGE in registered
     token = cli("token", "mint", client_id, user, env=env).strip()
     return {"x-client-id": client_id, "authorization": f"Bearer {token}"}
 
