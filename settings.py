@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = 2000
     # GraphiQL reads the schema by introspection; an operator may turn it off.
     graphql_introspection: bool = True
+    # Webhook endpoints may be http and on loopback or private addresses: for local
+    # development only (SPEC §4: https, public addresses, checked at every delivery).
+    webhooks_allow_private: bool = False
     # A user token whose `exp` is further ahead than this is AUTH_TOKEN_INVALID (SPEC §3):
     # a token that never ends is a credential that cannot be taken back.
     user_token_max_seconds: float = 86400.0

@@ -227,7 +227,13 @@ def webhooks_add(client_id: str, url: str, events: tuple[str, ...]) -> None:
         if session.get(Client, client_id) is None:
             _fail(f"no client {client_id!r}")
         try:
-            endpoint = hooks.create_endpoint(session, client_id, url, list(events))
+            endpoint = hooks.create_endpoint(
+                session,
+                client_id,
+                url,
+                list(events),
+                allow_private=get_settings().webhooks_allow_private,
+            )
         except DomainError as exc:
             _fail(exc.message)
             return

@@ -77,8 +77,15 @@ class WebhookMutation:
         self, info: Info, input: CreateWebhookEndpointInput
     ) -> WebhookEndpointType:
         who = await admin_only(info)
-        row = await context_of(info).run(
-            lambda s: webhooks.create_endpoint(s, who.client_id, input.url, input.event_types)
+        ctx = context_of(info)
+        row = await ctx.run(
+            lambda s: webhooks.create_endpoint(
+                s,
+                who.client_id,
+                input.url,
+                input.event_types,
+                allow_private=ctx.settings.webhooks_allow_private,
+            )
         )
         return WebhookEndpointType.of(row, with_secret=True)
 

@@ -40,6 +40,9 @@ os.environ.update(
         "CV_RETRY_MAX_SECONDS": "0.5",
         "CV_PROVIDER_TIMEOUT_SECONDS": "2",
         "CV_FLOWER_BASIC_AUTH": "ops:test-password",
+        # The tests' webhook receivers listen on loopback over http (test_egress.py
+        # checks the rule itself).
+        "CV_WEBHOOKS_ALLOW_PRIVATE": "true",
     }
 )
 

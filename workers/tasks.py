@@ -78,7 +78,8 @@ def deliver_webhooks() -> int:
 
 @app.task(name="cv.deliver_webhook")
 def deliver_webhook(delivery_id: str) -> str:
-    return webhooks.attempt(runtime.database(), delivery_id)
+    allow_private = runtime.settings().webhooks_allow_private
+    return webhooks.attempt(runtime.database(), delivery_id, allow_private=allow_private)
 
 
 @app.task(name="cv.process_provider_webhook")

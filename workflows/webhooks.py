@@ -15,7 +15,6 @@ import secrets
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import insert, select, text
@@ -33,6 +32,7 @@ from store.models import (
     new_id,
     utcnow,
 )
+from workflows.egress import UnsafeURL, target_of
 from workflows.errors import DomainError, ErrorCode
 
 __all__ = [
@@ -72,10 +72,13 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def _check(url: str, event_types: list[str]) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise DomainError(ErrorCode.BAD_USER_INPUT, message="url must be an absolute http(s) URL")
+def _check(url: str, event_types: list[str], allow_private: bool) -> None:
+    if len(url) > 1000:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, message="url is longer than 1000 characters")
+    try:
+        target_of(url, allow_private=allow_private)  # SPEC §4: checked again at delivery
+    except UnsafeURL as exc:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, message=str(exc)) from exc
     unknown = sorted(set(event_types) - set(EVENT_TYPES))
     if unknown:
         raise DomainError(
@@ -84,10 +87,16 @@ def _check(url: str, event_types: list[str]) -> None:
 
 
 def create_endpoint(
-    session: Session, client_id: str, url: str, event_types: list[str] | None = None
+    session: Session,
+    client_id: str,
+    url: str,
+    event_types: list[str] | None = None,
+    *,
+    allow_private: bool = False,
 ) -> WebhookEndpoint:
+    """`allow_private`: CV_WEBHOOKS_ALLOW_PRIVATE (http and loopback, for development)."""
     types = list(dict.fromkeys(event_types or []))
-    _check(url, types)
+    _check(url, types, allow_private)
     endpoint = WebhookEndpoint(
         client_id=client_id, url=url, secret=new_secret(), event_types=types, enabled=True
     )
@@ -219,8 +228,11 @@ def attempt(
     *,
     now: datetime | None = None,
     transport: httpx.BaseTransport | None = None,
+    allow_private: bool = False,
 ) -> str:
-    """Send one delivery once and record the attempt; returns its status afterwards."""
+    """Send one delivery once and record the attempt; returns its status afterwards.
+    The URL is checked again (it may resolve elsewhere since), and the request goes to
+    the address checked, following no redirect."""
     with db.session() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         if delivery is None or delivery.status != "pending":
@@ -247,11 +259,23 @@ def attempt(
     error: str | None = None
     retry_after: float | None = None
     try:
-        # Over the process's pooled transport of that origin (not closed: it is shared).
-        http = httpx.Client(timeout=TIMEOUT, transport=transport or pooled_transport(url))
-        response = http.post(url, content=body.encode(), headers=headers)
+        target = target_of(url, allow_private=allow_private)
+        # Over the process's pooled transport of that address (not closed: it is shared).
+        http = httpx.Client(
+            timeout=TIMEOUT,
+            transport=transport or pooled_transport(target.url),
+            follow_redirects=False,
+        )
+        response = http.post(
+            target.url,
+            content=body.encode(),
+            headers={**headers, "host": target.host},
+            extensions={"sni_hostname": target.sni},
+        )
         status_code = response.status_code
         retry_after = parse_retry_after(response)
+    except UnsafeURL as exc:
+        error = f"refused: {exc}"
     except httpx.HTTPError as exc:
         error = type(exc).__name__
     latency_ms = int((time.monotonic() - started) * 1000)

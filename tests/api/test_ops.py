@@ -83,7 +83,9 @@ def test_an_exhausted_delivery_is_replayed_from_the_endpoint_and_the_tool(
     from workflows import webhooks
 
     with tenant.db.session() as session:
-        endpoint = webhooks.create_endpoint(session, tenant.client_id, "http://127.0.0.1:9/x")
+        endpoint = webhooks.create_endpoint(
+            session, tenant.client_id, "http://127.0.0.1:9/x", allow_private=True
+        )
         row = WebhookDelivery(
             endpoint_id=endpoint.id,
             event_id="evt-9",
