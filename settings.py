@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     # Webhook endpoints may be http and on loopback or private addresses: for local
     # development only (SPEC §4: https, public addresses, checked at every delivery).
     webhooks_allow_private: bool = False
+    # Request rates per minute (SPEC §4), counted in Redis across web processes: each
+    # client, each of its users, and each source address on the OAuth callback and the
+    # providers' webhooks. Over one: RATE_LIMIT_EXCEEDED (429) with Retry-After.
+    rate_client_per_minute: int = 6000
+    rate_user_per_minute: int = 600
+    rate_address_per_minute: int = 300
     # A user token whose `exp` is further ahead than this is AUTH_TOKEN_INVALID (SPEC §3):
     # a token that never ends is a credential that cannot be taken back.
     user_token_max_seconds: float = 86400.0

@@ -27,6 +27,7 @@ from api.graphql import build_schema
 from api.limits import BodyLimit
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
+from api.ratelimit import RateLimits
 from api.schema import Context
 from api.wakeups import Wakeups
 from settings import Settings, get_settings
@@ -46,6 +47,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings.principal_cache_seconds, max_lifetime=settings.user_token_max_seconds
         )
         self.wakeups = Wakeups(settings.events_url)
+        self.rate_limits = RateLimits(settings)
 
     def parse_json(self, data: str | bytes) -> Any:
         """A body that is no JSON object (null, a string, a number, invalid UTF-8, nesting
@@ -65,6 +67,8 @@ class GraphQLApp(GraphQL[Context, None]):
             request.headers,
             signing_secrets=self.signing_secrets,
             wakeups=self.wakeups,
+            rate_limits=self.rate_limits,
+            response=response,
         )
 
 
@@ -107,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await graphql.wakeups.aclose()  # the listener starts on the first wait
+        await graphql.rate_limits.aclose()
 
     app = Starlette(
         lifespan=lifespan,
@@ -126,4 +131,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.db = db
     app.state.settings = settings
     app.state.graphql = graphql
+    app.state.rate_limits = graphql.rate_limits  # the callback's and webhooks' too
     return app

@@ -15,6 +15,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from api.ratelimit import RateLimits
 from store.db import Database
 from workflows.authorization import CallbackError, CallbackOutcome, receive_callback
 
@@ -28,6 +29,10 @@ def _page(title: str, text: str, status: int) -> HTMLResponse:
 
 async def oauth_callback(request: Request) -> Response:
     db: Database = request.app.state.db
+    rate_limits: RateLimits = request.app.state.rate_limits
+    limited = await rate_limits.address(request, "callback")
+    if limited is not None:  # by source address: nobody is known here yet
+        return limited
     q = request.query_params
 
     def receive() -> CallbackOutcome:

@@ -17,6 +17,7 @@ from api.errors import extensions
 from api.events_schema import Subscription, WebhookMutation, WebhookQuery
 from api.limits import graphql_limits
 from api.mutations import Mutation
+from api.ratelimit import RateLimited
 from api.schema import Query
 from settings import Settings
 from workflows.errors import DomainError, ErrorCode
@@ -33,7 +34,12 @@ class Schema(strawberry.Schema):
         """Give every error its code; log only the unexpected ones (without secrets)."""
         for error in errors:
             original = error.original_error
-            if isinstance(original, DomainError):
+            if isinstance(original, RateLimited):
+                error.extensions = {
+                    **extensions(original.code),
+                    "retry_after": original.retry_after,
+                }
+            elif isinstance(original, DomainError):
                 error.extensions = extensions(original.code)
             elif isinstance(original, DataError):
                 # a value the database cannot hold (too long, a NUL character): the

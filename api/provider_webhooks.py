@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import jobs
+from api.ratelimit import RateLimits
 from store.db import Database
 from workflows import provider_events
 
@@ -20,6 +21,10 @@ __all__ = ["provider_webhook"]
 
 async def provider_webhook(request: Request) -> Response:
     db: Database = request.app.state.db
+    rate_limits: RateLimits = request.app.state.rate_limits
+    limited = await rate_limits.address(request, "provider-webhooks")
+    if limited is not None:  # by source address, before the body is even verified
+        return limited
     known = provider_events.signature_header(request.path_params["provider"])
     if known is None:
         return JSONResponse({"error": "no webhooks from this provider"}, status_code=404)

@@ -18,6 +18,7 @@ import strawberry
 from sqlalchemy.orm import Session
 from strawberry.types import Info
 
+from api.ratelimit import RateLimited, RateLimits
 from api.wakeups import Wakeups
 from providers.names import Provider, Scope
 from settings import Settings
@@ -53,11 +54,17 @@ class Context:
         *,
         signing_secrets: SigningSecrets,
         wakeups: Wakeups,
+        rate_limits: RateLimits | None = None,
+        response: Any = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.signing_secrets = signing_secrets
         self.wakeups = wakeups
+        self.rate_limits = rate_limits
+        # The HTTP response being made (None on a WebSocket): a 429 sets its status and
+        # Retry-After header.
+        self.response = response
         self._headers = headers
         self._principal: Principal | None = None
         # graphql-transport-ws: the `connection_init` payload (browsers cannot set
@@ -82,7 +89,8 @@ class Context:
 
     async def principal(self) -> Principal:
         """The caller: from the cached signing secret on the event loop (no thread hop),
-        else from the client's row in a worker thread (once per client and TTL)."""
+        else from the client's row in a worker thread (once per client and TTL); then
+        counted against the client's and the user's rates (once per request)."""
         if self._principal is None:
             client_id, token = self._credentials()
             who = self.signing_secrets.verify(client_id, token)
@@ -90,8 +98,20 @@ class Context:
                 who = await self.run(
                     lambda s: self.signing_secrets.verify_from(s, client_id, token)
                 )
+            if self.rate_limits is not None:
+                try:
+                    await self.rate_limits.caller(who)
+                except RateLimited as limited:
+                    self.limited(limited)
+                    raise
             self._principal = who
         return self._principal
+
+    def limited(self, limited: RateLimited) -> None:
+        """Answer 429 with Retry-After (the error itself says RATE_LIMIT_EXCEEDED)."""
+        if self.response is not None:
+            self.response.status_code = 429
+            self.response.headers["retry-after"] = str(limited.retry_after)
 
 
 def context_of(info: Info) -> Context:

@@ -1,0 +1,102 @@
+"""Request rates (SPEC §4): per client and per user, counted in Redis so that every web
+process shares them; per source address on the OAuth callback and providers' webhooks.
+Over a rate: RATE_LIMIT_EXCEEDED, HTTP 429, `Retry-After` and `extensions.retry_after`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from settings import Settings
+from tests.fixtures import Tenant, error_code, gql
+
+LIST = "{ connectedVehicleList { id } }"
+
+
+def app_with(settings: Settings, **rates: int) -> Iterator[TestClient]:
+    from api.app import create_app
+
+    app = create_app(settings.model_copy(update=rates))
+    with TestClient(app) as client:
+        yield client
+    app.state.db.engine.dispose()
+
+
+@pytest.fixture
+def two_web_processes(settings: Settings) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two apps, as two `web` processes would be: nothing shared but Redis."""
+    rates = {"rate_user_per_minute": 5, "rate_client_per_minute": 8}
+    first, second = app_with(settings, **rates), app_with(settings, **rates)
+    yield next(first), next(second)
+    for app in (first, second):
+        next(app, None)
+
+
+def test_a_users_rate_is_shared_by_every_web_process(
+    two_web_processes: tuple[TestClient, TestClient], tenant: Tenant
+) -> None:
+    a, b = two_web_processes
+    headers = tenant.headers("rate-user")
+    answers = [gql(a if i % 2 else b, LIST, headers=headers) for i in range(5)]
+    assert all("errors" not in answer for answer in answers)
+
+    over = b.post("/graphql", json={"query": LIST}, headers=headers)
+
+    assert over.status_code == 429
+    assert 1 <= int(over.headers["retry-after"]) <= 60
+    body = over.json()
+    assert error_code(body) == "RATE_LIMIT_EXCEEDED"
+    assert body["errors"][0]["extensions"]["retry_after"] == int(over.headers["retry-after"])
+    assert body["errors"][0]["extensions"]["exception"]["status"] == 429
+
+
+def test_a_clients_rate_covers_all_its_users(
+    two_web_processes: tuple[TestClient, TestClient], tenant: Tenant
+) -> None:
+    a, b = two_web_processes
+    statuses = [
+        a.post("/graphql", json={"query": LIST}, headers=tenant.headers(f"user-{i}")).status_code
+        for i in range(8)  # eight users, one request each: the client's eight
+    ]
+    assert statuses == [200] * 8, (statuses, tenant.client_id)
+
+    over = b.post("/graphql", json={"query": LIST}, headers=tenant.headers("user-new"))
+
+    assert over.status_code == 429
+    assert error_code(over.json()) == "RATE_LIMIT_EXCEEDED"
+
+
+def test_another_client_is_not_held_up(
+    two_web_processes: tuple[TestClient, TestClient], tenant: Tenant
+) -> None:
+    from tests.fixtures import make_tenant
+
+    a, _ = two_web_processes
+    for i in range(9):  # the client's eight, and one refused
+        a.post("/graphql", json={"query": LIST}, headers=tenant.headers(f"user-{i}"))
+    other = make_tenant(tenant.db, None, "Other")
+
+    assert "errors" not in gql(a, LIST, headers=other.headers())
+
+
+@pytest.fixture
+def by_address(settings: Settings) -> Iterator[TestClient]:
+    yield from app_with(settings, rate_address_per_minute=3)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/oauth/callback?state=forged&code=x"), ("POST", "/webhooks/enode")],
+    ids=["callback", "provider webhooks"],
+)
+def test_unauthenticated_endpoints_are_limited_by_source_address(
+    by_address: TestClient, clean: object, method: str, path: str
+) -> None:
+    statuses = [by_address.request(method, path).status_code for _ in range(3)]
+    assert 429 not in statuses
+
+    over = by_address.request(method, path)
+
+    assert over.status_code == 429 and over.headers["retry-after"]
