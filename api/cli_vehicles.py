@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -21,17 +22,37 @@ def vehicles() -> None:
     """Connected vehicles."""
 
 
+def _plain() -> Any:
+    """Load only the columns that are not encrypted: the tool shows no secret, and a row
+    whose secrets do not decrypt is listed all the same."""
+    from sqlalchemy.orm import load_only
+
+    from store.crypto import Encrypted
+
+    columns = ConnectedVehicle.__table__.columns
+    plain = [getattr(ConnectedVehicle, c.key) for c in columns if not isinstance(c.type, Encrypted)]
+    return load_only(*plain, raiseload=True)
+
+
 @vehicles.command("list")
 @click.option("--client", "client_id", help="Only this client's vehicles.")
 @click.option("--status", type=click.Choice([s.value for s in Status]))
+@click.option("--unreadable", is_flag=True, help="Only rows the service could not read (and why).")
 @click.option("--limit", default=50, show_default=True)
-def vehicles_list(client_id: str | None, status: str | None, limit: int) -> None:
+def vehicles_list(client_id: str | None, status: str | None, unreadable: bool, limit: int) -> None:
     """List connected vehicles, newest first."""
-    stmt = select(ConnectedVehicle).order_by(ConnectedVehicle.created_at.desc()).limit(limit)
+    stmt = (
+        select(ConnectedVehicle)
+        .options(_plain())
+        .order_by(ConnectedVehicle.created_at.desc())
+        .limit(limit)
+    )
     if client_id:
         stmt = stmt.where(ConnectedVehicle.client_id == client_id)
     if status:
         stmt = stmt.where(ConnectedVehicle.status == status)
+    if unreadable:
+        stmt = stmt.where(ConnectedVehicle.unreadable_at.is_not(None))
     with _db().session() as session:
         rows = list(session.execute(stmt).scalars())
     if not rows:
@@ -49,6 +70,30 @@ def vehicles_list(client_id: str | None, status: str | None, limit: int) -> None
             f"{v.id:36}  {v.status:15}  {v.provider:12}  {v.client_id:12}  {failure:24}  "
             f"{v.step or '-':10}  {v.attempts or 0:<5}  {v.vin or '-'}"
         )
+        if v.unreadable_at is not None:
+            click.echo(
+                f"  unreadable since {v.unreadable_at:%Y-%m-%d %H:%M}: {v.unreadable_reason}"
+            )
+
+
+@vehicles.command("unmark")
+@click.argument("vehicle_id")
+def vehicles_unmark(vehicle_id: str) -> None:
+    """Clear a row's unreadable mark once it is mended (its key restored, say): the
+    periodic passes take it again."""
+    from sqlalchemy import update
+
+    with _db().session() as session:
+        done = session.execute(
+            update(ConnectedVehicle)
+            .where(ConnectedVehicle.id == vehicle_id)
+            .values(unreadable_at=None, unreadable_reason=None)
+        )
+        session.commit()
+    if not done.rowcount:  # type: ignore[attr-defined]
+        _fail(f"no connected vehicle {vehicle_id!r}")
+        return
+    click.echo(f"{vehicle_id}: no longer marked unreadable")
 
 
 def _when(value: datetime | None) -> str:
@@ -65,17 +110,9 @@ def vehicles_show(vehicle_id: str) -> None:
     """One vehicle as operators need it: its status and failure, the step due and its
     attempts, the last error, when its token expires and is refreshed, when its data was
     last fetched. Never a token or a code: those columns are not even read."""
-    from sqlalchemy.orm import load_only
-
-    from store.crypto import Encrypted
     from store.models import VehicleSnapshot
 
-    plain = [c.key for c in ConnectedVehicle.__table__.columns if not isinstance(c.type, Encrypted)]
-    stmt = (
-        select(ConnectedVehicle)
-        .options(load_only(*[getattr(ConnectedVehicle, k) for k in plain], raiseload=True))
-        .where(ConnectedVehicle.id == vehicle_id)
-    )
+    stmt = select(ConnectedVehicle).options(_plain()).where(ConnectedVehicle.id == vehicle_id)
     with _db().session() as session:
         v = session.execute(stmt).scalar_one_or_none()
         if v is None:
@@ -109,6 +146,10 @@ def vehicles_show(vehicle_id: str) -> None:
             ("created", _when(v.created_at)),
             ("updated", _when(v.updated_at)),
             ("authorized", _when(v.authorized_at)),
+            (
+                "unreadable",
+                f"{_when(v.unreadable_at)}: {v.unreadable_reason}" if v.unreadable_at else "-",
+            ),
         ]
     for name, value in rows:
         click.echo(f"{name + ':':15} {value}")

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Dialect, Text
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Encrypted", "SecretKeyError", "use_key"]
+__all__ = ["Encrypted", "SecretKeyError", "decrypt", "use_key"]
 
 _cipher: MultiFernet | None = None
 
@@ -60,3 +60,12 @@ class Encrypted(TypeDecorator[str]):
             return _require().decrypt(value.encode()).decode()
         except InvalidToken as exc:
             raise SecretKeyError("stored secret does not decrypt with CV_SECRET_KEY") from exc
+
+
+def decrypt(stored: str) -> str:
+    """The plain text of one stored value (as the column would give it), for a reader
+    that decrypts row by row so that one bad value fails alone."""
+    try:
+        return _require().decrypt(stored.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretKeyError("stored secret does not decrypt with CV_SECRET_KEY") from exc

@@ -152,6 +152,14 @@ class ConnectedVehicle(Base):
             postgresql_where=text("refresh_due_at IS NOT NULL"),
             sqlite_where=text("refresh_due_at IS NOT NULL"),
         ),
+        # Rows this service could not read (operators list them: cv vehicles list
+        # --unreadable); periodic passes skip them.
+        Index(
+            "ix_connected_vehicles_unreadable",
+            "unreadable_at",
+            postgresql_where=text("unreadable_at IS NOT NULL"),
+            sqlite_where=text("unreadable_at IS NOT NULL"),
+        ),
         Index(
             "ix_connected_vehicles_claimed",
             "code_claimed_at",
@@ -213,6 +221,11 @@ class ConnectedVehicle(Base):
     # When it last became pending (created, re-driven, reauthorized): a pending vehicle's
     # time to live runs from here, whatever else (a label) changed since.
     pending_since: Mapped[datetime | None]
+    # Set when the service could not read the row (a secret that does not decrypt with
+    # CV_SECRET_KEY, corrupt data): it fails alone, and periodic passes skip it until an
+    # operator mends it and clears the mark (cv vehicles unmark).
+    unreadable_at: Mapped[datetime | None]
+    unreadable_reason: Mapped[str | None] = mapped_column(Text)
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -17,7 +17,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from providers import RetryableError, RetryPolicy
 from providers.retry import DATABASE_OUTAGE
 from workers import runtime
-from workflows import steps
+from workflows import steps, unreadable
+from workflows.unreadable import UNREADABLE
 
 __all__ = ["ProviderTask"]
 
@@ -36,6 +37,11 @@ class ProviderTask(Task):  # type: ignore[misc]
     def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(vehicle_id, *args, **kwargs)
+        except UNREADABLE as exc:
+            # Reading it again fails again: the row is marked, its step cleared (the
+            # sweep would re-drive it for ever), and the worker goes on with the rest.
+            unreadable.mark_now(runtime.database(), vehicle_id, exc)
+            return None
         except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout) as exc:
             # The database went away (a restart, a dropped connection) or every pooled
             # connection is busy: not the provider's fault and no attempt spent; the pool

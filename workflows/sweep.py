@@ -19,6 +19,7 @@ one of them, and a re-driven step is not due again before the stall deadline.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -35,6 +36,7 @@ from workflows.errors import ErrorCode
 from workflows.machine import Lifecycle
 from workflows.stages import Stages
 from workflows.steps import Step
+from workflows.unreadable import alone
 
 __all__ = [
     "SweepReport",
@@ -120,7 +122,8 @@ def _vehicles(
     """`_take` for vehicles. The sweep writes plain fields only: encrypted columns are
     loaded if touched, never up front, so a row this process cannot decrypt does not
     stop the pass for the others."""
-    return _take(session, db, query.options(*(defer(c) for c in _SECRET_COLUMNS)))
+    query = query.where(CV.unreadable_at.is_(None)).options(*(defer(c) for c in _SECRET_COLUMNS))
+    return _take(session, db, query)
 
 
 def _take(session: Session, db: Database, query: Select[T]) -> list[T]:
@@ -138,29 +141,40 @@ def sweep(
     now = now or utcnow()
     report = SweepReport()
     with db.session() as session:
+        # Each row on its own (workflows.unreadable): one that cannot be read is marked
+        # and skipped, and the pass goes on.
         claim_deadline = now - timedelta(seconds=settings.claim_timeout_seconds)
         for vehicle in _vehicles(session, db, unspent_claims_query(claim_deadline, batch)):
-            Stages(vehicle).trigger_event("release")
-            vehicle.step_due_at = now - timedelta(seconds=settings.stall_seconds + 1)
-            report.claims_released += 1
+
+            def release(v: ConnectedVehicle = vehicle) -> None:
+                Stages(v).trigger_event("release")
+                v.step_due_at = now - timedelta(seconds=settings.stall_seconds + 1)
+
+            report.claims_released += alone(session, vehicle.id, release)
         session.flush()
 
         stall_deadline = now - timedelta(seconds=settings.stall_seconds)
         for vehicle in _vehicles(session, db, stalled_query(stall_deadline, batch)):
-            steps.redrive(vehicle, now)  # enqueued after the commit below
-            report.redrive.append((vehicle.id, Step(str(vehicle.step))))
+            step = Step(str(vehicle.step))
+            if alone(session, vehicle.id, functools.partial(steps.redrive, vehicle, now)):
+                report.redrive.append((vehicle.id, step))  # enqueued after the commit
 
         ttl_deadline = now - timedelta(seconds=settings.pending_ttl_seconds)
+        expire = ErrorCode.AUTHORIZATION_EXPIRED
         for vehicle in _vehicles(session, db, expired_query(ttl_deadline, batch)):
-            Lifecycle(session, vehicle).trigger_event("fail", error=ErrorCode.AUTHORIZATION_EXPIRED)
-            report.expired += 1
+            lifecycle = Lifecycle(session, vehicle)
+            fail = functools.partial(lifecycle.trigger_event, "fail", error=expire)
+            report.expired += alone(session, vehicle.id, fail)
 
         for row in _take(session, db, unprocessed_webhooks_query(stall_deadline, batch)):
             report.provider_webhooks.append(row.id)
 
         for vehicle in _vehicles(session, db, refresh_due_query(now, batch)):
-            vehicle.refresh_due_at = None  # the step carries it now
-            steps.schedule(vehicle, Step.refresh)  # enqueued after the commit below
-            report.refreshes += 1
+
+            def refresh(v: ConnectedVehicle = vehicle) -> None:
+                v.refresh_due_at = None  # the step carries it now
+                steps.schedule(v, Step.refresh)  # enqueued after the commit below
+
+            report.refreshes += alone(session, vehicle.id, refresh)
         session.commit()
     return report

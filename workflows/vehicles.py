@@ -13,16 +13,17 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import Text, literal, select, tuple_, type_coerce
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
-from store.crypto import Encrypted
+from store.crypto import Encrypted, SecretKeyError, decrypt
 from store.models import CatalogueVehicle, ConnectedVehicle, utcnow
 from workflows.clients import Principal
 from workflows.errors import DomainError, ErrorCode
@@ -42,6 +43,8 @@ __all__ = [
     "update_label",
     "view_owned",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 100
 LABEL_MAX = 200  # the column's width
@@ -225,14 +228,21 @@ def list_owned(
 
 
 def _load_authorization_urls(session: Session, rows: Sequence[ConnectedVehicle]) -> None:
-    """Only pending vehicles show their authorization URL: decrypt those, in one query."""
+    """Only pending vehicles show their authorization URL: read those in one query, and
+    decrypt each on its own, so that one that does not decrypt fails alone (shown
+    without its URL, logged with its id) and the list answers."""
     pending = [r for r in rows if r.status == "pending"]
     urls: dict[str, str | None] = {}
     if pending:
-        stmt = select(ConnectedVehicle.id, ConnectedVehicle.authorization_url).where(
+        stored = type_coerce(ConnectedVehicle.authorization_url, Text)  # as stored
+        stmt = select(ConnectedVehicle.id, stored).where(
             ConnectedVehicle.id.in_([r.id for r in pending])
         )
-        urls = {vehicle_id: url for vehicle_id, url in session.execute(stmt)}
+        for vehicle_id, value in session.execute(stmt):
+            try:
+                urls[vehicle_id] = decrypt(value) if value is not None else None
+            except SecretKeyError:
+                log.error("vehicle %s: its authorization URL cannot be read", vehicle_id)
     for row in rows:
         set_committed_value(row, "authorization_url", urls.get(row.id))
 
