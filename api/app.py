@@ -13,6 +13,7 @@ from typing import Any
 import anyio.to_thread
 from cross_web import HTTPException  # what Strawberry's HTTP layer answers as a 4xx
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -32,6 +33,7 @@ from api.schema import Context
 from api.wakeups import Wakeups
 from settings import Settings, get_settings
 from store.db import Database, open_database
+from store.keys import check_key
 from workflows.clients import SigningSecrets
 
 __all__ = ["create_app"]
@@ -87,9 +89,17 @@ async def readyz(request: Request) -> Response:
         except Exception:
             return False
 
+    def key_ok() -> bool:
+        try:
+            check_key(db.engine)  # a canary of each kind of secret stored
+            return True
+        except Exception:
+            return False
+
     checks = {
         "database": await anyio.to_thread.run_sync(database_ok),
         "broker": await anyio.to_thread.run_sync(jobs.broker_reachable),
+        "secret_key": await anyio.to_thread.run_sync(key_ok),
     }
     ready = all(checks.values())
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
@@ -105,6 +115,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.secret_key.get_secret_value(),
         dispatcher=jobs.dispatcher(),
     )
+    try:  # a key that does not read what is stored: refuse to start, and say why
+        check_key(db.engine)
+    except OperationalError:  # the database is not up yet: readiness reports it
+        logging.getLogger(__name__).warning("database not reachable: key checked later")
+    except Exception:
+        db.engine.dispose()
+        raise
     graphql = GraphQLApp(db, settings)
 
     @contextlib.asynccontextmanager

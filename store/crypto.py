@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Dialect, Text
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Encrypted", "SecretKeyError", "decrypt", "use_key"]
+__all__ = ["Encrypted", "SecretKeyError", "decrypt", "rotate", "use_key"]
 
 _cipher: MultiFernet | None = None
 
@@ -67,5 +67,13 @@ def decrypt(stored: str) -> str:
     that decrypts row by row so that one bad value fails alone."""
     try:
         return _require().decrypt(stored.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretKeyError("stored secret does not decrypt with CV_SECRET_KEY") from exc
+
+
+def rotate(stored: str) -> str:
+    """`stored` re-encrypted under the first key (any key may decrypt it)."""
+    try:
+        return _require().rotate(stored.encode()).decode()
     except InvalidToken as exc:
         raise SecretKeyError("stored secret does not decrypt with CV_SECRET_KEY") from exc
