@@ -107,6 +107,34 @@ def client_create(name: str, client_id: str | None) -> None:
         click.echo("Sign users' tokens (HS256, sub = user id, exp) with the signing secret.")
 
 
+@client.command("rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--grace",
+    default=86400,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="Seconds the previous secret still verifies tokens (0: refused at once).",
+)
+def client_rotate_secret(client_id: str, grace: int) -> None:
+    """Give a client a new signing secret (printed once); tokens signed with the old one
+    are accepted for the grace period, while the client's servers switch over."""
+    from workflows.clients import rotate_signing_secret
+
+    with _db().session() as session:
+        try:
+            c = rotate_signing_secret(session, client_id, timedelta(seconds=grace))
+        except LookupError as exc:
+            _fail(str(exc))
+            return
+        click.echo(f"new signing secret: {c.signing_secret}")
+        if c.previous_secret_expires_at is not None:
+            until = c.previous_secret_expires_at.isoformat(timespec="seconds")
+            click.echo(f"the previous one verifies tokens until {until}")
+        else:
+            click.echo("the previous one is refused from now on")
+
+
 @client.command("add-redirect-uri")
 @click.argument("client_id")
 @click.argument("uri")

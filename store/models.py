@@ -77,6 +77,10 @@ class Client(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     signing_secret: Mapped[str] = mapped_column(Encrypted)
+    # After a rotation the previous secret still verifies tokens until it expires, so
+    # that the client's servers can switch over (cv client rotate-secret --grace).
+    previous_signing_secret: Mapped[str | None] = mapped_column(Encrypted)
+    previous_secret_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Where its users may be sent back after consent (like Smartcar's registered redirect
     # URIs): a vehicle's redirect_uri must be one of these, exactly.

@@ -163,12 +163,17 @@ def mint_user_token(
     return jwt.encode(claims, client.signing_secret, algorithm="HS256")
 
 
-def rotate_signing_secret(session: Session, client_id: str) -> Client:
-    """A new signing secret: tokens signed with the previous one are refused from now on
-    (in this process at once; in others within their cache's TTL, see SigningSecrets)."""
-    client = session.get(Client, client_id)
+def rotate_signing_secret(
+    session: Session, client_id: str, grace: timedelta = timedelta(0)
+) -> Client:
+    """A new signing secret. Tokens signed with the previous one are accepted for `grace`
+    more (the client's servers switch over meanwhile), then refused; with no grace, from
+    now on (in this process at once; in others within their cache's TTL)."""
+    client = session.get(Client, client_id, with_for_update=True)
     if client is None:
         raise LookupError(f"no client {client_id!r}")
+    client.previous_signing_secret = client.signing_secret if grace else None
+    client.previous_secret_expires_at = datetime.now(UTC) + grace if grace else None
     client.signing_secret = secrets.token_urlsafe(32)
     session.commit()
     forget_signing_secret(client_id)  # again after commit: a read in between saw the old one
@@ -204,6 +209,43 @@ def _check(
     return Principal(client_id=client_id, user_id=sub, admin=claims.get("admin") is True)
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """What verifies a client's tokens: its secret, and during a rotation's grace the
+    previous one too."""
+
+    current: str
+    previous: str | None = None
+    previous_until: datetime | None = None
+
+    @classmethod
+    def of(cls, client: Client) -> _Keys:
+        return cls(
+            client.signing_secret, client.previous_signing_secret, client.previous_secret_expires_at
+        )
+
+    def live(self) -> list[str]:
+        keys = [self.current]
+        until = self.previous_until
+        if self.previous and until is not None and until > datetime.now(UTC):
+            keys.append(self.previous)
+        return keys
+
+
+def _check_keys(client_id: str, keys: _Keys, token: str, max_lifetime: float) -> Principal:
+    """`_check` with each live key in turn: a token signed with the previous secret
+    during its grace is accepted; expired beats invalid when a key's signature held."""
+    error: DomainError | None = None
+    for key in keys.live():
+        try:
+            return _check(client_id, key, token, max_lifetime)
+        except DomainError as exc:
+            if error is None or exc.code is ErrorCode.AUTH_TOKEN_EXPIRED:
+                error = exc
+    assert error is not None
+    raise error
+
+
 def verify_user_token(
     session: Session,
     client_id: str | None,
@@ -216,7 +258,7 @@ def verify_user_token(
     client = session.get(Client, client_id)
     if client is None:
         raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
-    return _check(client.id, client.signing_secret, token, max_lifetime)
+    return _check_keys(client.id, _Keys.of(client), token, max_lifetime)
 
 
 # Every live cache of this process, so that a change of a secret reaches all of them.
@@ -260,7 +302,7 @@ class SigningSecrets:
         self.max_lifetime = max_lifetime
         self._clock = clock
         self._lock = threading.Lock()
-        self._secrets: dict[str, tuple[str, float]] = {}  # client id → (secret, read at)
+        self._secrets: dict[str, tuple[_Keys, float]] = {}  # client id → (keys, read at)
         _caches.add(self)
 
     def verify(self, client_id: str | None, token: str | None) -> Principal | None:
@@ -272,12 +314,12 @@ class SigningSecrets:
             entry = self._secrets.get(client_id)
         if entry is None:
             return None
-        secret, read_at = entry
+        keys, read_at = entry
         age = self._clock() - read_at
         if age >= self.ttl:
             return None
         try:
-            return _check(client_id, secret, token, self.max_lifetime)
+            return _check_keys(client_id, keys, token, self.max_lifetime)
         except DomainError as exc:
             if exc.code is ErrorCode.AUTH_TOKEN_INVALID and age >= self.REREAD_AFTER:
                 return None  # perhaps signed with a secret newer than ours: read again
@@ -292,9 +334,10 @@ class SigningSecrets:
         if client is None:
             self.forget(client_id)
             raise DomainError(ErrorCode.AUTH_TOKEN_INVALID)
+        keys = _Keys.of(client)
         with self._lock:
-            self._secrets[client_id] = (client.signing_secret, read_at)
-        return _check(client.id, client.signing_secret, token, self.max_lifetime)
+            self._secrets[client_id] = (keys, read_at)
+        return _check_keys(client.id, keys, token, self.max_lifetime)
 
     def forget(self, client_id: str | None = None) -> None:
         with self._lock:

@@ -92,7 +92,11 @@ def test_readiness_decrypts_a_canary(api: TestClient, clean: Database) -> None:
     foreign = Fernet(Fernet.generate_key()).encrypt(b"x").decode()
     with clean.engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO clients VALUES ('c-foreign', 'F', :s, now(), '[]')"), {"s": foreign}
+            text(
+                "INSERT INTO clients (id, name, signing_secret, created_at)"
+                " VALUES ('c-foreign', 'F', :s, now())"
+            ),
+            {"s": foreign},
         )
 
     answer = api.get("/readyz")

@@ -119,3 +119,47 @@ def test_an_old_token_is_refused_once_the_ttl_is_over(clean: Database, client: C
     assert cache.verify(client.id, old_token) is None
     with clean.session() as session, pytest.raises(DomainError):
         verify_user_token(session, client.id, old_token)
+
+
+def test_a_rotation_with_grace_accepts_the_old_secret_until_it_ends(
+    clean: Database, client: Client
+) -> None:
+    """The client's servers switch over during the grace: both secrets verify; after it
+    only the new one does. The cache follows the same rule."""
+    cache = SigningSecrets(ttl=30, clock=Clock())
+    old_token = token_for(client)
+    with clean.session() as session:
+        rotated = rotate_signing_secret(session, client.id, timedelta(hours=1))
+        new_token = token_for(rotated)
+
+    for token in (old_token, new_token):
+        verify(cache, clean, client.id, token)  # read into the cache, or from it
+        with clean.session() as session:
+            assert verify_user_token(session, client.id, token).user_id == "u1"
+        assert cache.verify(client.id, token) is not None  # from the cache, both
+
+    with clean.engine.begin() as conn:  # the grace is over
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        conn.execute(
+            update(Client).where(Client.id == client.id).values(previous_secret_expires_at=past)
+        )
+    cache.forget()
+    with clean.session() as session, pytest.raises(DomainError) as refused:
+        verify_user_token(session, client.id, old_token)
+    assert refused.value.code is ErrorCode.AUTH_TOKEN_INVALID
+    with clean.session() as session:
+        assert verify_user_token(session, client.id, new_token).user_id == "u1"
+
+
+def test_the_tool_rotates_a_secret_with_a_grace(clean: Database, client: Client) -> None:
+    import os
+
+    from bench.harness import cli
+
+    out = cli("client", "rotate-secret", client.id, "--grace", "3600", env=dict(os.environ))
+
+    assert "new signing secret:" in out and "verifies tokens until" in out
+    with clean.session() as session:
+        row = session.get(Client, client.id)
+        assert row is not None and row.previous_signing_secret == client.signing_secret
+        assert row.signing_secret in out
