@@ -6,14 +6,13 @@ answer, and with none at all it is PROVIDER_UNAVAILABLE."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime
 
 import strawberry
+from sqlalchemy.orm import Session
 from strawberry.types import Info
 
-from api.schema import context_of
+from api.schema import context_of, wait_for
 from providers.data import VehicleData
 from workflows import data
 from workflows.errors import DomainError, ErrorCode
@@ -93,21 +92,16 @@ class DataQuery:
         ctx = context_of(info)
         who = await ctx.principal()
         vehicle_id = str(id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ctx.settings.mutation_wait_seconds
-        async with ctx.wakeups.watch(vehicle_id) as changed:  # before the ask: no gap
-            asked = await ctx.run(lambda s: data.ask(s, ctx.settings, who, vehicle_id))
-            view = asked.view
-            while asked.wait and not _settled(view, asked.view):
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        changed.wait(), min(remaining, ctx.settings.wait_recheck_seconds)
-                    )
-                changed.clear()  # before the read: a change after it wakes the next wait
-                view = await ctx.run(lambda s: data.look(s, vehicle_id))
+        asked: list[data.Asked] = []  # the ask's answer: whether, and from what, to wait
+
+        def ask(s: Session) -> data.DataView:
+            asked.append(data.ask(s, ctx.settings, who, vehicle_id))
+            return asked[0].view
+
+        def settled(view: data.DataView) -> bool:
+            return not asked[0].wait or _settled(view, asked[0].view)
+
+        view = await wait_for(ctx, vehicle_id, ask, lambda s: data.look(s, vehicle_id), settled)
         if view.status != Status.authorized:
             raise DomainError(ErrorCode.CONNECTED_VEHICLE_FORBIDDEN)
         if view.data is None:

@@ -4,15 +4,14 @@ bounded time for its outcome (woken by the vehicle's change, never by polling)."
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 from collections.abc import Callable
 
 import strawberry
+from sqlalchemy.orm import Session
 from strawberry.types import Info
 
-from api.schema import ConnectedVehicleType, Context, context_of
+from api.schema import ConnectedVehicleType, Context, context_of, wait_for
 from providers.names import Provider, Scope
 from store.models import ConnectedVehicle
 from workflows import authorization, vehicles
@@ -65,33 +64,23 @@ class UpdateConnectedVehicleInput:
     label: str | None = None
 
 
-async def _wait_for(
+async def _wait_for_vehicle(
     ctx: Context, vehicle_id: str, done: Callable[[ConnectedVehicle], bool]
 ) -> ConnectedVehicle:
-    """Read the vehicle; until `done` says so or the bounded wait runs out, wait for its
-    change (a wake from CHANGED) and read again. The database is the truth, whatever the
-    broker did: a wake only says when to look, and a slow re-read every
-    `wait_recheck_seconds` covers a wake that was lost."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.settings.mutation_wait_seconds
-    async with ctx.wakeups.watch(vehicle_id) as changed:  # before the read: no gap
-        while True:
-            changed.clear()
-            row = await ctx.run(lambda s: vehicles.peek(s, vehicle_id))
-            remaining = deadline - loop.time()
-            if done(row) or remaining <= 0:
-                return row
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    changed.wait(), min(remaining, ctx.settings.wait_recheck_seconds)
-                )
+    """The vehicle (as the API shows it) once `done`, or as it stands when the bounded
+    wait runs out."""
+
+    def read(s: Session) -> ConnectedVehicle:
+        return vehicles.peek(s, vehicle_id)
+
+    return await wait_for(ctx, vehicle_id, read, read, done)
 
 
 async def _link_made(ctx: Context, row: ConnectedVehicle) -> ConnectedVehicle:
     """Where the provider makes the consent link (a job), the bounded wait for it."""
     if row.step != Step.start_link:
         return row
-    return await _wait_for(
+    return await _wait_for_vehicle(
         ctx, row.id, lambda v: v.authorization_url is not None or v.status != "pending"
     )
 
@@ -131,7 +120,7 @@ class Mutation:
         code = input.options.code if input.options else None
         row = await ctx.run(lambda s: authorization.request_validation(s, who, str(input.id), code))
         if row.status == Status.pending:
-            row = await _wait_for(ctx, row.id, lambda v: v.status != Status.pending)
+            row = await _wait_for_vehicle(ctx, row.id, lambda v: v.status != Status.pending)
         if row.status == Status.failed:
             failure = ErrorCode(row.failure_code or ErrorCode.PROVIDER_REJECTED)
             raise DomainError(failure, provider=row.provider)
@@ -164,7 +153,7 @@ class Mutation:
         who = await ctx.principal()
         row = await ctx.run(lambda s: authorization.remove_connected_vehicle(s, who, str(input.id)))
         if row.step:  # the access is given back at the provider by a job
-            row = await _wait_for(ctx, row.id, lambda v: v.status != Status.pending_removal)
+            row = await _wait_for_vehicle(ctx, row.id, lambda v: v.status != Status.pending_removal)
         return ConnectedVehicleType.of(row)
 
     @strawberry.mutation(name="updateConnectedVehicle")

@@ -19,8 +19,9 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from api.errors import json_error
 from settings import Settings
 from workflows.clients import Principal
 from workflows.errors import DomainError, ErrorCode
@@ -89,8 +90,7 @@ class RateLimits:
 
 
 def too_many(limited: RateLimited) -> Response:
-    return JSONResponse(
-        {"error": {"code": limited.code.value, "message": limited.message}},
-        status_code=429,
-        headers={"retry-after": str(limited.retry_after)},
-    )
+    """The operators' error body (api.errors), with the wait in `Retry-After`."""
+    response = json_error(limited)
+    response.headers["retry-after"] = str(limited.retry_after)
+    return response

@@ -7,6 +7,8 @@ errors with ``extensions.code`` in :meth:`Schema.process_errors`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from workflows.errors import DomainError, ErrorCode
 from workflows.events import vehicle_view
 from workflows.machine import Status
 
-__all__ = ["ConnectedVehicleType", "Context", "Query", "admin_only", "context_of"]
+__all__ = ["ConnectedVehicleType", "Context", "Query", "admin_only", "context_of", "wait_for"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,6 +114,35 @@ class Context:
         if self.response is not None:
             self.response.status_code = 429
             self.response.headers["retry-after"] = str(limited.retry_after)
+
+
+async def wait_for(
+    ctx: Context,
+    vehicle_id: str,
+    first: Callable[[Session], T],
+    again: Callable[[Session], T],
+    done: Callable[[T], bool],
+) -> T:
+    """Read with `first`; until `done` says so or the bounded wait
+    (CV_MUTATION_WAIT_SECONDS) runs out, wait for the vehicle's change (a wake from
+    CHANGED) and read `again`. The database is the truth, whatever the broker did: a
+    wake only says when to look, and a slow re-read every `wait_recheck_seconds` covers
+    a wake that was lost. Watching starts before the first read: no change is missed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.settings.mutation_wait_seconds
+    async with ctx.wakeups.watch(vehicle_id) as changed:
+        value = await ctx.run(first)
+        while not done(value):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    changed.wait(), min(remaining, ctx.settings.wait_recheck_seconds)
+                )
+            changed.clear()  # before the read: a change after it wakes the next wait
+            value = await ctx.run(again)
+    return value
 
 
 def context_of(info: Info) -> Context:

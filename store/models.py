@@ -231,6 +231,12 @@ class ConnectedVehicle(Base):
     unreadable_at: Mapped[datetime | None]
     unreadable_reason: Mapped[str | None] = mapped_column(Text)
 
+    # The car's last data (workflows.data). Set to None, it is deleted with the flush:
+    # lost access forgets what was read with it.
+    snapshot: Mapped[VehicleSnapshot | None] = relationship(
+        cascade="all, delete-orphan", single_parent=True, uselist=False
+    )
+
     __mapper_args__ = {"version_id_col": version}
 
 

@@ -12,11 +12,10 @@ import logging
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from transitions import EventData, Machine, MachineError
 
-from store.models import ConnectedVehicle, VehicleSnapshot, utcnow
+from store.models import ConnectedVehicle, utcnow
 from workflows import steps
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
@@ -207,12 +206,12 @@ class Lifecycle(TableMachine):
         v.authorization_url = None
 
     def _forget_access(self) -> None:
-        """The user's tokens, and what they read (the data snapshot): in this
-        transaction, like the event."""
+        """The user's tokens, and what they read (the data snapshot, deleted as an
+        orphan when the transaction flushes)."""
         v = self.vehicle
         v.access_token = v.refresh_token = None
         v.token_expires_at = v.refresh_due_at = None
-        self.session.execute(delete(VehicleSnapshot).where(VehicleSnapshot.vehicle_id == v.id))
+        v.snapshot = None
 
     def _record(self, event: EventData) -> None:
         self.vehicle.status = self.state.value

@@ -239,7 +239,7 @@ def refresh(
             adapter = adapter_of(db, session, settings, vehicle, transport)
             session.commit()
         if not adapter.refreshes:  # nothing of the user's to refresh (Enode)
-            refresh_exhausted(db, vehicle_id, again=False)
+            _end_refresh(db, vehicle_id, again=False)
             return
         margin = settings.refresh_margin_seconds
         _renew(db, settings, vehicle_id, adapter, ahead=margin, step=True)
@@ -247,15 +247,18 @@ def refresh(
         return
     except (PermanentError, DomainError) as exc:
         log.error("vehicle %s: token refresh refused: %s", vehicle_id, exc)
-        refresh_exhausted(db, vehicle_id, error=str(exc))
+        _end_refresh(db, vehicle_id, again=True, error=str(exc))
 
 
-def refresh_exhausted(
-    db: Database, vehicle_id: str, *, error: str | None = None, again: bool = True
-) -> None:
-    """The refresh step ends without new tokens. The provider kept failing (`again`):
-    the vehicle stays authorized (its access is not known to be lost), and the refresh
-    comes due again a little later; a call in the meantime refreshes first anyway."""
+def refresh_exhausted(db: Database, vehicle_id: str) -> None:
+    """The provider kept failing: the vehicle stays authorized (its access is not known
+    to be lost), and the refresh comes due again a little later; a call in the meantime
+    refreshes first anyway."""
+    _end_refresh(db, vehicle_id, again=True)
+
+
+def _end_refresh(db: Database, vehicle_id: str, *, again: bool, error: str | None = None) -> None:
+    """The refresh step ends without new tokens; `again`: due again a little later."""
     with db.session() as session:
         vehicle = lock(session, vehicle_id)
         if vehicle is not None and vehicle.step == Step.refresh:
