@@ -208,6 +208,14 @@ def test_walkthrough(service: Service) -> None:
 
     # Flower, behind its login, shows the jobs that ran
     assert httpx.get(f"{service.flower}/api/tasks").status_code == 401
+    # so are the pages Flower itself leaves open (workers.flower.guard)
+    for open_in_flower in ("/metrics", "/healthcheck"):
+        assert httpx.get(f"{service.flower}{open_in_flower}").status_code == 401
+        wrong = httpx.get(f"{service.flower}{open_in_flower}", auth=("ops", "wrong"))
+        assert wrong.status_code == 401
+        shown = httpx.get(f"{service.flower}{open_in_flower}", auth=FLOWER_LOGIN)
+        assert shown.status_code == 200, open_in_flower
+    assert "flower_events_total" in httpx.get(f"{service.flower}/metrics", auth=FLOWER_LOGIN).text
 
     def jobs_shown() -> bool:
         tasks = httpx.get(f"{service.flower}/api/tasks", auth=FLOWER_LOGIN, timeout=5).json()
