@@ -1,6 +1,10 @@
-"""Chaos figures: faults 1 to 3 of the fault tests at a larger size, on real processes.
+"""Chaos figures: faults of the fault tests at a larger size, on real processes.
 
-    .venv/bin/python -m bench.chaos [--size 2000] [--faults kill,redis,flap]
+    .venv/bin/python -m bench.chaos [--size 2000] [--faults kill,redis,flap,lost]
+
+`lost` (not run unless asked): 30% of the token answers lost after the fake spent the
+code, the journeys over HTTP end to end (the GraphQL API, consent, the web's callback);
+every vehicle ends authorized or AUTHORIZATION_INTERRUPTED, no code sent twice.
 
 For each fault: authorizations started, terminal, lost, duplicated transitions and
 events, codes exchanged twice, provider retries, and the time from the fault until every
@@ -60,6 +64,21 @@ def flapping(c: Cluster, size: int) -> Report:
     return c.report("provider flapping 30%", time.monotonic() - start)
 
 
+LOST = "token answers lost 30%"
+
+
+def lost_token_answers(c: Cluster, size: int) -> Report:
+    c.smartcar.fake.latency = LATENCY
+    c.smartcar.fault("/oauth/token", 504, times=10**9, probability=0.3, lose_answer=True)
+    start = time.monotonic()
+    c.put_in_flight_over_http(size)
+    c.wait_until_terminal(1800)
+    return c.report(LOST, time.monotonic() - start)
+
+
+FAULTS = {"kill", "redis", "flap", "lost"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -74,7 +93,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
-    unknown = set(faults) - {"kill", "redis", "flap"}
+    unknown = set(faults) - FAULTS
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
 
@@ -102,12 +121,20 @@ def main() -> int:
                         # counts as stalled
                         CV_STALL_SECONDS="20",
                         CV_RETRY_MAX_ATTEMPTS="30",
+                        # the web (for `lost` only): request rates well above what
+                        # one user and one address send here
+                        web=name == "lost",
+                        CV_RATE_CLIENT_PER_MINUTE="1000000",
+                        CV_RATE_USER_PER_MINUTE="1000000",
+                        CV_RATE_ADDRESS_PER_MINUTE="1000000",
                     )
                 )
                 if name == "kill":
                     report = kill_a_worker(c, args.size)
                 elif name == "redis":
                     report = redis_fault(c, broker, args.size)
+                elif name == "lost":
+                    report = lost_token_answers(c, args.size)
                 else:
                     report = flapping(c, args.size)
             reports.append(report)
@@ -115,7 +142,10 @@ def main() -> int:
     print()
     for report in reports:
         print(report.line())
-    return 0 if all(r.lost == 0 and r.duplicated_transitions == 0 for r in reports) else 1
+    kept = all(r.lost == 0 and r.duplicated_transitions == 0 for r in reports) and all(
+        r.codes_sent_twice == 0 for r in reports if r.fault == LOST
+    )
+    return 0 if kept else 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Procfile's lines. It imports the service and its fakes, never the tests.
 - `service`: web, worker and beat processes of one environment.
 - `broker`, `database`, `tenant`: Redis, PostgreSQL and a client of the service.
 - `env`: the CV_* settings of a run, set before anything reads them.
-- `cluster`: N authorizations in flight on worker processes, and the fault report.
+- `cluster`: N authorizations in flight on worker processes (in process, or over HTTP
+  through the web), and the fault report.
 """
 
 from bench.harness.broker import RedisServer, celery_client, redis_server

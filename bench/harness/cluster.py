@@ -4,11 +4,14 @@ by the fault tests (bounded sizes) and by `bench/chaos` (larger ones).
 
 A run puts N authorizations in flight (each vehicle created, its user's consent given at
 the fake, the callback received), lets a fault happen, waits for every vehicle to end,
-and reports from the database and the fake's counters.
+and reports from the database and the fake's counters. `put_in_flight` does the creating
+and the callback in process; `put_in_flight_over_http` does them as users do, through the
+web (the GraphQL API, the browser sent back to /oauth/callback).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from sqlalchemy import func, select
 
 from bench.harness.broker import celery_client
@@ -32,13 +36,20 @@ from store.models import ConnectedVehicle, OutboxEvent
 from workflows.authorization import create_connected_vehicle, receive_callback
 from workflows.clients import Principal
 
-__all__ = ["Cluster", "Report", "cluster"]
+__all__ = ["CREATE", "Cluster", "Report", "cluster"]
+
+CREATE = """mutation($input: CreateConnectedVehicleInput!) {
+  createConnectedVehicle(input: $input) { id status authorization_url } }"""
 
 
 @dataclass
 class Report:
-    """What a fault run shows: each number but `started`, `terminal` and the times should
-    be 0 for the service to keep its promises."""
+    """What a fault run shows: each number but `started`, `terminal`, `authorized`, the
+    retries and the times should be 0 for the service to keep its promises.
+    `double_exchanges`: codes the fake exchanged for tokens twice (it refuses a spent
+    code, so this stays 0 whatever the service does); `codes_sent_twice`: codes that
+    reached the fake's token endpoint more than once, spent or not (a worker killed after
+    the provider answered may leave one such code per pool process, see README)."""
 
     fault: str
     started: int
@@ -48,6 +59,7 @@ class Report:
     duplicated_transitions: int = 0
     duplicated_events: int = 0
     double_exchanges: int = 0
+    codes_sent_twice: int = 0
     provider_retries: int = 0
     seconds_to_recover: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -58,7 +70,8 @@ class Report:
             f"{self.fault:<24} started {self.started:>5}  terminal {self.terminal:>5}  "
             f"lost {self.lost}  duplicated transitions {self.duplicated_transitions}  "
             f"duplicated events {self.duplicated_events}  double exchanges "
-            f"{self.double_exchanges}  retries {self.provider_retries:>5}  "
+            f"{self.double_exchanges}  codes sent twice {self.codes_sent_twice}  "
+            f"retries {self.provider_retries:>5}  "
             f"recovered in {self.seconds_to_recover:.1f}s"
             + (f"  failed {self.failures}" if self.failures else "")
         )
@@ -89,6 +102,7 @@ class Cluster:
         self.celery = celery_client(broker_url)
         self.vehicles: list[str] = []
         self.codes: list[str] = []
+        self.web: str | None = None  # the web's base URL, once started
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -99,7 +113,8 @@ class Cluster:
         self.service.start_beat()
 
     def start_web(self) -> str:
-        return self.service.start_web()
+        self.web = self.service.start_web()
+        return self.web
 
     def kill_worker(self, index: int = 0) -> None:
         self.service.kill_worker(index)
@@ -141,6 +156,63 @@ class Cluster:
                 self.codes.append(code)
         if enqueue:
             self.enqueue_all()
+
+    def put_in_flight_over_http(self, n: int, *, user: str = "chaos-user") -> None:
+        """N journeys as users make them, over HTTP end to end: createConnectedVehicle at
+        the web's GraphQL API, consent at the fake, the browser back at the web's
+        /oauth/callback, which stores the code and enqueues validation. Needs the cluster
+        started with `web=True`. A step that answers otherwise than it should raises."""
+        web = self.web
+        if web is None:
+            raise RuntimeError("put_in_flight_over_http needs the web: cluster(..., web=True)")
+        headers = self.tenant.headers(user)
+        variables = {"input": {"vehicle_id": "tesla-model-3", "provider": "Smartcar"}}
+        local = threading.local()
+        browsers: list[httpx.Client] = []
+
+        def browser() -> httpx.Client:
+            """One browser per thread (its connections kept), never following redirects."""
+            if not hasattr(local, "browser"):
+                local.browser = httpx.Client(follow_redirects=False, timeout=30)
+                browsers.append(local.browser)
+            client: httpx.Client = local.browser
+            return client
+
+        def one(_: int) -> tuple[str, str]:
+            client = browser()
+            answer = client.post(
+                f"{web}/graphql",
+                json={"query": CREATE, "variables": variables},
+                headers=headers,
+            )
+            body = answer.json() if answer.status_code == 200 else {}
+            vehicle = (body.get("data") or {}).get("createConnectedVehicle")
+            if body.get("errors") or not vehicle or not vehicle.get("authorization_url"):
+                raise RuntimeError(
+                    f"createConnectedVehicle answered {answer.status_code}: {answer.text[:500]}"
+                )
+            back = consent(vehicle["authorization_url"], client=client)
+            if not back.startswith(f"{web}/oauth/callback?"):
+                raise RuntimeError(f"the fake sent the browser elsewhere: {back}")
+            code = parse_qs(urlsplit(back).query).get("code", [""])[0]
+            if not code:
+                raise RuntimeError(f"the fake sent the browser back without a code: {back}")
+            called_back = client.get(back)
+            # a page (no redirect_uri was given), or a 303 on to the client's page
+            if called_back.status_code not in (200, 303):
+                raise RuntimeError(
+                    f"/oauth/callback answered {called_back.status_code}: {called_back.text[:500]}"
+                )
+            return str(vehicle["id"]), code
+
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                for vehicle_id, code in pool.map(one, range(n)):
+                    self.vehicles.append(vehicle_id)
+                    self.codes.append(code)
+        finally:
+            for client in browsers:
+                client.close()
 
     def enqueue_all(self) -> None:
         with self.celery.connection_for_write() as conn, conn.Producer() as producer:
@@ -209,6 +281,7 @@ class Cluster:
             ).scalar_one()
         terminal = sum(n for s, n in statuses.items() if s != "pending")
         exchanges = self.smartcar.fake.exchanges
+        attempts = self.smartcar.fake.code_attempts
         return Report(
             fault=fault,
             started=len(self.vehicles),
@@ -218,6 +291,7 @@ class Cluster:
             duplicated_transitions=sum(1 for n in transitions.values() if n > 1),
             duplicated_events=sum(1 for _, _, n in per_event if n > 1),
             double_exchanges=sum(1 for code in self.codes if exchanges[code] > 1),
+            codes_sent_twice=sum(1 for code in self.codes if attempts[code] > 1),
             provider_retries=int(retries),
             seconds_to_recover=seconds,
             statuses=statuses,

@@ -128,6 +128,9 @@ class FakeProvider:
         self.clock_offset = 0.0
         self.exchanges: Counter[str] = Counter()  # successful exchanges per code
         self.exchange_attempts = 0
+        # Codes presented at the token endpoint, per code (spent or not, answer lost or
+        # not): a code the service sent twice shows as 2.
+        self.code_attempts: Counter[str] = Counter()
         self.revocations = 0  # accesses given back by the app
         self.refresh_attempts = 0  # refresh grants asked for
         self.refreshes = 0  # refresh grants answered with new tokens
@@ -361,6 +364,7 @@ class FakeProvider:
         return {
             "exchanges": dict(self.exchanges),
             "exchange_attempts": self.exchange_attempts,
+            "code_attempts": dict(self.code_attempts),
             "revocations": self.revocations,
             "refresh_attempts": self.refresh_attempts,
             "refreshes": self.refreshes,

@@ -184,6 +184,7 @@ class FakeCodeFlow(FakeProvider):
         """The grant behind a code, spending it; None when it is unknown, used, expired,
         bound to another app or redirect_uri, or its PKCE verifier does not match."""
         self.exchange_attempts += 1
+        self.code_attempts[code] += 1
         entry = self.codes.get(code)
         if entry is None:
             return None

@@ -16,13 +16,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from bench.harness import Cluster, Report, cluster, redis_server, run_until
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
+from store.models import ConnectedVehicle
 from tests.conftest import DB_NAME, PG_ADMIN_URL, REDIS_BASE, REDIS_DB
 from tests.fixtures import AUTHORIZE, CREATE
 
@@ -119,6 +120,48 @@ def test_a_flapping_provider(
         report = c.report("provider flapping 30%", time.monotonic() - start)
     assert report.provider_retries > 0
     assert_kept(report)
+
+
+@pytest.mark.usefixtures("flush")
+def test_lost_token_answers_over_http(
+    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+) -> None:
+    """Users' journeys over HTTP end to end (the GraphQL API, consent at the fake, the
+    browser back at the web's /oauth/callback, which enqueues validation), while 30% of
+    the fake's token answers are lost after it spent the code. No code is sent twice;
+    each vehicle ends authorized or failed AUTHORIZATION_INTERRUPTED (retryable)."""
+    smartcar.fake.latency = LATENCY
+    # processed at the fake, then a 504 instead of the tokens
+    smartcar.fault("/oauth/token", 504, times=10**6, probability=0.3, lose_answer=True)
+    with cluster(clean, settings, smartcar, fault_redis_url, web=True) as c:
+        start = time.monotonic()
+        c.put_in_flight_over_http(100)
+        c.wait_until_terminal(40)
+        report = c.report("token answers lost 30%", time.monotonic() - start)
+        with clean.session() as session:
+            interrupted = session.execute(
+                select(ConnectedVehicle.failure_retryable, ConnectedVehicle.code_claimed_at).where(
+                    ConnectedVehicle.id.in_(c.vehicles),
+                    ConnectedVehicle.failure_code == "AUTHORIZATION_INTERRUPTED",
+                )
+            ).all()
+    print(report.line())
+    lost_answers = report.failures.get("AUTHORIZATION_INTERRUPTED", 0)
+    assert report.started == 100, report
+    assert report.lost == 0 and report.terminal == report.started, report
+    assert set(report.failures) <= {"AUTHORIZATION_INTERRUPTED"}, report
+    assert lost_answers >= 1, report  # the fault bit
+    assert report.authorized >= 1, report
+    assert report.authorized + lost_answers == report.started, report
+    assert report.duplicated_transitions == 0, report
+    assert report.duplicated_events == 0, report
+    assert report.double_exchanges == 0, report
+    assert report.codes_sent_twice == 0, report
+    # every code reached the token endpoint exactly once
+    assert smartcar.fake.exchange_attempts == report.started, report
+    assert all(smartcar.fake.code_attempts[code] == 1 for code in c.codes), report
+    assert len(interrupted) == lost_answers
+    assert all(retryable is True and claimed is None for retryable, claimed in interrupted)
 
 
 @pytest.mark.usefixtures("flush")
