@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # A waiting mutation is woken by its vehicle's change (pub/sub); it re-reads the
     # vehicle this often anyway, in case a wake was lost (200 waiters: 40 reads/s).
     wait_recheck_seconds: float = 10.0
+    # Subscriptions per WebSocket connection (more get an error, the connection stays);
+    # an idle subscription re-reads its vehicle this often in case a wake was lost.
+    subscriptions_per_connection: int = 20
+    subscription_recheck_seconds: float = 60.0
     # How long a web process keeps a client's decrypted signing secret (the JWT itself is
     # checked on every request); a rotation elsewhere is seen within this time.
     principal_cache_seconds: float = 30.0

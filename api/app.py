@@ -41,7 +41,10 @@ __all__ = ["create_app"]
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, db: Database, settings: Settings) -> None:
-        super().__init__(build_schema(settings))
+        super().__init__(
+            build_schema(settings),
+            max_subscriptions_per_connection=settings.subscriptions_per_connection,
+        )
         self.db = db
         self.settings = settings
         # One of each per process: shared by every request it serves.

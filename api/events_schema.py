@@ -3,11 +3,12 @@ endpoints (for the client's administrators: a token with `admin: true`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import redis.asyncio
 import strawberry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,7 +18,6 @@ from api.schema import ConnectedVehicleType, admin_only, context_of
 from store.models import ConnectedVehicle, OutboxEvent, WebhookEndpoint
 from workflows import vehicles, webhooks
 from workflows.clients import Principal
-from workflows.events import vehicle_channel
 
 __all__ = ["Subscription", "WebhookMutation", "WebhookQuery"]
 
@@ -114,26 +114,30 @@ class Subscription:
     async def connected_vehicle(
         self, info: Info, id: strawberry.ID
     ) -> AsyncGenerator[ConnectedVehicleType, None]:
-        """The vehicle now, then every change, in order. Redis pub/sub only wakes the
-        subscription; the changes are read from the outbox (the database is the truth),
-        so none is missed or repeated, whichever worker or relay made it."""
+        """The vehicle now, then every change, in order. The changes are read from the
+        outbox (the database is the truth), so none is missed or repeated, whichever
+        worker or relay made it. A change wakes the read: the process's one listener on
+        CHANGED (`api.wakeups`), shared by every subscription and waiting mutation, so an
+        idle subscription holds no connection and reads nothing; a slow re-read covers a
+        wake that was lost."""
         ctx = context_of(info)
         who = await ctx.principal()
-        events = redis.asyncio.Redis.from_url(ctx.settings.events_url)
-        pubsub = events.pubsub()
-        await pubsub.subscribe(vehicle_channel(str(id)))  # before reading: no gap
-        try:
-            row, seq = await ctx.run(lambda s: _now(s, who, str(id)))
+        vehicle_id = str(id)
+        async with ctx.wakeups.watch(vehicle_id) as changed:  # before reading: no gap
+            row, seq = await ctx.run(lambda s: _now(s, who, vehicle_id))
             yield ConnectedVehicleType.of(row)
             while True:
-                await pubsub.get_message(ignore_subscribe_messages=True, timeout=2.0)
-                changes = await ctx.run(functools.partial(_changes, vehicle_id=str(id), after=seq))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        changed.wait(), ctx.settings.subscription_recheck_seconds
+                    )
+                changed.clear()  # before the read: a change after it wakes the next wait
+                changes = await ctx.run(
+                    functools.partial(_changes, vehicle_id=vehicle_id, after=seq)
+                )
                 for change_seq, payload in changes:
                     seq = change_seq
                     yield ConnectedVehicleType.from_view(payload)
-        finally:
-            await pubsub.aclose()  # type: ignore[attr-defined]
-            await events.aclose()  # type: ignore[attr-defined]
 
 
 def _now(session: Session, who: Principal, vehicle_id: str) -> tuple[ConnectedVehicle, int]:

@@ -16,7 +16,7 @@ from sqlalchemy import Select, select, text, update
 from store.db import Database
 from store.models import OutboxEvent, utcnow
 from workflows import webhooks
-from workflows.events import ALL_EVENTS, vehicle_channel
+from workflows.events import ALL_EVENTS, CHANGED, vehicle_channel
 
 __all__ = ["ALL_EVENTS", "relay_once", "unpublished_query", "vehicle_channel"]
 
@@ -47,6 +47,10 @@ def _publish(client: redis.Redis[bytes], events: list[OutboxEvent]) -> None:
         )
         pipe.publish(vehicle_channel(event.vehicle_id), message)
         pipe.publish(ALL_EVENTS, message)
+    # Wake the web's subscriptions again, at least once (the committer's own wake is
+    # best effort: its process may die between the commit and the publish).
+    for vehicle_id in dict.fromkeys(e.vehicle_id for e in events):
+        pipe.publish(CHANGED, vehicle_id)
     pipe.execute()
 
 
