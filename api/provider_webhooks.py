@@ -44,6 +44,8 @@ async def provider_webhook(request: Request) -> Response:
     except (ValueError, RecursionError):  # (invalid UTF-8 is a ValueError too)
         return JSONResponse({"error": "the body is not JSON"}, status_code=400)
 
+    if not provider_events.is_delivery(provider, body):  # e.g. null, a number, []
+        return JSONResponse({"error": "the body is no delivery of this provider"}, status_code=400)
     challenge = provider_events.challenge_of(provider, body)
     if challenge is not None:  # the provider checks the endpoint (Smartcar's VERIFY)
 

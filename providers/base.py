@@ -239,6 +239,12 @@ class Adapter:
         return hashlib.sha256(raw).hexdigest()
 
     @classmethod
+    def is_delivery(cls, body: Any) -> bool:
+        """Whether a verified body has the shape of this provider's deliveries (a JSON
+        object by default): anything else is refused, and stored nowhere."""
+        return isinstance(body, dict)
+
+    @classmethod
     def parse_webhook(cls, body: Any) -> list[ProviderEvent]:
         """What a verified delivery tells, in the domain's words."""
         return []

@@ -133,6 +133,11 @@ class EnodeAdapter(Adapter):
         return enode_events.verify_webhook(secret, raw, header)
 
     @classmethod
+    def is_delivery(cls, body: Any) -> bool:
+        """Enode sends a batch: a list of event objects, never empty."""
+        return isinstance(body, list) and bool(body) and all(isinstance(e, dict) for e in body)
+
+    @classmethod
     def parse_webhook(cls, body: Any) -> list[ProviderEvent]:
         return enode_events.parse_webhook(body)
 

@@ -36,6 +36,7 @@ __all__ = [
     "Received",
     "challenge_answer",
     "challenge_of",
+    "is_delivery",
     "process",
     "receive",
     "signature_header",
@@ -68,6 +69,11 @@ def verify(session: Session, provider: Provider, raw: bytes, header: str | None)
         if adapter.verify_webhook(row.webhook_secret, raw, header):
             return row.client_id
     return None
+
+
+def is_delivery(provider: Provider, body: Any) -> bool:
+    """Whether a verified body has the shape of the provider's deliveries."""
+    return ADAPTERS[provider].is_delivery(body)
 
 
 def challenge_of(provider: Provider, body: Any) -> str | None:

@@ -195,3 +195,24 @@ def test_a_signed_but_odd_delivery_is_a_clear_answer(
     """Signed by the provider's secret, yet odd: a 4xx or a stored delivery, never a 5xx."""
     answer = api.post("/webhooks/smartcar", content=raw, headers=sign("smartcar", raw))
     assert answer.status_code == status, answer.text
+
+
+@pytest.mark.parametrize(
+    ("provider", "raw"),
+    [
+        ("smartcar", b"null"),
+        ("smartcar", b"[]"),
+        ("smartcar", b"7"),
+        ("enode", b"null"),
+        ("enode", b"[]"),
+        ("enode", b'{"event": "user:vehicle:updated"}'),  # Enode sends a list
+        ("enode", b'["not an event"]'),
+    ],
+)
+def test_a_signed_body_of_the_wrong_shape_is_refused_and_stored_nowhere(
+    api: TestClient, hooked: Tenant, provider: str, raw: bytes
+) -> None:
+    before = row_counts(hooked.db)["provider_webhooks"]
+    answer = api.post(f"/webhooks/{provider}", content=raw, headers=sign(provider, raw))
+    assert answer.status_code == 400, answer.text
+    assert row_counts(hooked.db)["provider_webhooks"] == before
