@@ -8,10 +8,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio.to_thread
-from cross_web import HTTPException  # what Strawberry's HTTP layer answers as a 4xx
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
@@ -19,62 +17,18 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
 from api import jobs, logs
 from api.callback import oauth_callback
-from api.graphql import build_schema
+from api.graphql import GraphQLApp
 from api.limits import BodyLimit
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
-from api.ratelimit import RateLimits
-from api.schema import Context
-from api.wakeups import Wakeups
 from settings import Settings, get_settings
 from store.db import Database, open_database
 from store.keys import check_key
-from workflows.clients import SigningSecrets
 
 __all__ = ["create_app"]
-
-
-class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, db: Database, settings: Settings) -> None:
-        super().__init__(
-            build_schema(settings),
-            max_subscriptions_per_connection=settings.subscriptions_per_connection,
-        )
-        self.db = db
-        self.settings = settings
-        # One of each per process: shared by every request it serves.
-        self.signing_secrets = SigningSecrets(
-            settings.principal_cache_seconds, max_lifetime=settings.user_token_max_seconds
-        )
-        self.wakeups = Wakeups(settings.events_url)
-        self.rate_limits = RateLimits(settings)
-
-    def parse_json(self, data: str | bytes) -> Any:
-        """A body that is no JSON object (null, a string, a number, invalid UTF-8, nesting
-        deeper than the parser goes) is a clear 400, never a 500."""
-        try:
-            parsed = self.decode_json(data)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise HTTPException(400, "The request body is not valid JSON") from exc
-        if not isinstance(parsed, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object")
-        return parsed
-
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return Context(
-            self.db,
-            self.settings,
-            request.headers,
-            signing_secrets=self.signing_secrets,
-            wakeups=self.wakeups,
-            rate_limits=self.rate_limits,
-            response=response,
-        )
 
 
 async def healthz(request: Request) -> Response:

@@ -1,25 +1,14 @@
-"""What one request may cost, checked before any work: the body's size (read no further
-than the cap), and a GraphQL document's depth, aliases and tokens (rejected before it is
-executed, so before authentication and any database read)."""
+"""What one request may cost, checked before any work: the body's size, on every route
+(read no further than the cap). A GraphQL document's depth, aliases and tokens are
+limited in :mod:`api.graphql.limits`."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
-from strawberry.extensions.query_depth_limiter import IgnoreContext
 
-from settings import Settings
-
-__all__ = ["BodyLimit", "graphql_limits"]
+__all__ = ["BodyLimit"]
 
 
 class BodyLimit:
@@ -81,25 +70,3 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": answer})
-
-
-def _introspection(context: IgnoreContext) -> bool:
-    """GraphiQL's schema query is deep by nature (types of types of types): its depth is
-    not a caller's cost (introspection itself is a setting)."""
-    return context.field_name.startswith("__")
-
-
-def graphql_limits(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """The schema's limiting extensions, before its caches: a document over a limit is a
-    parse or validation error (BAD_USER_INPUT), never executed."""
-    tokens, depth = settings.graphql_max_tokens, settings.graphql_max_depth
-    aliases = settings.graphql_max_aliases
-    # Factories: a fresh extension per request, as Strawberry asks.
-    limits: list[Callable[[], SchemaExtension]] = [
-        lambda: MaxTokensLimiter(max_token_count=tokens),
-        lambda: QueryDepthLimiter(max_depth=depth, should_ignore=_introspection),
-        lambda: MaxAliasesLimiter(max_alias_count=aliases),
-    ]
-    if not settings.graphql_introspection:
-        limits.append(DisableIntrospection)
-    return limits

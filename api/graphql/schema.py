@@ -1,5 +1,7 @@
-"""The GraphQL schema of SPEC §3, assembled: queries, mutations, the subscription, and
-how errors are shaped (``extensions.code``, ``extensions.exception.{code,status}``)."""
+"""The GraphQL schema of SPEC §3, assembled: queries, mutations, the subscription, the
+limits, and how errors are shaped (``extensions.code``,
+``extensions.exception.{code,status}``), whether a resolver or a field's permission
+raised them."""
 
 from __future__ import annotations
 
@@ -12,17 +14,17 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from api.data_schema import DataQuery
 from api.errors import extensions
-from api.events_schema import Subscription, WebhookMutation, WebhookQuery
-from api.limits import graphql_limits
-from api.mutations import Mutation
+from api.graphql.data import DataQuery
+from api.graphql.limits import graphql_limits
+from api.graphql.subscriptions import Subscription
+from api.graphql.vehicles import Mutation, Query
+from api.graphql.webhooks import WebhookMutation, WebhookQuery
 from api.ratelimit import RateLimited
-from api.schema import Query
 from settings import Settings
 from workflows.errors import DomainError, ErrorCode
 
-__all__ = ["build_schema"]
+__all__ = ["Schema", "build_schema"]
 
 log = logging.getLogger(__name__)
 

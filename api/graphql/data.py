@@ -2,7 +2,11 @@
 stored (SPEC §3). The API never calls the provider: a stale snapshot makes a fetch job
 due (once, however many ask) and the query waits the bounded time for it; when that runs
 out, or the fetch failed (a sleeping car, a provider down), the last snapshot is the
-answer, and with none at all it is PROVIDER_UNAVAILABLE."""
+answer, and with none at all it is PROVIDER_UNAVAILABLE. The caller is checked first, by
+the field's permission (:class:`~api.graphql.context.Caller`)."""
+
+# mypy: disallow-untyped-decorators=False
+# (Strawberry's field decorators are untyped.)
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import strawberry
 from sqlalchemy.orm import Session
 from strawberry.types import Info
 
-from api.schema import context_of, wait_for
+from api.graphql.context import Caller, context_of, wait_for
 from providers.data import VehicleData
 from workflows import data
 from workflows.errors import DomainError, ErrorCode
@@ -85,12 +89,12 @@ def _settled(view: data.DataView, before: data.DataView) -> bool:
 
 @strawberry.type
 class DataQuery:
-    @strawberry.field(name="connectedVehicleData")
+    @strawberry.field(name="connectedVehicleData", permission_classes=[Caller])
     async def connected_vehicle_data(
         self, info: Info, id: strawberry.ID
     ) -> ConnectedVehicleDataType:
         ctx = context_of(info)
-        who = await ctx.principal()
+        who = ctx.caller
         vehicle_id = str(id)
         asked: list[data.Asked] = []  # the ask's answer: whether, and from what, to wait
 

@@ -1,0 +1,89 @@
+"""The `connectedVehicle` subscription (SPEC §3, graphql-transport-ws): the vehicle now,
+then every change, read from the outbox. The caller is checked before it starts, by the
+field's permission (:class:`~api.graphql.context.Caller`)."""
+
+# mypy: disallow-untyped-decorators=False
+# (Strawberry's field decorators are untyped.)
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from strawberry.types import Info
+
+from api.graphql.context import Caller, context_of
+from api.graphql.types import ConnectedVehicleType
+from store.models import ConnectedVehicle, OutboxEvent
+from workflows import vehicles
+from workflows.clients import Principal
+
+__all__ = ["Subscription"]
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(name="connectedVehicle", permission_classes=[Caller])
+    async def connected_vehicle(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[ConnectedVehicleType, None]:
+        """The vehicle now, then every change, in order. The changes are read from the
+        outbox (the database is the truth), so none is missed or repeated, whichever
+        worker or relay made it. A change wakes the read: the process's one listener on
+        CHANGED (`api.wakeups`), shared by every subscription and waiting mutation, so an
+        idle subscription holds no connection and reads nothing; a slow re-read covers a
+        wake that was lost."""
+        ctx = context_of(info)
+        who = ctx.caller
+        vehicle_id = str(id)
+        async with ctx.wakeups.watch(vehicle_id) as changed:  # before reading: no gap
+            row, seq = await ctx.run(lambda s: _now(s, who, vehicle_id))
+            yield ConnectedVehicleType.of(row)
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        changed.wait(), ctx.settings.subscription_recheck_seconds
+                    )
+                changed.clear()  # before the read: a change after it wakes the next wait
+                changes = await ctx.run(
+                    functools.partial(_changes, vehicle_id=vehicle_id, after=seq)
+                )
+                for change_seq, payload in changes:
+                    seq = change_seq
+                    yield ConnectedVehicleType.from_view(payload)
+
+
+def _now(session: Session, who: Principal, vehicle_id: str) -> tuple[ConnectedVehicle, int]:
+    row = vehicles.view_owned(session, who, vehicle_id)
+    seq = session.execute(
+        select(func.coalesce(func.max(OutboxEvent.seq), 0)).where(
+            OutboxEvent.vehicle_id == vehicle_id
+        )
+    ).scalar_one()
+    return row, int(seq)
+
+
+def _changes(session: Session, vehicle_id: str, after: int) -> list[tuple[int, dict[str, Any]]]:
+    """The vehicle's events after `after`. Events carry no authorization URL (it holds the
+    OAuth state); the subscriber is the vehicle's owner, so a pending one's is read back
+    here, decrypted only when some event says it is ready."""
+    rows = session.execute(
+        select(OutboxEvent.seq, OutboxEvent.payload)
+        .where(OutboxEvent.vehicle_id == vehicle_id, OutboxEvent.seq > after)
+        .order_by(OutboxEvent.seq)
+    ).all()
+    changes = [(int(seq), dict(payload)) for seq, payload in rows]
+    if any(p.get("authorization_ready") for _, p in changes):
+        url = session.execute(
+            select(ConnectedVehicle.authorization_url).where(ConnectedVehicle.id == vehicle_id)
+        ).scalar_one_or_none()
+        for _, payload in changes:
+            if payload.get("authorization_ready"):
+                payload["authorization_url"] = url
+    return changes
