@@ -7,7 +7,12 @@ from starlette.responses import JSONResponse
 
 from workflows.errors import DomainError, ErrorCode
 
-__all__ = ["extensions", "json_error"]
+__all__ = ["Unexpected", "extensions", "json_error"]
+
+
+class Unexpected(Exception):
+    """An error no one foresaw, already logged where it happened: answered
+    INTERNAL_SERVER_ERROR, with no detail (its message could hold anything)."""
 
 
 def extensions(code: ErrorCode) -> dict[str, object]:

@@ -5,9 +5,6 @@ out, or the fetch failed (a sleeping car, a provider down), the last snapshot is
 answer, and with none at all it is PROVIDER_UNAVAILABLE. The caller is checked first, by
 the field's permission (:class:`~api.graphql.context.Caller`)."""
 
-# mypy: disallow-untyped-decorators=False
-# (Strawberry's field decorators are untyped.)
-
 from __future__ import annotations
 
 from datetime import datetime

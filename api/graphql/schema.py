@@ -6,15 +6,18 @@ raised them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy.exc import DataError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
-from api.errors import extensions
+from api.errors import Unexpected, extensions
 from api.graphql.data import DataQuery
 from api.graphql.limits import graphql_limits
 from api.graphql.subscriptions import Subscription
@@ -29,7 +32,40 @@ __all__ = ["Schema", "build_schema"]
 log = logging.getLogger(__name__)
 
 
+_INTERNAL = {
+    "code": "INTERNAL_SERVER_ERROR",
+    "exception": {"code": "INTERNAL_SERVER_ERROR", "status": 500},
+}
+
+
 class Schema(strawberry.Schema):
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Over HTTP (one answer per request) a subscription is refused with a 400, as a
+        mutation over GET is: it streams over the WebSocket only."""
+        allowed = (
+            set(allowed_operation_types)
+            if allowed_operation_types is not None
+            else {OperationType.QUERY, OperationType.MUTATION}
+        )
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -41,6 +77,9 @@ class Schema(strawberry.Schema):
                     **extensions(original.code),
                     "retry_after": original.retry_after,
                 }
+            elif isinstance(original, Unexpected):
+                error.message = "Internal server error"
+                error.extensions = _INTERNAL
             elif isinstance(original, DomainError):
                 error.extensions = extensions(original.code)
             elif isinstance(original, DataError):
@@ -54,10 +93,7 @@ class Schema(strawberry.Schema):
             else:
                 log.error("unexpected error in %s", error.path, exc_info=original)
                 error.message = "Internal server error"
-                error.extensions = {
-                    "code": "INTERNAL_SERVER_ERROR",
-                    "exception": {"code": "INTERNAL_SERVER_ERROR", "status": 500},
-                }
+                error.extensions = _INTERNAL
 
 
 @strawberry.type

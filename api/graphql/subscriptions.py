@@ -2,14 +2,12 @@
 then every change, read from the outbox. The caller is checked before it starts, by the
 field's permission (:class:`~api.graphql.context.Caller`)."""
 
-# mypy: disallow-untyped-decorators=False
-# (Strawberry's field decorators are untyped.)
-
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -18,13 +16,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from strawberry.types import Info
 
+from api.errors import Unexpected
 from api.graphql.context import Caller, context_of
 from api.graphql.types import ConnectedVehicleType
 from store.models import ConnectedVehicle, OutboxEvent
 from workflows import vehicles
 from workflows.clients import Principal
+from workflows.errors import DomainError
 
 __all__ = ["Subscription"]
+
+log = logging.getLogger(__name__)
 
 
 @strawberry.type
@@ -42,21 +44,29 @@ class Subscription:
         ctx = context_of(info)
         who = ctx.caller
         vehicle_id = str(id)
-        async with ctx.wakeups.watch(vehicle_id) as changed:  # before reading: no gap
-            row, seq = await ctx.run(lambda s: _now(s, who, vehicle_id))
-            yield ConnectedVehicleType.of(row)
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        changed.wait(), ctx.settings.subscription_recheck_seconds
+        try:
+            async with ctx.wakeups.watch(vehicle_id) as changed:  # before reading: no gap
+                row, seq = await ctx.run(lambda s: _now(s, who, vehicle_id))
+                yield ConnectedVehicleType.of(row)
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            changed.wait(), ctx.settings.subscription_recheck_seconds
+                        )
+                    changed.clear()  # before the read: a change after it wakes the next
+                    changes = await ctx.run(
+                        functools.partial(_changes, vehicle_id=vehicle_id, after=seq)
                     )
-                changed.clear()  # before the read: a change after it wakes the next wait
-                changes = await ctx.run(
-                    functools.partial(_changes, vehicle_id=vehicle_id, after=seq)
-                )
-                for change_seq, payload in changes:
-                    seq = change_seq
-                    yield ConnectedVehicleType.from_view(payload)
+                    for change_seq, payload in changes:
+                        seq = change_seq
+                        yield ConnectedVehicleType.from_view(payload)
+        except DomainError:
+            raise
+        except Exception as exc:
+            # Strawberry hands a running subscription's error to process_errors without
+            # a path, as if it were the document's: say here that it is unexpected.
+            log.error("unexpected error in the subscription of %s", vehicle_id, exc_info=exc)
+            raise Unexpected from None
 
 
 def _now(session: Session, who: Principal, vehicle_id: str) -> tuple[ConnectedVehicle, int]:

@@ -4,9 +4,6 @@ resolver calls one workflow function in a worker thread (the database layer is
 synchronous), which enqueues after commit, and, where a job does the work, waits a
 bounded time for its outcome (woken by the vehicle's change, never by polling)."""
 
-# mypy: disallow-untyped-decorators=False
-# (Strawberry's field decorators are untyped.)
-
 from __future__ import annotations
 
 import functools

@@ -2,9 +2,6 @@
 For the client's administrators only (a token with `admin: true`): every field's
 permission is :class:`~api.graphql.context.Admin`."""
 
-# mypy: disallow-untyped-decorators=False
-# (Strawberry's field decorators are untyped.)
-
 from __future__ import annotations
 
 import strawberry

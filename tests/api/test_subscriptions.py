@@ -3,9 +3,11 @@ database poll of their own), and a WebSocket connection holds a bounded number o
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import pytest
 import redis
 from starlette.testclient import TestClient, WebSocketTestSession
 
@@ -137,3 +139,43 @@ def test_the_relay_wakes_the_subscriptions_again(
     events.close()
 
     assert vehicle_id in woken
+
+
+def test_a_subscription_over_http_is_a_400(api: TestClient, tenant: Tenant) -> None:
+    headers = tenant.headers()
+    vehicle_id = create_vehicle(api, headers)["id"]
+    answer = api.post(
+        "/graphql", json={"query": SUBSCRIBE, "variables": {"id": vehicle_id}}, headers=headers
+    )
+    assert answer.status_code == 400, answer.text
+    assert "subscriptions are not allowed" in answer.text
+
+
+def test_an_unexpected_error_in_a_running_subscription_is_internal_and_says_nothing(
+    api: TestClient,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A fault injected into the change read (the database answering nonsense): the
+    subscriber gets INTERNAL_SERVER_ERROR without the detail; the log has it."""
+    from api.graphql import subscriptions
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("detail-that-must-not-reach-the-client")
+
+    monkeypatch.setattr(subscriptions, "_changes", broken)
+    headers = tenant.headers()
+    vehicle_id = create_vehicle(api, headers)["id"]
+    with connect(api) as ws:
+        init(ws, headers)
+        subscribe(ws, "1", vehicle_id)
+        assert ws.receive_json()["type"] == "next"
+        gql(api, LABEL, {"input": {"id": vehicle_id, "label": "Blue"}}, headers)
+        failed = ws.receive_json()
+
+    payload = json.dumps(failed)
+    assert "detail-that-must-not-reach-the-client" not in payload
+    errors = failed["payload"] if failed["type"] == "error" else failed["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR", failed
+    assert "detail-that-must-not-reach-the-client" in caplog.text
