@@ -56,6 +56,7 @@ class Context:
         self.response = response
         self._headers = headers
         self._principal: Principal | None = None
+        self._checking: asyncio.Future[Principal] | None = None
         # graphql-transport-ws: the `connection_init` payload (browsers cannot set
         # headers on a WebSocket); Strawberry sets it here.
         self.connection_params: dict[str, Any] | None = None
@@ -79,22 +80,26 @@ class Context:
     async def principal(self) -> Principal:
         """The caller: from the cached signing secret on the event loop (no thread hop),
         else from the client's row in a worker thread (once per client and TTL); then
-        counted against the client's and the user's rates (once per request)."""
-        if self._principal is None:
-            client_id, token = self._credentials()
-            who = self.signing_secrets.verify(client_id, token)
-            if who is None:
-                who = await self.run(
-                    lambda s: self.signing_secrets.verify_from(s, client_id, token)
-                )
-            if self.rate_limits is not None:
-                try:
-                    await self.rate_limits.caller(who)
-                except RateLimited as limited:
-                    self.limited(limited)
-                    raise
-            self._principal = who
-        return self._principal
+        counted against the client's and the user's rates. Once per request: fields
+        resolved at once share one check (and its failure), shielded from the
+        cancellation of any one of them."""
+        if self._checking is None:
+            self._checking = asyncio.ensure_future(self._check())
+        return await asyncio.shield(self._checking)
+
+    async def _check(self) -> Principal:
+        client_id, token = self._credentials()
+        who = self.signing_secrets.verify(client_id, token)
+        if who is None:
+            who = await self.run(lambda s: self.signing_secrets.verify_from(s, client_id, token))
+        if self.rate_limits is not None:
+            try:
+                await self.rate_limits.caller(who)
+            except RateLimited as limited:
+                self.limited(limited)
+                raise
+        self._principal = who
+        return who
 
     @property
     def caller(self) -> Principal:

@@ -100,3 +100,16 @@ def test_unauthenticated_endpoints_are_limited_by_source_address(
     over = by_address.request(method, path)
 
     assert over.status_code == 429 and over.headers["retry-after"]
+
+
+def test_a_request_is_counted_once_whatever_its_fields(settings: Settings, tenant: Tenant) -> None:
+    """Two root fields resolve at once; they share one check of the caller, counted once."""
+    both = "{ a: connectedVehicleList { id } b: vehicleList { id } }"
+    headers = tenant.headers("two-fields")
+    for client in app_with(settings, rate_user_per_minute=3):
+        answers = [client.post("/graphql", json={"query": both}, headers=headers) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert "errors" not in answers[2].json()
+    assert {e["extensions"]["code"] for e in answers[3].json()["errors"]} == {
+        "RATE_LIMIT_EXCEEDED"
+    }
