@@ -3,7 +3,8 @@
 The login is handed over in Flower's own environment variable, not on the command line,
 where any user of the machine could read it. Flower runs in this process (not exec'd),
 so that its handlers can be mended before its app is built: `/metrics` and
-`/healthcheck` answer without a login in Flower itself, and here they ask for one.
+`/healthcheck` answer without a login in Flower itself, and here they ask for one; the
+task page of a failed workflow step gets a Re-drive button (`workers.flower_redrive`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ OPEN_IN_FLOWER = ("Metrics", "Healthcheck")
 
 
 def guard() -> None:
-    """Put Flower's open handlers behind its login (idempotent)."""
+    """Put Flower's open handlers behind its login, and add the Re-drive button
+    (idempotent)."""
+    from flower import urls
     from flower.views import monitor
+
+    from workers.flower_redrive import install
+
+    install(urls.handlers)
 
     for name in OPEN_IN_FLOWER:
         handler = getattr(monitor, name)

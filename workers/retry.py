@@ -17,12 +17,28 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from providers import RetryableError, RetryPolicy
 from providers.retry import DATABASE_OUTAGE
 from workers import runtime
+from workers.enqueue import FAILED_HERE
 from workflows import steps, unreadable
 from workflows.unreadable import UNREADABLE
 
-__all__ = ["ProviderTask"]
+__all__ = ["ProviderTask", "WorkflowFailed"]
 
 log = logging.getLogger(__name__)
+
+
+class WorkflowFailed(Exception):
+    """The step's vehicle ended `failed`. Raised after everything was committed, so that
+    the task ends FAILURE with the vehicle's id and code (Flower's Failed filter finds
+    it; its Re-drive button acts on it): the message is acked like any other, nothing is
+    retried or redelivered."""
+
+    def __init__(self, vehicle_id: str, code: str | None) -> None:
+        super().__init__(vehicle_id, code)
+        self.vehicle_id = vehicle_id
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"vehicle {self.vehicle_id} failed: {self.code}"
 
 
 class ProviderTask(Task):  # type: ignore[misc]
@@ -33,8 +49,22 @@ class ProviderTask(Task):  # type: ignore[misc]
     # Celery's own count must never stop a retry: the database counts attempts. (A
     # `max_retries=None` passed to `retry()` means "the task's default", which is 3.)
     max_retries = None
+    # An expected outcome: logged without a traceback.
+    throws = (WorkflowFailed,)
 
     def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
+        failed: list[tuple[str, str | None]] = []
+        noted = FAILED_HERE.set(failed)  # the dispatcher adds what this run's commits failed
+        try:
+            result = self._step(vehicle_id, *args, **kwargs)
+        finally:
+            FAILED_HERE.reset(noted)
+        for failed_id, code in failed:
+            if failed_id == vehicle_id:
+                raise WorkflowFailed(vehicle_id, code)
+        return result
+
+    def _step(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(vehicle_id, *args, **kwargs)
         except UNREADABLE as exc:

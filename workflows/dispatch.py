@@ -9,7 +9,8 @@ hands over) gives the database handle's dispatcher what the transaction asked fo
 - the steps now due (each vehicle's ``step``, read at commit time: a step scheduled and
   then cleared in the same transaction is not enqueued);
 - whether any event was recorded (the relay is kicked once per transaction at most);
-- the vehicles that changed (whoever waits for one of them is woken).
+- the vehicles that changed (whoever waits for one of them is woken);
+- the status each vehicle with an event ended in (told to the operators' event stream).
 
 A transaction that rolls back hands over nothing. The dispatcher belongs to the
 database handle the session came from (``open_database(..., dispatcher=…)``): the API's
@@ -51,6 +52,8 @@ class AfterCommit:
     steps: list[tuple[str, str]] = field(default_factory=list)  # (vehicle id, step)
     events: bool = False
     changed: list[str] = field(default_factory=list)  # vehicle ids, each once
+    # Each vehicle with an event: (id, status, failure code), as committed.
+    states: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -101,6 +104,7 @@ def _collect(noted: _Noted) -> AfterCommit:
     out.steps.extend(noted.jobs)
     changed = [v.id for v in noted.changed.values()] + list(noted.touched)
     out.changed = list(dict.fromkeys(changed))
+    out.states = [(v.id, v.status, v.failure_code) for v in noted.changed.values()]
     return out
 
 

@@ -226,8 +226,9 @@ def test_walkthrough(service: Service) -> None:
 
 
 def test_operators_redrive_from_flower(service: Service) -> None:
-    """A vehicle fails PROVIDER_UNAVAILABLE; once the provider is back, an operator
-    applies the named task from Flower's HTTP API and the vehicle ends authorized."""
+    """A vehicle fails PROVIDER_UNAVAILABLE: its step is a FAILURE task in Flower, whose
+    page has a Re-drive button; once the provider is back, the button re-drives it and
+    the vehicle ends authorized. (The browser clicks it in tests/browser.)"""
     headers = operator_sets_up(service, "ops", ["Smartcar"])
     faults = f"{service.fakes}/smartcar/_fake/faults"
     httpx.post(faults, json={"path": "/v2.0/vehicles", "status": 503, "times": 1000})
@@ -236,20 +237,43 @@ def test_operators_redrive_from_flower(service: Service) -> None:
     assert failed["errors"][0]["extensions"]["code"] == "PROVIDER_UNAVAILABLE"
     vehicle_id = failed["vehicle_id"]
 
+    found: list[str] = []
+
+    def failure_task() -> bool:
+        tasks = httpx.get(
+            f"{service.flower}/api/tasks", params={"state": "FAILURE"}, auth=FLOWER_LOGIN
+        ).json()
+        found.extend(u for u, t in tasks.items() if vehicle_id in (t["args"] or ""))
+        return bool(found)
+
+    wait_for(failure_task, "the failed step in Flower", timeout=20)
+    task_id = found[0]
+    task = httpx.get(f"{service.flower}/api/task/info/{task_id}", auth=FLOWER_LOGIN).json()
+    assert task["name"] == "cv.validate_authorization"
+    assert "PROVIDER_UNAVAILABLE" in task["exception"]
+    page = httpx.get(f"{service.flower}/task/{task_id}", auth=FLOWER_LOGIN)
+    assert 'id="task-redrive"' in page.text
+
+    redrive = f"{service.flower}/cv/redrive/{task_id}"
+    assert httpx.post(redrive).status_code == 401  # behind the login
+    succeeded = httpx.get(
+        f"{service.flower}/api/tasks", params={"state": "SUCCESS"}, auth=FLOWER_LOGIN
+    ).json()
+    other = httpx.post(f"{service.flower}/cv/redrive/{next(iter(succeeded))}", auth=FLOWER_LOGIN)
+    assert other.status_code == 400 and "Nothing to re-drive" in other.text
+
     httpx.delete(faults)
-    applied = httpx.post(
-        f"{service.flower}/api/task/async-apply/cv.redrive",
-        json={"args": [vehicle_id]},
-        auth=FLOWER_LOGIN,
-        timeout=10,
-    )
-    assert applied.status_code == 200, applied.text
+    done = httpx.post(redrive, auth=FLOWER_LOGIN, timeout=10)
+    assert done.status_code == 200, done.text
+    assert "Re-driven" in done.text and "now pending" in done.text
 
     def authorized() -> bool:
         got = graphql(service.web, headers, GET_STATUS, id=vehicle_id)
         return bool(got["data"]["connectedVehicle"]["status"] == "authorized")
 
     wait_for(authorized, "the re-driven vehicle", timeout=30)
+    again = httpx.post(redrive, auth=FLOWER_LOGIN, timeout=10)  # no longer failed
+    assert again.status_code == 409 and "Not re-driven" in again.text
 
 
 def test_a_subscription_sees_the_worker_authorize(service: Service) -> None:

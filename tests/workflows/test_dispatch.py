@@ -52,7 +52,14 @@ def test_a_commit_hands_over_its_steps_events_and_changes_once(handed) -> None:
         steps.schedule(vehicle, Step.validate)
         assert got == []  # nothing before the commit
         session.commit()
-    assert got == [AfterCommit(steps=[(vehicle_id, "validate")], events=True, changed=[vehicle_id])]
+    assert got == [
+        AfterCommit(
+            steps=[(vehicle_id, "validate")],
+            events=True,
+            changed=[vehicle_id],
+            states=[(vehicle_id, "pending", None)],
+        )
+    ]
 
 
 def test_a_rollback_hands_over_nothing(handed) -> None:

@@ -1,0 +1,93 @@
+"""What operators see in Celery's event stream (Flower): a workflow that ends `failed` is a
+FAILURE task carrying the vehicle's id and code, and every state change is a custom
+event. Observed with a real event receiver on this run's broker, the work done by the
+session's real worker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.fixtures import Tenant, create_vehicle, error_code, gql, vehicle_row, wait_until
+from workers.enqueue import STATE_EVENT
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+AUTHORIZE = """mutation($input: AuthorizeConnectedVehicleInput!) {
+  authorizeConnectedVehicle(input: $input) { id status } }"""
+
+
+@pytest.fixture
+def stream() -> Iterator[list[dict[str, Any]]]:
+    """Every Celery event on the broker while the test runs."""
+    from workers.app import app
+
+    seen: list[dict[str, Any]] = []
+    ready = threading.Event()
+    receivers: list[Any] = []
+
+    def listen() -> None:
+        with app.connection_for_read() as conn:
+            receiver = app.events.Receiver(conn, handlers={"*": seen.append})
+            receivers.append(receiver)
+            consumer = receiver.consume(limit=None, timeout=None, wakeup=False)
+            ready.set()
+            for _ in consumer:
+                if receiver.should_stop:
+                    break
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield seen
+    if receivers:
+        receivers[0].should_stop = True
+    thread.join(5)
+
+
+def test_a_failed_workflow_is_a_failure_task_and_every_state_change_an_event(
+    api: TestClient, tenant: Tenant, stream: list[dict[str, Any]]
+) -> None:
+    vehicle = create_vehicle(api, tenant.headers())
+    body = gql(
+        api,
+        AUTHORIZE,
+        {"input": {"id": vehicle["id"], "options": {"code": "not-a-code-smartcar-issued"}}},
+        tenant.headers(),
+    )
+    assert error_code(body) == "AUTH_CODE_INVALID"
+    assert vehicle_row(tenant.db, vehicle["id"]).status == "failed"
+
+    def failure() -> dict[str, Any] | None:
+        return next(
+            (
+                e
+                for e in stream
+                if e["type"] == "task-failed" and vehicle["id"] in e.get("exception", "")
+            ),
+            None,
+        )
+
+    failed = wait_until(failure)
+    states = wait_until(
+        lambda: (
+            [
+                (e["status"], e["failure_code"])
+                for e in stream
+                if e["type"] == STATE_EVENT and e["vehicle_id"] == vehicle["id"]
+            ]
+            or None
+        )
+    )
+
+    assert "WorkflowFailed" in failed["exception"]
+    assert "AUTH_CODE_INVALID" in failed["exception"]
+    started = [e for e in stream if e["type"] == "task-received" and e["uuid"] == failed["uuid"]]
+    assert started and started[0]["name"] == "cv.validate_authorization"
+    assert vehicle["id"] in started[0]["args"]
+    wait_until(lambda: ("failed", "AUTH_CODE_INVALID") in states)
+    assert states[0] == ("pending", None)
