@@ -1,11 +1,13 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
 UV_VERSION := 0.13.9
 VENV := .venv
+# GraphiQL's browser files, installed into the venv (see below).
+GRAPHIQL := $(VENV)/share/cv-graphiql/installed.json
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint venv bench clean
+.PHONY: run test lint venv schema bench clean
 
-venv: $(VENV)/.synced
+venv: $(VENV)/.synced $(GRAPHIQL)
 
 # The virtualenv, from the lock file only (uv.lock); rebuilt when the lock changes.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -13,6 +15,17 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(VENV)/bin/uv sync --frozen --inexact
 	touch $@
+
+# GraphiQL's browser files (graphiql, react, react-dom) from the npm registry, at the
+# versions and sha512 digests pinned in api/graphiql/assets.json; the web serves them.
+# Fetched here, once per change of the pins, never at run time.
+$(GRAPHIQL): api/graphiql/assets.json scripts/graphiql_assets.py | $(VENV)/.synced
+	$(VENV)/bin/python scripts/graphiql_assets.py
+	touch $@
+
+# schema.graphql, the committed SDL, from the code (a test fails when they differ).
+schema: venv
+	$(VENV)/bin/python -m api.graphql.sdl
 
 run: venv
 	scripts/run

@@ -16,9 +16,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
-from api import jobs, logs
+from api import graphiql, jobs, logs
 from api.callback import oauth_callback
 from api.graphql import GraphQLApp
 from api.limits import BodyLimit
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
+            Mount(graphiql.STATIC_PATH, graphiql.static_files()),  # GraphiQL's page's files
             Route("/oauth/callback", oauth_callback, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -1,6 +1,6 @@
-"""The GraphQL view: Strawberry's ASGI app at /graphql (HTTP and graphql-transport-ws),
-with the process's shared pieces (signing secrets' cache, wakeups, rate limits) and a
-:class:`~api.graphql.context.Context` per request."""
+"""The GraphQL view: Strawberry's ASGI app at /graphql (HTTP and graphql-transport-ws;
+GraphiQL for a browser), with the process's shared pieces (signing secrets' cache,
+wakeups, rate limits) and a :class:`~api.graphql.context.Context` per request."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 from cross_web import HTTPException  # what Strawberry's HTTP layer answers as a 4xx
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from api import graphiql
 from api.graphql.context import Context
 from api.graphql.schema import build_schema
 from api.ratelimit import RateLimits
@@ -36,6 +38,11 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.wakeups = Wakeups(settings.events_url)
         self.rate_limits = RateLimits(settings)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """A browser's GET: GraphiQL from this service's own files (`api.graphiql`), not
+        Strawberry's page, whose scripts come from a CDN."""
+        return graphiql.page()
 
     def parse_json(self, data: str | bytes) -> Any:
         """A body that is no JSON object (null, a string, a number, invalid UTF-8, nesting
