@@ -100,4 +100,8 @@ beat_schedule = {
     "sweep": {"task": "cv.sweep", "schedule": _settings.sweep_interval_seconds},
     # Client webhooks' schedules live in the database; this sends what has come due.
     "deliver-webhooks": {"task": "cv.deliver_webhooks", "schedule": 2.0},
+    # Retention: published events, finished webhook deliveries and processed provider
+    # webhooks older than CV_RETENTION_DAYS are deleted in small batches, or those tables
+    # grow for ever. Safe on several beat hosts at once (SKIP LOCKED on PostgreSQL).
+    "prune": {"task": "cv.prune", "schedule": 3600.0},
 }

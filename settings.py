@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 5.0
     stall_seconds: float = 60.0
     claim_timeout_seconds: float = 300.0
+    # Days kept before beat prunes what is done with (tables stop growing); 0 keeps all.
+    retention_days: int = Field(default=30, ge=0)
+    # Rows deleted per transaction while pruning: short locks, small transactions.
+    retention_batch: int = Field(default=1000, ge=1)
 
     # Bearer token of the operators' endpoints (/ops/...); unset: they answer 404.
     ops_token: SecretStr = Field(default=SecretStr(""))

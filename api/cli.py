@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api.cli_common import fail as _fail
 from api.cli_common import open_db as _db
 from api.cli_keys import keys
+from api.cli_prune import prune
 from api.cli_vehicles import vehicles
 from providers.names import Provider
 from settings import get_settings
@@ -47,6 +48,7 @@ def main() -> None:
 
 main.add_command(vehicles)
 main.add_command(keys)
+main.add_command(prune)
 
 
 # -- database and catalogue ------------------------------------------------------------------

@@ -296,6 +296,13 @@ class OutboxEvent(Base):
             postgresql_where=text("published_at IS NULL"),
             sqlite_where=text("published_at IS NULL"),
         ),
+        # Retention (workflows.retention): published events, oldest first.
+        Index(
+            "ix_outbox_published",
+            "published_at",
+            postgresql_where=text("published_at IS NOT NULL"),
+            sqlite_where=text("published_at IS NOT NULL"),
+        ),
     )
 
     # seq orders events (per vehicle too); id is the stable id subscribers dedupe on.
@@ -344,6 +351,20 @@ class WebhookDelivery(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # Retention (workflows.retention): finished deliveries by when they finished, and
+        # the events that deliveries not finished still stand for (kept).
+        Index(
+            "ix_webhook_deliveries_finished",
+            "updated_at",
+            postgresql_where=text("status <> 'pending'"),
+            sqlite_where=text("status <> 'pending'"),
+        ),
+        Index(
+            "ix_webhook_deliveries_pending_event",
+            "event_id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -385,6 +406,13 @@ class ProviderWebhook(Base):
             "received_at",
             postgresql_where=text("processed_at IS NULL"),
             sqlite_where=text("processed_at IS NULL"),
+        ),
+        # Retention (workflows.retention): processed deliveries, oldest first.
+        Index(
+            "ix_provider_webhooks_processed",
+            "processed_at",
+            postgresql_where=text("processed_at IS NOT NULL"),
+            sqlite_where=text("processed_at IS NOT NULL"),
         ),
     )
 

@@ -14,7 +14,7 @@ from workers import runtime
 from workers.app import app
 from workers.relay import relay_once
 from workers.retry import ProviderTask
-from workflows import authorization, provider_events, sweep, webhooks
+from workflows import authorization, provider_events, retention, sweep, webhooks
 from workflows.registry import REGISTRY, StepSpec
 from workflows.steps import Step
 
@@ -23,6 +23,7 @@ __all__ = [
     "deliver_webhook",
     "deliver_webhooks",
     "process_provider_webhook",
+    "prune",
     "redrive",
     "relay_outbox",
     "sweep_workflows",
@@ -111,6 +112,28 @@ def sweep_workflows() -> dict[str, int]:
         "refreshes": report.refreshes,
         "published": published,
     }
+
+
+@app.task(name="cv.prune")
+def prune() -> dict[str, int]:
+    """Retention (beat, hourly): delete what is older than CV_RETENTION_DAYS and done
+    with, CV_RETENTION_BATCH rows per transaction, within half the task's time limit
+    (what is left waits for the next pass)."""
+    s = runtime.settings()
+    report = retention.prune(
+        runtime.database(),
+        days=s.retention_days,
+        batch=s.retention_batch,
+        max_seconds=s.task_time_limit_seconds / 2,
+    )
+    counts = report.counts()
+    log.info(
+        "prune: %s deleted (older than %d days, 0: off)%s",
+        ", ".join(f"{n} {table}" for table, n in counts.items()),
+        s.retention_days,
+        "" if report.complete else "; more left for the next pass",
+    )
+    return counts
 
 
 @app.task(name="cv.redrive")
