@@ -4,6 +4,8 @@ The broker is only a trigger: the database holds the truth, and every task is sa
 twice. These settings make a lost or repeated message rare; the workflow makes it harmless.
 """
 
+from kombu.entity import Exchange, Queue
+
 from settings import get_settings
 
 _settings = get_settings()
@@ -21,7 +23,21 @@ task_serializer = "json"
 accept_content = ["json"]  # never unpickle what arrives on the broker
 timezone = "UTC"
 
-task_default_queue = "cv"
+# Three queues, so that nothing slow stands in front of an authorization: a dead client
+# endpoint (timeouts of seconds per delivery) or a long housekeeping pass waits in its
+# own queue, served by the Procfile's `ops` worker; `worker` serves the steps.
+STEPS, WEBHOOKS, HOUSEKEEPING = "cv", "cv.webhooks", "cv.housekeeping"
+QUEUES = (STEPS, WEBHOOKS, HOUSEKEEPING)
+task_default_queue = STEPS
+# Declared, so that a worker started without -Q (a test's) serves all three.
+task_queues = [Queue(name, Exchange(name), routing_key=name) for name in QUEUES]
+task_routes = {
+    "cv.deliver_webhook": {"queue": WEBHOOKS},
+    "cv.deliver_webhooks": {"queue": HOUSEKEEPING},
+    "cv.relay_outbox": {"queue": HOUSEKEEPING},
+    "cv.sweep": {"queue": HOUSEKEEPING},
+    "cv.prune": {"queue": HOUSEKEEPING},
+}
 
 # At least once: the message is acked after the task ran, so a worker that dies mid-task
 # leaves it on the broker to be delivered again (steps are idempotent).
@@ -52,8 +68,6 @@ worker_concurrency = _settings.worker_concurrency
 def broker_settings(url: str) -> dict[str, object]:
     """The settings that depend on the kind of broker `url` names."""
     if url.startswith(("amqp://", "amqps://", "pyamqp://")):
-        from kombu.entity import Exchange, Queue
-
         # RabbitMQ: a quorum queue is replicated and survives the loss of a broker node.
         # Retries' countdowns then go through Celery's native delayed delivery, which
         # routes through topic exchanges; workers detect the quorum queue and drop global
@@ -61,11 +75,12 @@ def broker_settings(url: str) -> dict[str, object]:
         return {
             "task_queues": [
                 Queue(
-                    "cv",
+                    name,
                     Exchange("cv", type="topic"),
-                    routing_key="cv",
+                    routing_key=name,
                     queue_arguments={"x-queue-type": "quorum"},
                 )
+                for name in QUEUES
             ],
             "task_default_exchange": "cv",
             "task_default_exchange_type": "topic",
@@ -89,9 +104,12 @@ def broker_settings(url: str) -> dict[str, object]:
 
 globals().update(broker_settings(broker_url))
 
-# Task events, so that Flower shows every job.
+# Task events, so that Flower shows the workflow's jobs (housekeeping tasks send none:
+# `send_events=False` in workers.tasks). No "sent" events: the publisher sends those
+# whatever the task, and a housekeeping task would then sit in Flower as pending for
+# ever; a step shows from the moment a worker receives it.
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = False
 
 beat_schedule = {
     # The database is the truth, the broker only a trigger: this pass re-drives what a

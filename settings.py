@@ -115,11 +115,16 @@ class Settings(BaseSettings):
     task_time_limit_seconds: float = 150.0
     db_pool_size: int = 10
     db_max_overflow: int = 30
-    # API processes (uvicorn workers) of `web`.
+    # API processes (uvicorn workers) of `web`, and where it listens: loopback unless an
+    # operator opens it; a platform's $PORT is taken when CV_WEB_PORT is not set.
     web_processes: int = 1
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, validation_alias=AliasChoices("CV_WEB_PORT", "PORT"))
 
-    # Flower's basic-auth login (`user:password`).
+    # Flower's basic-auth login (`user:password`), and where it listens.
     flower_basic_auth: SecretStr = Field(default=SecretStr(""))
+    flower_host: str = "127.0.0.1"
+    flower_port: int = 5555
 
     log_level: str = "INFO"
 

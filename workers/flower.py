@@ -42,15 +42,22 @@ def guard() -> None:
 
 
 def main() -> None:
-    login = get_settings().flower_basic_auth.get_secret_value()
+    settings = get_settings()
+    login = settings.flower_basic_auth.get_secret_value()
     if ":" not in login:
         sys.exit("CV_FLOWER_BASIC_AUTH must be user:password: Flower is never open to all")
     os.environ["FLOWER_BASIC_AUTH"] = login
-    port = os.environ.get("CV_FLOWER_PORT", "5555")
     guard()
     from celery.bin.celery import main as celery
 
-    sys.argv = ["celery", "-A", "workers.app", "flower", "--address=127.0.0.1", f"--port={port}"]
+    sys.argv = [
+        "celery",
+        "-A",
+        "workers.app",
+        "flower",
+        f"--address={settings.flower_host}",
+        f"--port={settings.flower_port}",
+    ]
     sys.exit(celery())
 
 

@@ -54,7 +54,7 @@ def _step_task(spec: StepSpec) -> Task:
 STEP_TASKS: dict[Step, Task] = {step: _step_task(spec) for step, spec in REGISTRY.items()}
 
 
-@app.task(name="cv.relay_outbox")
+@app.task(name="cv.relay_outbox", send_events=False)  # housekeeping: not in Flower
 def relay_outbox() -> int:
     total = 0
     while True:
@@ -67,7 +67,7 @@ def relay_outbox() -> int:
     return total
 
 
-@app.task(name="cv.deliver_webhooks")
+@app.task(name="cv.deliver_webhooks", send_events=False)  # housekeeping: not in Flower
 def deliver_webhooks() -> int:
     """Send what is due (beat, and after every relay): one task per delivery, so a slow
     endpoint holds up only its own."""
@@ -77,7 +77,7 @@ def deliver_webhooks() -> int:
     return len(due)
 
 
-@app.task(name="cv.deliver_webhook")
+@app.task(name="cv.deliver_webhook", send_events=False)  # housekeeping: not in Flower
 def deliver_webhook(delivery_id: str) -> str:
     allow_private = runtime.settings().webhooks_allow_private
     return webhooks.attempt(runtime.database(), delivery_id, allow_private=allow_private)
@@ -88,7 +88,7 @@ def process_provider_webhook(webhook_id: str) -> str | None:
     return provider_events.process(runtime.database(), webhook_id)
 
 
-@app.task(name="cv.sweep")
+@app.task(name="cv.sweep", send_events=False)  # housekeeping: not in Flower
 def sweep_workflows() -> dict[str, int]:
     """The periodic sweep (beat): re-drive stalled steps (enqueued when its transaction
     commits), expire abandoned authorizations, make token refreshes due, re-publish
@@ -114,7 +114,7 @@ def sweep_workflows() -> dict[str, int]:
     }
 
 
-@app.task(name="cv.prune")
+@app.task(name="cv.prune", send_events=False)  # housekeeping: not in Flower
 def prune() -> dict[str, int]:
     """Retention (beat, hourly): delete what is older than CV_RETENTION_DAYS and done
     with, CV_RETENTION_BATCH rows per transaction, within half the task's time limit

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.harness.procs import ROOT
@@ -31,6 +32,9 @@ _VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
 POOL = ("-P", "--pool")
 CONCURRENCY = ("-c", "--concurrency")
 HOSTNAME = ("-n", "--hostname")
+QUEUE_OPTION = ("-Q", "--queues")
+# Every queue the tasks are routed to (celeryconfig).
+QUEUES = ("cv", "cv.webhooks", "cv.housekeeping")
 
 
 def procfile(path: Path = PROCFILE) -> dict[str, str]:
@@ -47,7 +51,9 @@ def procfile(path: Path = PROCFILE) -> dict[str, str]:
 
 def expand(command: str, env: Mapping[str, str]) -> str:
     """`${VAR:-default}`, `${VAR-default}`, `${VAR}` and `$VAR`, as a POSIX shell would
-    (`:-` also takes the default for an empty value)."""
+    (`:-` also takes the default for an empty value); `$$` (the shell's process id, which
+    makes node names unique) becomes a token of this expansion's own."""
+    command = command.replace("$$", uuid.uuid4().hex[:8])
 
     def value(m: re.Match[str]) -> str:
         name = m.group(1) or m.group(3)
@@ -107,10 +113,15 @@ def worker_argv(
     pool: str | None = None,
     concurrency: int | None = None,
     name: str | None = None,
+    queues: Sequence[str] | None = QUEUES,
 ) -> list[str]:
     """The Procfile's `worker`, with the pool, its size and the node name overridden where
-    given (a node name must be unique among the workers of one broker)."""
+    given (a node name must be unique among the workers of one broker). It serves every
+    queue unless `queues` says otherwise: one such worker is a whole service (the
+    Procfile splits them between `worker` and `ops`)."""
     argv = procfile_argv("worker", env)
+    if queues is not None:
+        argv = set_option(argv, QUEUE_OPTION, ",".join(queues))
     if pool is not None:
         argv = set_option(argv, POOL, pool)
     if concurrency is not None:

@@ -1,0 +1,31 @@
+"""The Procfile's `web`: uvicorn serving the app on the settings' host and port
+(`CV_WEB_HOST`, `CV_WEB_PORT` or a platform's `$PORT`) with `CV_WEB_PROCESSES`
+processes. The options override the settings (the bench and the tests pick a port)."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from settings import get_settings
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m api.serve", description=__doc__)
+    parser.add_argument("--host", default=settings.web_host, help="address to bind")
+    parser.add_argument("--port", type=int, default=settings.web_port, help="port to bind")
+    parser.add_argument(
+        "--workers", type=int, default=settings.web_processes, help="uvicorn processes"
+    )
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+    )
+
+
+if __name__ == "__main__":
+    main()
