@@ -136,6 +136,17 @@ class Settings(BaseSettings):
     def events_url(self) -> str:
         return self.events_redis_url or self.broker_url
 
+    def events_problem(self) -> str | None:
+        """Why events cannot work with these settings, else None. Events, subscriptions,
+        waits and rate limits use Redis (pub/sub, counters); with a RabbitMQ broker they
+        need a Redis of their own."""
+        if self.events_url.startswith(("redis://", "rediss://", "unix://")):
+            return None
+        return (
+            "CV_EVENTS_REDIS_URL must name a Redis (redis://…) when CV_BROKER_URL is not "
+            "Redis: events, subscriptions, waits and rate limits go through Redis"
+        )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

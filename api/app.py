@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
     logs.install()
+    problem = settings.events_problem()
+    if problem is not None:  # refuse to start, and say why
+        raise RuntimeError(problem)
     # Its dispatcher enqueues, after each commit, what the transaction set in motion.
     db = open_database(
         settings.database_url,

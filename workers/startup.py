@@ -1,6 +1,7 @@
 """Worker and beat refuse to start with a missing or wrong secret key, and say why: a
 worker that starts without one fails every task it takes (the probe saw 175 in three
-minutes), and a beat would set the sweep going on rows nobody can read."""
+minutes), and a beat would set the sweep going on rows nobody can read. So they do with
+a RabbitMQ broker and no Redis for events (the relay could publish nothing)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def require_key() -> None:
 @worker_init.connect
 @beat_init.connect
 def _refuse_without_key(sender: Any = None, **_: Any) -> None:
+    problem = get_settings().events_problem()
+    if problem is not None:
+        print(f"refusing to start: {problem}", file=sys.stderr, flush=True)
+        sys.exit(78)  # EX_CONFIG
     try:
         require_key()
     except SecretKeyError as exc:

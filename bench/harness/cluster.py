@@ -331,6 +331,8 @@ def cluster(
         "CV_RETRY_BASE_SECONDS": "0.1",
         "CV_RETRY_MAX_SECONDS": "2",
         "CV_PROVIDER_TIMEOUT_SECONDS": "1",
+        # Events go through Redis (pub/sub, counters): on RabbitMQ, the run's Redis
+        **({} if broker_url.startswith("redis") else {"CV_EVENTS_REDIS_URL": settings.events_url}),
         **overrides,
     }
     register_app(smartcar, settings.callback_url, f"{public_url}/oauth/callback")

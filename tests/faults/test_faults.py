@@ -18,7 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from bench.harness import Cluster, Report, cluster, redis_server, run_until
+from bench.harness import Cluster, Report, cluster, path_env, redis_server, run_until
+from bench.harness.procs import BIN
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer
 from settings import Settings
@@ -49,6 +50,8 @@ def assert_kept(report: Report, *, codes_lost_with_a_worker: int = 0) -> None:
     assert report.duplicated_transitions == 0, report
     assert report.duplicated_events == 0, report
     assert report.double_exchanges == 0, report
+    # a code goes to the provider again only when a killed worker took its answer along
+    assert report.codes_sent_twice <= codes_lost_with_a_worker, report
 
 
 @pytest.fixture
@@ -282,3 +285,73 @@ def test_a_worker_killed_midway_on_rabbitmq(
 ) -> None:
     with cluster(clean, settings, smartcar, rabbitmq_vhost) as c:
         assert_kept(kill_one_worker_midway(c, 300), codes_lost_with_a_worker=WORKER_PROCESSES)
+
+
+def test_events_on_rabbitmq(
+    clean: Database, settings: Settings, smartcar: FakeServer, rabbitmq_vhost: str
+) -> None:
+    """RabbitMQ as the broker, events on Redis (CV_EVENTS_REDIS_URL): a vehicle created
+    over HTTP, its user's consent and callback; its subscriber sees it authorized."""
+    import asyncio
+
+    from gql import Client, GraphQLRequest
+    from gql.transport.websockets import WebsocketsTransport
+
+    with cluster(clean, settings, smartcar, rabbitmq_vhost, workers=1, web=True) as c:
+        web = c.env["CV_PUBLIC_URL"]
+        headers = c.tenant.headers("rabbit")
+        created = httpx.post(
+            f"{web}/graphql",
+            json={
+                "query": CREATE,
+                "variables": {"input": {"vehicle_id": "tesla-model-3", "provider": "Smartcar"}},
+            },
+            headers=headers,
+            timeout=30,
+        ).json()["data"]["createConnectedVehicle"]
+
+        async def watch() -> list[str]:
+            transport = WebsocketsTransport(
+                url=web.replace("http://", "ws://") + "/graphql",
+                init_payload=headers,
+                subprotocols=["graphql-transport-ws"],
+            )
+            seen: list[str] = []
+            request = GraphQLRequest(
+                "subscription($id: ID!) { connectedVehicle(id: $id) { status } }",
+                variable_values={"id": created["id"]},
+            )
+            async with Client(transport=transport) as session:
+                async for result in session.subscribe(request):
+                    seen.append(result["connectedVehicle"]["status"])
+                    if len(seen) == 1:
+                        back = await asyncio.to_thread(consent, created["authorization_url"])
+                        await asyncio.to_thread(httpx.get, back)
+                    if seen[-1] != "pending":
+                        return seen
+            return seen
+
+        seen = asyncio.run(asyncio.wait_for(watch(), timeout=60))
+    assert seen == ["pending", "authorized"]
+
+
+def test_rabbitmq_without_an_events_redis_is_refused_at_start(settings: Settings) -> None:
+    """The events need Redis: with an amqp broker and no CV_EVENTS_REDIS_URL, the web and
+    the worker refuse to start and name the setting."""
+    from api.app import create_app
+
+    amqp = settings.model_copy(update={"broker_url": "amqp://guest:guest@127.0.0.1:5672//"})
+    with pytest.raises(RuntimeError, match="CV_EVENTS_REDIS_URL"):
+        create_app(amqp)
+    env = {**path_env(), "CV_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"}
+    env.pop("CV_EVENTS_REDIS_URL", None)
+    worker = subprocess.run(
+        [str(BIN / "celery"), "-A", "workers.app", "worker", "--loglevel=WARNING"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert worker.returncode == 78
+    assert "CV_EVENTS_REDIS_URL" in worker.stderr
