@@ -85,6 +85,11 @@ class Settings(BaseSettings):
 
     # Bearer token of the operators' endpoints (/ops/...); unset: they answer 404.
     ops_token: SecretStr = Field(default=SecretStr(""))
+    # Bearer token of the web's /metrics (Prometheus's `authorization`); unset: 404.
+    metrics_token: SecretStr = Field(default=SecretStr(""))
+    # prometheus-client's multiprocess directory, shared by this host's web and worker
+    # processes (the web's /metrics adds them up); unset: each counts in memory alone.
+    metrics_dir: str | None = None
 
     # Provider tokens are refreshed this long before they expire (the refresh step's due
     # time); a call about to go out with less than a minute left refreshes first.

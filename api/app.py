@@ -22,6 +22,8 @@ from api import graphiql, jobs, logs
 from api.callback import oauth_callback
 from api.graphql import GraphQLApp
 from api.limits import BodyLimit
+from api.metrics import RequestMetrics
+from api.metrics import route as metrics_route
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
 from settings import Settings, get_settings
@@ -93,7 +95,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         lifespan=lifespan,
         # A body over the cap is refused before it is read whole (SPEC §4).
-        middleware=[Middleware(BodyLimit, max_bytes=settings.request_max_bytes)],
+        middleware=[
+            Middleware(RequestMetrics),  # counted and timed, whatever answers
+            Middleware(BodyLimit, max_bytes=settings.request_max_bytes),
+        ],
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/oauth/callback", oauth_callback, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            metrics_route(db, settings),  # GET /metrics, behind CV_METRICS_TOKEN
             Route("/ops/vehicles/{id}/redrive", redrive_endpoint, methods=["POST"]),
             Route("/ops/webhook-deliveries/{id}/replay", replay_endpoint, methods=["POST"]),
             Route("/webhooks/{provider}", provider_webhook, methods=["POST"]),

@@ -11,6 +11,7 @@ fake without patching anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,13 @@ import httpx
 
 from providers.data import VehicleData
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
-from providers.http import DeadlineExceeded, concurrently, deadline, pooled_transport
+from providers.http import (
+    DeadlineExceeded,
+    MeteredTransport,
+    concurrently,
+    deadline,
+    pooled_transport,
+)
 from providers.names import Provider, Scope
 from providers.retry import RetryPolicy
 from providers.webhooks import ProviderEvent
@@ -105,6 +112,11 @@ class AppTokenCache(Protocol):
     def put(self, key: str, token: str, expires_at: datetime) -> None: ...
 
 
+@functools.cache
+def _split(endpoints: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(path.strip("/").split("/")) for path in endpoints)
+
+
 class Adapter:
     """The surface the domain uses. A provider sets its names and implements the reads."""
 
@@ -128,6 +140,9 @@ class Adapter:
     # Scopes the service always asks for, to validate the account (VIN, make).
     validation_scopes: ClassVar[tuple[str, ...]] = ()
     scope_map: ClassVar[dict[Scope, tuple[str, ...]]] = {}
+    # The paths (of the production URLs) it calls, `{id}` for a segment that varies: the
+    # `endpoint` label of its calls' metrics; a path not among them counts as `other`.
+    endpoints: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -285,7 +300,11 @@ class Adapter:
         return base.rstrip("/") + httpx.URL(production).path
 
     def _transport_for(self, url: str) -> httpx.BaseTransport:
-        return self._transport or pooled_transport(url)
+        """The pooled (or injected) transport of `url`, every call on it counted."""
+        inner = self._transport or pooled_transport(url)
+        base = self.credentials.base_url
+        prefix = httpx.URL(base).path if base else ""
+        return MeteredTransport(inner, self.provider, _split(self.endpoints), prefix)
 
     def _client(self, url: str) -> httpx.Client:
         """A client over the pooled transport of `url`'s origin (cheap: no pool, no SSL

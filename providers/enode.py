@@ -52,6 +52,14 @@ class EnodeAdapter(Adapter):
     webhook_header = "x-enode-signature"
     token_url = "https://oauth.production.enode.io/oauth2/token"
     api_url = "https://enode-api.production.enode.io"
+    # The paths it calls, as metrics' endpoint labels (providers.http.MeteredTransport).
+    endpoints = (
+        "/oauth2/token",
+        "/users/{id}",
+        "/users/{id}/link",
+        "/users/{id}/vehicles",
+        "/vehicles/{id}",
+    )
     validation_scopes = ("vehicle:read:data",)
     scope_map: ClassVar[dict[Scope, tuple[str, ...]]] = {
         Scope.location: ("vehicle:read:location",),

@@ -176,6 +176,13 @@ class HighMobilityAdapter(CodeFlowAdapter):
     authorize_url = "https://owner-panel.high-mobility.com/oauth/new"
     token_url = "https://api.high-mobility.com/v1/access_tokens"
     api_url = "https://api.high-mobility.com/v1"
+    # The paths it calls, as metrics' endpoint labels (providers.http.MeteredTransport).
+    endpoints = (
+        "/v1/access_tokens",
+        "/v1/vehicles",
+        "/v1/vehicles/{id}",
+        "/v1/vehicle-data/autoapi-13/{id}",
+    )
     token_auth_method = "client_secret_json"
     uses_pkce = True
     # The refresh token stays in force: a refresh whose answer was lost is done again.

@@ -23,6 +23,7 @@ import itertools
 import os
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -30,7 +31,17 @@ from typing import Any, TypeVar
 
 import httpx
 
-__all__ = ["concurrently", "configure", "deadline", "pooled_transport", "reset"]
+import metrics
+
+__all__ = [
+    "MeteredTransport",
+    "concurrently",
+    "configure",
+    "deadline",
+    "endpoint_template",
+    "pooled_transport",
+    "reset",
+]
 
 T = TypeVar("T")
 
@@ -109,6 +120,62 @@ def pooled_transport(url: str) -> httpx.BaseTransport:
                 transport = ShardedTransport(shards)
                 _transports[key] = transport
     return transport
+
+
+def endpoint_template(path: str, templates: tuple[tuple[str, ...], ...]) -> str:
+    """The template of `path` among `templates` (split paths; a ``{…}`` segment matches
+    any one segment), or ``other``: a label never carries an id or a path a provider
+    (or a fake) made up."""
+    parts = path.strip("/").split("/")
+    for template in templates:
+        if len(template) == len(parts) and all(
+            t == p or t.startswith("{") for t, p in zip(template, parts, strict=True)
+        ):
+            return "/" + "/".join(template)
+    return metrics.OTHER
+
+
+class MeteredTransport(httpx.BaseTransport):
+    """Counts each call (provider, endpoint template, status) and its time to the
+    answer's headers, around the transport it wraps (shared, never closed here).
+    `prefix`: the path a configured base URL puts before the provider's own paths."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        provider: str,
+        templates: tuple[tuple[str, ...], ...],
+        prefix: str = "",
+    ) -> None:
+        self._inner = inner
+        self._provider = provider
+        self._templates = templates
+        self._prefix = prefix.rstrip("/")
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if self._prefix and path.startswith(self._prefix):
+            path = path[len(self._prefix) :]
+        endpoint = endpoint_template(path, self._templates)
+        started = time.perf_counter()
+        status: int | None = None
+        timeout = False
+        try:
+            response = self._inner.handle_request(request)
+            status = response.status_code
+            return response
+        except BaseException as exc:  # a gevent.Timeout too (our deadline)
+            timeout = isinstance(exc, httpx.TimeoutException | DeadlineExceeded)
+            raise
+        finally:
+            metrics.PROVIDER_CALL_SECONDS.labels(self._provider, endpoint).observe(
+                time.perf_counter() - started
+            )
+            label = metrics.status_label(status, timeout=timeout)
+            metrics.PROVIDER_CALLS.labels(self._provider, endpoint, label).inc()
+
+    def close(self) -> None:
+        """Not the shared transport's to close."""
 
 
 def reset() -> None:

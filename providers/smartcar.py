@@ -140,6 +140,16 @@ class SmartcarAdapter(CodeFlowAdapter):
     authorize_url = "https://connect.smartcar.com/oauth/authorize"
     token_url = "https://auth.smartcar.com/oauth/token"
     api_url = "https://api.smartcar.com/v2.0"
+    # The paths it calls, as metrics' endpoint labels (providers.http.MeteredTransport).
+    endpoints = (
+        "/oauth/token",
+        "/v2.0/vehicles",
+        "/v2.0/vehicles/{id}",
+        "/v2.0/vehicles/{id}/vin",
+        "/v2.0/vehicles/{id}/permissions",
+        "/v2.0/vehicles/{id}/application",
+        "/v2.0/vehicles/{id}/batch",
+    )
     single_use_refresh = True  # a refresh token is rotated on use
     webhook_header = "sc-signature"
     validation_scopes = ("read_vehicle_info", "read_vin")

@@ -111,6 +111,13 @@ class TeslaAdapter(CodeFlowAdapter):
     authorize_url = "https://auth.tesla.com/oauth2/v3/authorize"
     token_url = "https://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token"
     api_url = "https://fleet-api.prd.na.vn.cloud.tesla.com"  # North America; set per client
+    # The paths it calls, as metrics' endpoint labels (providers.http.MeteredTransport).
+    endpoints = (
+        "/oauth2/v3/token",
+        "/api/1/vehicles",
+        "/api/1/vehicles/{id}",
+        "/api/1/vehicles/{id}/vehicle_data",
+    )
     token_auth_method = "client_secret_post"
     single_use_refresh = True
     validation_scopes = ("openid", "offline_access", "vehicle_device_data")

@@ -9,4 +9,5 @@ __all__ = ["app"]
 app = Celery("connected_vehicles", include=["workers.tasks"])
 app.config_from_object("celeryconfig")
 
+import workers.metering  # noqa: E402  (steps, deliveries, sweeps counted)
 import workers.startup  # noqa: E402, F401  (worker and beat check the secret key first)

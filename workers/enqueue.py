@@ -26,7 +26,10 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+import metrics
+from providers.names import Provider
 from workflows.dispatch import AfterCommit
+from workflows.errors import ErrorCode
 from workflows.events import CHANGED
 from workflows.registry import task_name
 
@@ -42,6 +45,9 @@ STATE_EVENT = "cv-vehicle-state"
 FAILED_HERE: ContextVar[list[tuple[str, str | None]] | None] = ContextVar(
     "cv_failed_here", default=None
 )
+# The labels of cv_authorizations_total: any other value is `other`.
+_PROVIDERS = frozenset(p.value for p in Provider)
+_CODES = frozenset(c.value for c in ErrorCode)
 # A few quick tries: the intent is already committed (the sweep re-drives what is not
 # sent), and a request must not hang on a broker that is down.
 _RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
@@ -78,6 +84,9 @@ class Enqueuer:
             self.kick_relay()
         if work.changed:
             self.wake(work.changed)
+        for provider, status, code in work.decided:
+            outcome = status if status == "authorized" else metrics.fold(code, _CODES)
+            metrics.AUTHORIZATIONS.labels(metrics.fold(provider, _PROVIDERS), outcome).inc()
         if work.states:
             failed = FAILED_HERE.get()
             if failed is not None:

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, SessionTransaction, object_session
 
 from store.db import DISPATCHER
@@ -54,6 +54,9 @@ class AfterCommit:
     changed: list[str] = field(default_factory=list)  # vehicle ids, each once
     # Each vehicle with an event: (id, status, failure code), as committed.
     states: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # Each vehicle whose status became authorized or failed: (provider, status,
+    # failure code), as committed (counted by the metrics).
+    decided: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class _Noted:
     jobs: dict[tuple[str, str], None] = field(default_factory=dict)  # (vehicle id, step)
     changed: dict[int, ConnectedVehicle] = field(default_factory=dict)
     touched: dict[str, None] = field(default_factory=dict)  # changed, no event
+    decided: dict[int, ConnectedVehicle] = field(default_factory=dict)  # status set
 
 
 Dispatcher = Callable[[AfterCommit], None]
@@ -105,7 +109,31 @@ def _collect(noted: _Noted) -> AfterCommit:
     changed = [v.id for v in noted.changed.values()] + list(noted.touched)
     out.changed = list(dict.fromkeys(changed))
     out.states = [(v.id, v.status, v.failure_code) for v in noted.changed.values()]
+    out.decided = [
+        (v.provider, v.status, v.failure_code)
+        for v in noted.decided.values()
+        if v.status in DECIDED
+    ]
     return out
+
+
+DECIDED = ("authorized", "failed")
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, flush_context: object) -> None:
+    """Note each vehicle whose status this flush set to authorized or failed (the
+    attribute's history is still there until the flush ends)."""
+    if session.info.get(DISPATCHER) is None:
+        return
+    for obj in session.dirty:
+        if (
+            isinstance(obj, ConnectedVehicle)
+            and obj.status in DECIDED
+            and inspect(obj).attrs.status.history.added
+        ):
+            noted: _Noted = session.info.setdefault(_KEY, _Noted())
+            noted.decided[id(obj)] = obj
 
 
 @event.listens_for(Session, "after_commit")

@@ -23,6 +23,7 @@ from api.graphql.limits import graphql_limits
 from api.graphql.subscriptions import Subscription
 from api.graphql.vehicles import Mutation, Query
 from api.graphql.webhooks import WebhookMutation, WebhookQuery
+from api.metrics import OperationName, note_errors
 from api.ratelimit import RateLimited
 from settings import Settings
 from workflows.errors import DomainError, ErrorCode
@@ -56,7 +57,7 @@ class Schema(strawberry.Schema):
             if allowed_operation_types is not None
             else {OperationType.QUERY, OperationType.MUTATION}
         )
-        return await super().execute(
+        result = await super().execute(
             query,
             variable_values,
             context_value,
@@ -65,6 +66,8 @@ class Schema(strawberry.Schema):
             allowed - {OperationType.SUBSCRIPTION},
             operation_extensions,
         )
+        note_errors(result.errors)  # the request's outcome, for its metrics
+        return result
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -116,6 +119,7 @@ def build_schema(settings: Settings) -> Schema:
         subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=False),
         extensions=[
+            OperationName,  # the request's root field, for its metrics
             *graphql_limits(settings),
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),

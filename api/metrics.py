@@ -1,0 +1,279 @@
+"""The web's metrics: each HTTP request by operation and outcome with its latency
+(:class:`RequestMetrics`, :class:`OperationName`), and ``GET /metrics`` (:func:`route`),
+which adds the scrape's own gauges (:class:`ScrapeGauges`): each queue's depth and the
+outbox's lag, read when Prometheus asks, at a bounded cost (one Redis round trip, one
+indexed query).
+
+The operation is the GraphQL document's root field (``connectedVehicle``…) when the
+request ran one, ``multiple`` for several, ``introspection`` for GraphiQL's; else the
+route's path template (``/webhooks/{provider}``), ``other`` for a path that matches no
+route. The outcome is the first GraphQL error's code, or the HTTP status class. Neither
+ever carries what the caller sent: names outside the schema's root fields are ``other``.
+
+``/metrics`` asks for ``Authorization: Bearer $CV_METRICS_TOKEN``; without that setting
+it answers 404 (as ``/ops`` does): the web is the service's public edge, and its volumes
+and failure rates are for its operators.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import anyio.to_thread
+import redis
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.extensions import SchemaExtension
+
+import metrics
+from celeryconfig import QUEUES
+from settings import Settings
+from store.db import Database
+from store.models import OutboxEvent
+from workflows.errors import ErrorCode
+
+__all__ = ["OperationName", "RequestMetrics", "ScrapeGauges", "note_errors", "route"]
+
+log = logging.getLogger(__name__)
+
+_CODES = frozenset(c.value for c in ErrorCode) | {"INTERNAL_SERVER_ERROR"}
+MULTIPLE, INTROSPECTION = "multiple", "introspection"
+
+
+class _Noted:
+    """What the GraphQL layer learnt of the request being answered."""
+
+    __slots__ = ("operation", "outcome")
+
+    def __init__(self) -> None:
+        self.operation: str | None = None
+        self.outcome: str | None = None
+
+
+_REQUEST: contextvars.ContextVar[_Noted | None] = contextvars.ContextVar(
+    "cv_metrics_request", default=None
+)
+
+
+class RequestMetrics:
+    """ASGI middleware: counts each HTTP request (not WebSockets) and times it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        noted = _Noted()
+        token = _REQUEST.set(noted)
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            _REQUEST.reset(token)
+            route = scope.get("route")
+            operation = noted.operation or (route.path if route is not None else metrics.OTHER)
+            outcome = noted.outcome or metrics.http_class(status)
+            metrics.REQUEST_SECONDS.labels(operation).observe(time.perf_counter() - started)
+            metrics.REQUESTS.labels(operation, outcome).inc()
+
+
+def note_errors(errors: list[Any] | None) -> None:
+    """The result of the request's GraphQL operation: its first error's code (the
+    schema's ``process_errors`` set it), if any."""
+    noted = _REQUEST.get()
+    if noted is None or not errors:
+        return
+    code = (getattr(errors[0], "extensions", None) or {}).get("code")
+    noted.outcome = metrics.fold(code, _CODES)
+
+
+class OperationName(SchemaExtension):
+    """Notes the request's operation: its root field, from the parsed document."""
+
+    _known: ClassVar[dict[int, frozenset[str]]] = {}
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        noted = _REQUEST.get()
+        ctx = self.execution_context
+        if noted is None or ctx.graphql_document is None:
+            return
+        known = self._root_fields(ctx.schema._schema)
+        names = _root_names(ctx.graphql_document, ctx.operation_name)
+        labels = {INTROSPECTION if n.startswith("__") else metrics.fold(n, known) for n in names}
+        if labels:
+            noted.operation = labels.pop() if len(labels) == 1 else MULTIPLE
+
+    @classmethod
+    def _root_fields(cls, schema: GraphQLSchema) -> frozenset[str]:
+        known = cls._known.get(id(schema))
+        if known is None:
+            types = (schema.query_type, schema.mutation_type, schema.subscription_type)
+            known = frozenset(name for t in types if t is not None for name in t.fields)
+            cls._known[id(schema)] = known
+        return known
+
+
+def _root_names(document: DocumentNode, operation_name: str | None) -> set[str]:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [
+        o
+        for o in operations
+        if operation_name is None or (o.name is not None and o.name.value == operation_name)
+    ]
+    if len(chosen) != 1:
+        return set()
+    fragments = {
+        d.name.value: d.selection_set
+        for d in document.definitions
+        if isinstance(d, FragmentDefinitionNode)
+    }
+    names: set[str] = set()
+    _collect(chosen[0].selection_set, fragments, names, depth=0)
+    return names
+
+
+def _collect(
+    selections: SelectionSetNode,
+    fragments: dict[str, SelectionSetNode],
+    names: set[str],
+    depth: int,
+) -> None:
+    if depth > 3:  # fragments of fragments: enough
+        return
+    for node in selections.selections:
+        if isinstance(node, FieldNode):
+            names.add(node.name.value)
+        elif isinstance(node, InlineFragmentNode):
+            _collect(node.selection_set, fragments, names, depth + 1)
+        elif isinstance(node, FragmentSpreadNode):
+            spread = fragments.get(node.name.value)
+            if spread is not None:
+                _collect(spread, fragments, names, depth + 1)
+
+
+class ScrapeGauges:
+    """Read at each scrape: ``cv_queue_depth{queue}`` (messages waiting in each of the
+    three queues) and ``cv_outbox_lag_seconds`` (age of the oldest unpublished event; 0
+    when none). A source that does not answer is left out of that scrape (logged)."""
+
+    def __init__(self, db: Database, broker_url: str) -> None:
+        self._db = db
+        self._broker_url = broker_url
+        self._redis: redis.Redis[bytes] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = self._queue_depths()
+        if depth is not None:
+            family = GaugeMetricFamily(
+                "cv_queue_depth", "Messages waiting in each queue", labels=["queue"]
+            )
+            for queue, n in depth.items():
+                family.add_metric([queue], n)
+            yield family
+        lag = self._outbox_lag()
+        if lag is not None:
+            yield GaugeMetricFamily(
+                "cv_outbox_lag_seconds",
+                "Age of the oldest event not yet published (0: none waiting)",
+                value=lag,
+            )
+
+    def _queue_depths(self) -> dict[str, int] | None:
+        try:
+            if self._broker_url.startswith(("redis://", "rediss://", "unix://")):
+                if self._redis is None:
+                    self._redis = redis.Redis.from_url(
+                        self._broker_url, socket_timeout=2, socket_connect_timeout=2
+                    )
+                pipe = self._redis.pipeline(transaction=False)
+                for queue in QUEUES:
+                    pipe.llen(queue)
+                return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
+            return self._amqp_depths()
+        except Exception as exc:
+            log.warning("metrics: queue depth not read (%s)", type(exc).__name__)
+            return None
+
+    def _amqp_depths(self) -> dict[str, int]:
+        from kombu.connection import Connection
+
+        with Connection(self._broker_url, connect_timeout=2) as conn:  # type: ignore[no-untyped-call]
+            channel = conn.default_channel
+            return {
+                queue: int(channel.queue_declare(queue=queue, passive=True).message_count)
+                for queue in QUEUES
+            }
+
+    def _outbox_lag(self) -> float | None:
+        # The oldest unpublished event by its seq: the partial index ix_outbox_unpublished.
+        query = (
+            select(OutboxEvent.created_at)
+            .where(OutboxEvent.published_at.is_(None))
+            .order_by(OutboxEvent.seq)
+            .limit(1)
+        )
+        try:
+            with self._db.engine.connect() as conn:
+                oldest = conn.execute(query).scalar()
+        except Exception as exc:
+            log.warning("metrics: outbox lag not read (%s)", type(exc).__name__)
+            return None
+        if oldest is None:
+            return 0.0
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
+
+def route(db: Database, settings: Settings) -> Route:
+    """``GET /metrics``, in Prometheus's text format. (Also this process's start of its
+    metrics: in multiprocess mode, dead processes' files are removed.)"""
+    metrics.start()
+    gauges = ScrapeGauges(db, settings.broker_url)
+    token = settings.metrics_token.get_secret_value()
+
+    async def endpoint(request: Request) -> Response:
+        if not token:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        given = request.headers.get("authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = await anyio.to_thread.run_sync(metrics.exposition, gauges)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return Route("/metrics", endpoint, methods=["GET"])
