@@ -318,6 +318,9 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+    # The request (X-Request-ID) that set the change in motion, as its log lines carry
+    # it; for operators, never in the client's payload. None for periodic work's own.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class WebhookEndpoint(Base):
