@@ -8,6 +8,7 @@ file in the working directory is read too (``make run`` writes one with fresh se
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -132,6 +133,15 @@ class Settings(BaseSettings):
     flower_port: int = 5555
 
     log_level: str = "INFO"
+    # Log lines of web, worker and beat: one JSON object each (request_id, vehicle_id,
+    # client_id beside the message), or `text` for a person at a terminal (make run).
+    log_format: Literal["json", "text"] = "json"
+    # Traces (OpenTelemetry, OTLP over HTTP) go here when set: web, workers, their
+    # database and provider calls. Unset: no instrumentation is even imported.
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CV_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
 
     @property
     def callback_url(self) -> str:

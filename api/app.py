@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
+import telemetry
 from api import graphiql, jobs, logs
 from api.callback import oauth_callback
 from api.graphql import GraphQLApp
@@ -26,6 +27,7 @@ from api.metrics import RequestMetrics
 from api.metrics import route as metrics_route
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
+from api.requestid import RequestId
 from settings import Settings, get_settings
 from store.db import Database, open_database
 from store.keys import check_key
@@ -66,8 +68,8 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
-    logs.install()
+    logs.install(settings)
+    telemetry.setup(settings, "cv-web")  # when an OTLP endpoint is set
     problem = settings.events_problem()
     if problem is not None:  # refuse to start, and say why
         raise RuntimeError(problem)
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         # A body over the cap is refused before it is read whole (SPEC §4).
         middleware=[
+            Middleware(RequestId),  # first: every line of the request carries its id
             Middleware(RequestMetrics),  # counted and timed, whatever answers
             Middleware(BodyLimit, max_bytes=settings.request_max_bytes),
         ],
@@ -112,6 +115,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/webhooks/{provider}", provider_webhook, methods=["POST"]),
         ],
     )
+    telemetry.instrument_app(app)  # and its engine: traced when an endpoint is set
+    telemetry.instrument_engine(db.engine)
     app.state.db = db
     app.state.settings = settings
     app.state.graphql = graphql

@@ -1,29 +1,14 @@
-"""Keep OAuth codes and states out of the access log: the callback's query carries them."""
+"""Keep OAuth codes and states out of the access log: the callback's query carries them.
+The redaction itself lives with the rest of logging (logconfig), applied in every format."""
 
 from __future__ import annotations
 
-import logging
-import re
+from logconfig import RedactSecrets, configure, redact
+from settings import Settings
 
-__all__ = ["RedactSecrets", "install"]
-
-_SECRET_PARAMS = re.compile(r"(?P<key>(?:^|[?&])(?:code|state|token|access_token)=)[^&\s]*")
+__all__ = ["RedactSecrets", "install", "redact"]
 
 
-def redact(text: str) -> str:
-    return _SECRET_PARAMS.sub(r"\g<key>[redacted]", text)
-
-
-class RedactSecrets(logging.Filter):
-    """Rewrites uvicorn's access-log arguments (client, method, path, version, status)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def install() -> None:
-    logger = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-        logger.addFilter(RedactSecrets())
+def install(settings: Settings) -> None:
+    """The web's logging (unless the process set it up already: uvicorn's log config)."""
+    configure(settings.log_format, settings.log_level)

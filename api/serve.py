@@ -8,6 +8,7 @@ import argparse
 
 import uvicorn
 
+import logconfig
 from settings import get_settings
 
 __all__ = ["main"]
@@ -23,7 +24,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     uvicorn.run(
-        "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        # uvicorn's own lines too: JSON (or text) with the request id, secrets redacted.
+        log_config=logconfig.dict_config(settings.log_format, settings.log_level),
     )
 
 

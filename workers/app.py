@@ -9,5 +9,6 @@ __all__ = ["app"]
 app = Celery("connected_vehicles", include=["workers.tasks"])
 app.config_from_object("celeryconfig")
 
+import workers.correlation  # noqa: E402  (logs, traces; the request id rides with tasks)
 import workers.metering  # noqa: E402  (steps, deliveries, sweeps counted)
 import workers.startup  # noqa: E402, F401  (worker and beat check the secret key first)

@@ -43,6 +43,8 @@ def _publish(client: redis.Redis[bytes], events: list[OutboxEvent]) -> None:
                 "client_id": event.client_id,
                 "timestamp": event.created_at.isoformat(),
                 "data": event.payload,
+                # The request that set it going (operators' correlation; not client data).
+                "request_id": event.request_id,
             }
         )
         pipe.publish(vehicle_channel(event.vehicle_id), message)

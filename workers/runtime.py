@@ -15,6 +15,7 @@ from functools import cache
 import redis
 
 import providers.http
+import telemetry
 from settings import Settings, get_settings
 from store.db import Database, open_database
 
@@ -32,13 +33,15 @@ def _database(pid: int) -> Database:
 
     s = settings()
     providers.http.configure(max_connections=s.provider_max_connections)
-    return open_database(
+    db = open_database(
         s.database_url,
         s.secret_key.get_secret_value(),
         dispatcher=Enqueuer(app, events_redis),
         pool_size=s.db_pool_size,
         max_overflow=s.db_max_overflow,
     )
+    telemetry.instrument_engine(db.engine)  # traced when an OTLP endpoint is set
+    return db
 
 
 def database() -> Database:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+import logconfig
 from store.models import ConnectedVehicle, OutboxEvent
 from workflows.dispatch import note_event
 
@@ -77,6 +78,7 @@ def record_event(
         vehicle_id=vehicle.id,
         client_id=vehicle.client_id,
         payload=payload,
+        request_id=logconfig.current("request_id"),  # the request's log lines carry it too
     )
     session.add(event)
     note_event(vehicle)  # after commit: the relay is kicked, the vehicle's waiters woken

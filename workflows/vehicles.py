@@ -23,6 +23,7 @@ from sqlalchemy import Text, literal, select, tuple_, type_coerce
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
+import logconfig
 from store.crypto import Encrypted, SecretKeyError, decrypt
 from store.models import CatalogueVehicle, ConnectedVehicle, utcnow
 from workflows.clients import Principal
@@ -80,7 +81,10 @@ def _no_secrets(*, but_authorization_url: bool) -> list[Any]:
 def lock(session: Session, vehicle_id: str) -> ConnectedVehicle | None:
     """The row, held until the transaction ends (FOR UPDATE; SQLite's write lock)."""
     stmt = select(ConnectedVehicle).where(ConnectedVehicle.id == vehicle_id).with_for_update()
-    return session.execute(stmt).scalar_one_or_none()
+    vehicle = session.execute(stmt).scalar_one_or_none()
+    if vehicle is not None:  # the work's log lines name its vehicle and client
+        logconfig.note_vehicle(vehicle.id, vehicle.client_id)
+    return vehicle
 
 
 def owned(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
+import logconfig
 from api.ratelimit import RateLimited, RateLimits
 from api.wakeups import Wakeups
 from settings import Settings
@@ -92,6 +93,7 @@ class Context:
         who = self.signing_secrets.verify(client_id, token)
         if who is None:
             who = await self.run(lambda s: self.signing_secrets.verify_from(s, client_id, token))
+        logconfig.bind(client_id=who.client_id)  # the request's log lines name its client
         if self.rate_limits is not None:
             try:
                 await self.rate_limits.caller(who)

@@ -1,10 +1,18 @@
-"""No OAuth code or state reaches the access log."""
+"""No OAuth code or state reaches the access log; the web's lines are JSON (or text with
+CV_LOG_FORMAT=text), each with its request id."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+
+import httpx
 
 from api.logs import RedactSecrets
+from bench.harness import free_port, path_env, process, wait_for
+from bench.harness.procs import BIN
+from store.db import Database
 
 
 def test_the_callback_query_is_redacted_in_access_logs() -> None:
@@ -27,3 +35,57 @@ def test_the_callback_query_is_redacted_in_access_logs() -> None:
     line = record.getMessage()
     assert "SECRETCODE" not in line and "SECRETSTATE" not in line
     assert "/oauth/callback?code=[redacted]&state=[redacted]&x=1" in line
+
+
+# -- the web's lines, as its process writes them ------------------------------------------
+
+ODD_ID = "forged id\\u2028<b>" + "x" * 80
+
+
+def web_lines(fmt: str | None) -> tuple[list[httpx.Response], str]:
+    """Start the Procfile's `web` (`CV_LOG_FORMAT` = `fmt`, unset: the default), send it
+    a callback carrying a code and a state and a request id, then one with an odd
+    request id; its answers and its output."""
+    port = free_port()
+    env = {k: v for k, v in path_env().items() if k != "CV_LOG_FORMAT"}
+    if fmt is not None:
+        env["CV_LOG_FORMAT"] = fmt
+    argv = [str(BIN / "python"), "-m", "api.serve", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with process("web", argv, env, show=False) as web:
+        wait_for(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, "the web")
+        answers = [
+            httpx.get(
+                f"{base}/oauth/callback?code=SECRETCODE&state=SECRETSTATE",
+                headers={"x-request-id": "req-42"},
+            ),
+            httpx.get(f"{base}/healthz", headers={"x-request-id": ODD_ID}),
+        ]
+        time.sleep(0.3)  # the access log is written as the answer goes
+        output = web.output(tail=100_000)
+    return answers, output
+
+
+def test_the_web_logs_json_lines_with_the_request_id_and_no_secret(db: Database) -> None:
+    answers, output = web_lines(None)
+
+    lines = [json.loads(line) for line in output.splitlines()]  # every line is JSON
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    callback = next(line for line in access if "/oauth/callback" in line["message"])
+    assert callback["request_id"] == "req-42" == answers[0].headers["x-request-id"]
+    assert "code=[redacted]&state=[redacted]" in callback["message"]
+    assert {"time", "level", "logger", "message"} <= callback.keys()
+    assert "SECRETCODE" not in output and "SECRETSTATE" not in output
+    # an odd request id is replaced, and never written
+    replaced = answers[1].headers["x-request-id"]
+    assert replaced != ODD_ID and any(line.get("request_id") == replaced for line in access)
+    assert "forged" not in output
+
+
+def test_cv_log_format_text_gives_text_lines(db: Database) -> None:
+    _, output = web_lines("text")
+
+    line = next(line for line in output.splitlines() if "/oauth/callback" in line)
+    assert line.endswith("[request_id=req-42]"), line
+    assert "code=[redacted]&state=[redacted]" in line and "SECRETCODE" not in output
+    assert not line.startswith("{")
