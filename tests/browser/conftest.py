@@ -39,13 +39,16 @@ PAGE_TIMEOUT_MS = 15_000
 expect.set_options(timeout=PAGE_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+# Per module, never per session: Playwright's sync API runs an event loop in the main
+# thread while it is started, and the tests after these (asyncio.run in e2e and fault
+# tests) must find none.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file():
         pytest.fail(

@@ -71,9 +71,17 @@ def test_operators_redrive_from_flower(service: Service) -> None:
     faults = f"{service.fakes}/smartcar/_fake/faults"
     httpx.post(faults, json={"path": "/v2.0/vehicles", "status": 503, "times": 1000})
 
-    failed = walk(service, headers, "Smartcar", "tesla-model-3", want_errors=True)
-    assert failed["errors"][0]["extensions"]["code"] == "PROVIDER_UNAVAILABLE"
-    vehicle_id = failed["vehicle_id"]
+    vehicle_id = walk(service, headers, "Smartcar", "tesla-model-3", want_errors=True)["vehicle_id"]
+    # the mutation's bounded wait may end before the last retry: the vehicle then fails
+    failure = "query($id: ID!) { connectedVehicle(id: $id) { status failure { code } } }"
+
+    def failed() -> bool:
+        got = graphql(service.web, headers, failure, id=vehicle_id)["data"]["connectedVehicle"]
+        return bool(got["status"] == "failed")
+
+    wait_for(failed, "the vehicle failed", timeout=90)
+    got = graphql(service.web, headers, failure, id=vehicle_id)["data"]["connectedVehicle"]
+    assert got["failure"]["code"] == "PROVIDER_UNAVAILABLE"
 
     found: list[str] = []
 
