@@ -5,7 +5,7 @@ VENV := .venv
 GRAPHIQL := $(VENV)/share/cv-graphiql/installed.json
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint venv schema bench clean
+.PHONY: run test test-pythons lint venv schema bench clean
 
 venv: $(VENV)/.synced $(GRAPHIQL)
 
@@ -32,6 +32,12 @@ run: venv
 
 test: venv
 	scripts/test
+
+# The fast tests (store, workflows, providers, api) on each of Python 3.11, 3.12 and 3.13
+# found here, each in a venv from the lock under var/pythons/; a missing one is skipped.
+# Not part of `make test` (minutes per Python). Arguments: make test-pythons ARGS="-x".
+test-pythons: venv
+	scripts/test-pythons $(ARGS)
 
 # The benchmark: starts its own Redis, database, fakes, web and workers; figures beside
 # their baselines, written to var/bench.json. Options: make bench ARGS="--full" (or --help).
