@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
+import logconfig
 import telemetry
-from api import graphiql, jobs, logs
+from api import graphiql, jobs
 from api.callback import oauth_callback
 from api.graphql import GraphQLApp
 from api.limits import BodyLimit
@@ -68,7 +69,8 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
-    logs.install(settings)
+    # the web's logging, unless the process set it up already (api.serve: uvicorn's)
+    logconfig.configure(settings.log_format, settings.log_level)
     telemetry.setup(settings, "cv-web")  # when an OTLP endpoint is set
     problem = settings.events_problem()
     if problem is not None:  # refuse to start, and say why

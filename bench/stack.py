@@ -5,7 +5,6 @@ the user's journey over HTTP and the broker's queue as the bench needs to see it
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from bench.harness import (
     wait_for,
 )
 from bench.harness.procfile import get_option
+from bench.harness.procs import Browsers
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer, serve_fake
 from providers.fakes.smartcar import FakeSmartcar
@@ -163,20 +163,12 @@ class Stack:
         the browser back at the OAuth callback (which enqueues validation)."""
         user = user or f"bench-{uuid.uuid4().hex[:8]}"
         headers = self.tenant.headers(user)
-        local = threading.local()
         errors: list[str] = []
         ids: list[str] = []
-        clients: list[httpx.Client] = []
-
-        def browser() -> httpx.Client:
-            if not hasattr(local, "client"):
-                local.client = httpx.Client(follow_redirects=False, timeout=60)
-                clients.append(local.client)
-            client: httpx.Client = local.client
-            return client
+        browsers = Browsers(timeout=60)
 
         def one(_: int) -> bool:
-            client = browser()
+            client = browsers.get()
             try:
                 body = client.post(
                     f"{self.web}/graphql",
@@ -200,10 +192,8 @@ class Stack:
                 return False
 
         start = time.monotonic()
-        with ThreadPoolExecutor(max_workers=threads) as pool:
+        with browsers, ThreadPoolExecutor(max_workers=threads) as pool:
             done = sum(pool.map(one, range(n)))
-        for client in clients:
-            client.close()
         return Journeys(
             user, ids, n, done, len(errors), errors[0] if errors else "", time.monotonic() - start
         )

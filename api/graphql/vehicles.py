@@ -134,7 +134,7 @@ class Mutation:
             redirect_uri=options.redirect_uri,
             scope=_scopes(options),
         )
-        row = await ctx.run(lambda s: create(s))
+        row = await ctx.run(create)
         return ConnectedVehicleType.of(await _link_made(ctx, row))
 
     @strawberry.mutation(name="authorizeConnectedVehicle", permission_classes=[Caller])
@@ -167,7 +167,7 @@ class Mutation:
             redirect_uri=options.redirect_uri,
             scope=_scopes(options),
         )
-        row = await ctx.run(lambda s: reauthorize(s))
+        row = await ctx.run(reauthorize)
         return ConnectedVehicleType.of(await _link_made(ctx, row))
 
     @strawberry.mutation(name="removeConnectedVehicle", permission_classes=[Caller])

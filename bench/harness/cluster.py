@@ -11,7 +11,6 @@ web (the GraphQL API, the browser sent back to /oauth/callback).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,11 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 from sqlalchemy import func, select
 
 from bench.harness.broker import celery_client
-from bench.harness.procs import free_port, path_env
+from bench.harness.procs import Browsers, free_port, path_env
 from bench.harness.service import Service, service
 from bench.harness.tenant import Tenant, make_tenant, register_app
 from providers.fakes.browser import consent
@@ -167,19 +165,10 @@ class Cluster:
             raise RuntimeError("put_in_flight_over_http needs the web: cluster(..., web=True)")
         headers = self.tenant.headers(user)
         variables = {"input": {"vehicle_id": "tesla-model-3", "provider": "Smartcar"}}
-        local = threading.local()
-        browsers: list[httpx.Client] = []
-
-        def browser() -> httpx.Client:
-            """One browser per thread (its connections kept), never following redirects."""
-            if not hasattr(local, "browser"):
-                local.browser = httpx.Client(follow_redirects=False, timeout=30)
-                browsers.append(local.browser)
-            client: httpx.Client = local.browser
-            return client
+        browsers = Browsers(timeout=30)
 
         def one(_: int) -> tuple[str, str]:
-            client = browser()
+            client = browsers.get()
             answer = client.post(
                 f"{web}/graphql",
                 json={"query": CREATE, "variables": variables},
@@ -205,14 +194,10 @@ class Cluster:
                 )
             return str(vehicle["id"]), code
 
-        try:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                for vehicle_id, code in pool.map(one, range(n)):
-                    self.vehicles.append(vehicle_id)
-                    self.codes.append(code)
-        finally:
-            for client in browsers:
-                client.close()
+        with browsers, ThreadPoolExecutor(max_workers=8) as pool:
+            for vehicle_id, code in pool.map(one, range(n)):
+                self.vehicles.append(vehicle_id)
+                self.codes.append(code)
 
     def enqueue_all(self) -> None:
         with self.celery.connection_for_write() as conn, conn.Producer() as producer:

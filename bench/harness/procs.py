@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -155,3 +156,30 @@ def cli(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+class Browsers:
+    """One HTTP client per thread, as one browser per user: its connections kept, no
+    redirect followed (the journeys check each hop). All closed on leaving the block."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._local = threading.local()
+        self._all: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(follow_redirects=False, timeout=self._timeout)
+            self._local.client = client
+            with self._lock:
+                self._all.append(client)
+        return client
+
+    def __enter__(self) -> Browsers:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for client in self._all:
+            client.close()

@@ -32,14 +32,12 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from bench.harness.tenant import CLIENT_PAGE
-from providers.names import Provider
 from settings import Settings
 from store.db import Database
 from store.models import Base
 from tests.fixtures import FakeServer, Tenant, add_vehicle, create_vehicle
 from tests.integration.test_provider_webhooks import SECRET as PROVIDER_WEBHOOK_SECRET
-from tests.integration.test_provider_webhooks import sign
-from workflows.clients import set_provider_credentials
+from tests.integration.test_provider_webhooks import hook, sign
 from workflows.webhooks import create_endpoint
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -156,17 +154,8 @@ def world(
         update={"webhooks_allow_private": False, "ops_token": SecretStr(OPS_TOKEN)}
     )
     app = create_app(production_like)
+    hook(tenant, fakes, webhook_secret=PROVIDER_WEBHOOK_SECRET, app_secret=PROVIDER_APP_SECRET)
     with tenant.db.session() as session:
-        for name in ("Enode", "Smartcar"):
-            set_provider_credentials(
-                session,
-                tenant.client_id,
-                Provider(name),
-                oauth_client_id="app-1",
-                oauth_client_secret=PROVIDER_APP_SECRET,
-                base_url=fakes[name].url,
-                webhook_secret=PROVIDER_WEBHOOK_SECRET,
-            )
         endpoint = create_endpoint(
             session,
             tenant.client_id,

@@ -9,9 +9,9 @@ import time
 
 import httpx
 
-from api.logs import RedactSecrets
 from bench.harness import free_port, path_env, process, wait_for
 from bench.harness.procs import BIN
+from logconfig import RedactSecrets
 from store.db import Database
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "operator_sets_up",
     "service",
     "walk",
+    "watch_consent",
 ]
 
 FLOWER_LOGIN = ("ops", "e2e-password")
@@ -192,3 +193,33 @@ def operator_sets_up(
     assert CLIENT_PAGE in registered
     token = cli("token", "mint", client_id, user, env=env).strip()
     return {"x-client-id": client_id, "authorization": f"Bearer {token}"}
+
+
+async def watch_consent(web: str, headers: dict[str, str], created: dict) -> list[str]:
+    """A WebSocket client (gql, graphql-transport-ws) subscribes to the vehicle just
+    created; once subscribed, its user consents and comes back to the callback. The
+    statuses seen, up to the first that is not `pending`."""
+    import asyncio
+
+    from gql import Client, GraphQLRequest
+    from gql.transport.websockets import WebsocketsTransport
+
+    transport = WebsocketsTransport(
+        url=web.replace("http://", "ws://") + "/graphql",
+        init_payload=headers,  # a browser cannot set headers on a WebSocket
+        subprotocols=["graphql-transport-ws"],
+    )
+    seen: list[str] = []
+    request = GraphQLRequest(
+        "subscription($id: ID!) { connectedVehicle(id: $id) { id status vin } }",
+        variable_values={"id": created["id"]},
+    )
+    async with Client(transport=transport) as session:
+        async for result in session.subscribe(request):
+            seen.append(result["connectedVehicle"]["status"])
+            if len(seen) == 1:  # subscribed: now the user consents
+                back = await asyncio.to_thread(consent, created["authorization_url"])
+                await asyncio.to_thread(httpx.get, back)
+            if seen[-1] != "pending":
+                return seen
+    return seen

@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from bench.harness import cli, wait_for
-from providers.fakes.browser import consent
 from tests.e2e.stack import (
     FLOWER_LOGIN,
     GET_STATUS,
@@ -17,6 +16,7 @@ from tests.e2e.stack import (
     graphql,
     operator_sets_up,
     walk,
+    watch_consent,
 )
 
 pytestmark = pytest.mark.e2e
@@ -149,27 +149,6 @@ def test_a_subscription_sees_the_worker_authorize(service: Service) -> None:
         input={"vehicle_id": "tesla-model-3", "provider": "Smartcar"},
     )["data"]["createConnectedVehicle"]
 
-    async def watch() -> list[str]:
-        transport = WebsocketsTransport(
-            url=service.web.replace("http://", "ws://") + "/graphql",
-            init_payload=headers,  # a browser cannot set headers on a WebSocket
-            subprotocols=["graphql-transport-ws"],
-        )
-        seen: list[str] = []
-        request = GraphQLRequest(
-            "subscription($id: ID!) { connectedVehicle(id: $id) { id status vin } }",
-            variable_values={"id": created["id"]},
-        )
-        async with Client(transport=transport) as session:
-            async for result in session.subscribe(request):
-                seen.append(result["connectedVehicle"]["status"])
-                if len(seen) == 1:  # subscribed: now the user consents
-                    back = await asyncio.to_thread(consent, created["authorization_url"])
-                    await asyncio.to_thread(httpx.get, back)
-                if seen[-1] != "pending":
-                    return seen
-        return seen
-
     async def peek(as_user: str) -> str:
         """Another user of the client subscribes to this vehicle: not found."""
         from gql.transport.exceptions import TransportQueryError
@@ -195,5 +174,5 @@ def test_a_subscription_sees_the_worker_authorize(service: Service) -> None:
     assert asyncio.run(asyncio.wait_for(peek("someone-else"), timeout=30)) == (
         "CONNECTED_VEHICLE_NOT_FOUND"
     )
-    seen = asyncio.run(asyncio.wait_for(watch(), timeout=30))
+    seen = asyncio.run(asyncio.wait_for(watch_consent(service.web, headers, created), 30))
     assert seen == ["pending", "authorized"]

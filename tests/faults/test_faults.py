@@ -26,6 +26,7 @@ from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle
 from tests.conftest import DB_NAME, PG_ADMIN_URL, REDIS_BASE, REDIS_DB
+from tests.e2e.stack import watch_consent
 from tests.fixtures import AUTHORIZE, CREATE
 
 pytestmark = pytest.mark.faults
@@ -294,9 +295,6 @@ def test_events_on_rabbitmq(
     over HTTP, its user's consent and callback; its subscriber sees it authorized."""
     import asyncio
 
-    from gql import Client, GraphQLRequest
-    from gql.transport.websockets import WebsocketsTransport
-
     with cluster(clean, settings, smartcar, rabbitmq_vhost, workers=1, web=True) as c:
         web = c.env["CV_PUBLIC_URL"]
         headers = c.tenant.headers("rabbit")
@@ -310,28 +308,7 @@ def test_events_on_rabbitmq(
             timeout=30,
         ).json()["data"]["createConnectedVehicle"]
 
-        async def watch() -> list[str]:
-            transport = WebsocketsTransport(
-                url=web.replace("http://", "ws://") + "/graphql",
-                init_payload=headers,
-                subprotocols=["graphql-transport-ws"],
-            )
-            seen: list[str] = []
-            request = GraphQLRequest(
-                "subscription($id: ID!) { connectedVehicle(id: $id) { status } }",
-                variable_values={"id": created["id"]},
-            )
-            async with Client(transport=transport) as session:
-                async for result in session.subscribe(request):
-                    seen.append(result["connectedVehicle"]["status"])
-                    if len(seen) == 1:
-                        back = await asyncio.to_thread(consent, created["authorization_url"])
-                        await asyncio.to_thread(httpx.get, back)
-                    if seen[-1] != "pending":
-                        return seen
-            return seen
-
-        seen = asyncio.run(asyncio.wait_for(watch(), timeout=60))
+        seen = asyncio.run(asyncio.wait_for(watch_consent(web, headers, created), 60))
     assert seen == ["pending", "authorized"]
 
 

@@ -31,6 +31,7 @@ from workflows.clients import set_provider_credentials
 pytestmark = pytest.mark.usefixtures("worker")
 
 SECRET = "provider-webhook-secret"
+APP_SECRET = "app-1-secret"
 
 
 def sign(provider: str, raw: bytes, secret: str = SECRET) -> dict[str, str]:
@@ -44,6 +45,18 @@ def sign(provider: str, raw: bytes, secret: str = SECRET) -> dict[str, str]:
 @pytest.fixture
 def hooked(tenant: Tenant, fakes: dict[str, FakeServer]) -> Tenant:
     """The tenant, with webhook secrets at Enode and Smartcar."""
+    return hook(tenant, fakes, webhook_secret=SECRET, app_secret=APP_SECRET)
+
+
+def hook(
+    tenant: Tenant,
+    fakes: dict[str, FakeServer],
+    *,
+    webhook_secret: str,
+    app_secret: str,
+) -> Tenant:
+    """Give the tenant's apps at Enode and Smartcar (the providers that send webhooks) a
+    webhook secret."""
     with tenant.db.session() as session:
         for name in ("Enode", "Smartcar"):
             set_provider_credentials(
@@ -51,9 +64,9 @@ def hooked(tenant: Tenant, fakes: dict[str, FakeServer]) -> Tenant:
                 tenant.client_id,
                 Provider(name),
                 oauth_client_id="app-1",
-                oauth_client_secret="app-1-secret",
+                oauth_client_secret=app_secret,
                 base_url=fakes[name].url,
-                webhook_secret=SECRET,
+                webhook_secret=webhook_secret,
             )
     return tenant
 
