@@ -5,6 +5,7 @@ the user's journey over HTTP and the broker's queue as the bench needs to see it
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from bench.harness import (
     use_environment,
     wait_for,
 )
-from bench.harness.procfile import get_option
+from bench.harness.procfile import QUEUES, get_option
 from bench.harness.procs import Browsers
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer, serve_fake
@@ -45,7 +46,7 @@ from store.models import ConnectedVehicle
 
 __all__ = ["CREATE", "Journeys", "Stack", "open_stack"]
 
-QUEUE = "cv"  # celeryconfig.task_default_queue
+QUEUE = "cv"  # celeryconfig.STEPS: the queue the bench pauses, fills and drains
 
 CREATE = """mutation($input: CreateConnectedVehicleInput!) {
   createConnectedVehicle(input: $input) { id status authorization_url } }"""
@@ -147,9 +148,20 @@ class Stack:
         """Messages queued or delivered and not yet acked (tasks ack late: after running)."""
         return int(self.redis.llen(QUEUE)) + int(self.redis.hlen("unacked"))
 
+    def held(self) -> str:
+        """What the depth counts, by task name: for an error message."""
+        names: dict[str, int] = {}
+        for raw in self.redis.hvals("unacked"):
+            try:
+                name = json.loads(raw)[0]["headers"]["task"]
+            except (ValueError, KeyError, IndexError, TypeError):
+                name = "?"
+            names[name] = names.get(name, 0) + 1
+        return f"queued {int(self.redis.llen(QUEUE))}, unacked {names}"
+
     def purge(self) -> None:
-        """Forget every queued task (only with no worker running)."""
-        self.redis.delete(QUEUE, "unacked", "unacked_index")
+        """Forget every queued task, of every queue (only with no worker running)."""
+        self.redis.delete(*QUEUES, "unacked", "unacked_index")
 
     def send_noops(self, n: int) -> None:
         with self.celery.connection_for_write() as conn, conn.Producer() as producer:

@@ -24,7 +24,7 @@ def noop_drain(s: Stack, n: int, timeout: float = 120) -> float:
     start = time.monotonic()
     while s.depth() > 0:
         if time.monotonic() - start > timeout:
-            raise TimeoutError(f"{s.depth()} no-op tasks left after {timeout}s")
+            raise TimeoutError(f"{s.depth()} no-op tasks left after {timeout}s ({s.held()})")
         time.sleep(0.005)
     return n / (time.monotonic() - start)
 

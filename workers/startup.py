@@ -1,7 +1,9 @@
 """Worker and beat refuse to start with a missing or wrong secret key, and say why: a
 worker that starts without one fails every task it takes (the probe saw 175 in three
 minutes), and a beat would set the sweep going on rows nobody can read. So they do with
-a RabbitMQ broker and no Redis for events (the relay could publish nothing)."""
+a RabbitMQ broker and no Redis for events (the relay could publish nothing).
+
+A worker on Redis also sizes its broker connection pool to its own pool of tasks."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from store.crypto import SecretKeyError, use_key
 from store.db import make_engine
 from store.keys import check_key
 
-__all__ = ["require_key"]
+__all__ = ["broker_pool_size", "require_key"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,29 @@ def require_key() -> None:
         log.warning("the database is not reachable yet: the secret key is checked later")
     finally:
         engine.dispose()
+
+
+def broker_pool_size(concurrency: int, configured: int | None) -> int:
+    """Redis connections the worker's consumer may open: one per task that may ack at
+    once, plus its own (the fetch, the control channel, deliveries being recorded)."""
+    return max(configured or 0, concurrency + 32)
+
+
+@worker_init.connect
+def _size_broker_pool(sender: Any = None, **_: Any) -> None:
+    # Every task acks its own message (acks_late), from its own greenlet on gevent, over
+    # the consumer channel's pool of Redis connections. kombu's default of 10 lost acks
+    # when more tasks than that ended at once ("Couldn't ack ... MaxConnectionsError"):
+    # those messages stayed unacked and would have run again after the visibility
+    # timeout. Connections are opened only as needed.
+    conf = sender.app.conf
+    if not str(conf.broker_url).startswith(("redis://", "rediss://", "unix://")):
+        return
+    options = dict(conf.broker_transport_options or {})
+    options["max_connections"] = broker_pool_size(
+        int(sender.concurrency or 1), options.get("max_connections")
+    )
+    conf.broker_transport_options = options
 
 
 @worker_init.connect

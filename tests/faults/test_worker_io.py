@@ -4,6 +4,7 @@ other vehicles; the process talks to a provider over one pool of connections."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -69,3 +70,38 @@ def test_a_hanging_provider_holds_up_only_its_own_calls(
         calls = sum(smartcar.fake.requests.values())
         assert calls >= 160
         assert len(made) <= calls // 4, (len(made), calls)
+
+
+def test_every_message_is_acked_when_many_tasks_end_together(
+    clean: Database, settings: Settings, smartcar: FakeServer, broker: str
+) -> None:
+    # Given a backlog of 400 tasks waiting when a worker of the Procfile's pool size (200
+    # greenlets) starts: it takes them at once, they queue for the database's
+    # connections and end in bursts, each acking its message from its own greenlet over
+    # a connection of the consumer's Redis pool
+    import redis
+
+    with cluster(clean, settings, smartcar, broker, workers=0, concurrency=None, beat=False) as c:
+        with c.celery.connection_for_write() as conn, conn.Producer() as producer:
+            for _ in range(400):
+                c.celery.send_task("cv.relay_outbox", producer=producer)
+        client = redis.Redis.from_url(broker)
+        try:
+            # When the worker starts
+            c.start_worker()
+
+            # Then every message is taken and acked: one left unacked would come back
+            # after the visibility timeout, and run again (kombu's pool of 10 connections
+            # lost acks to MaxConnectionsError: "Couldn't ack")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (
+                client.llen("cv.housekeeping") or client.hlen("unacked")
+            ):
+                time.sleep(0.2)
+            time.sleep(1)  # would-be stragglers
+            left = client.llen("cv.housekeeping") + client.hlen("unacked")
+        finally:
+            client.close()
+        logs = c.logs()
+        assert "Couldn't ack" not in logs, logs[-3000:]
+        assert left == 0, logs[-3000:]
