@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Webhook endpoints may be http and on loopback or private addresses: for local
     # development only (SPEC §4: https, public addresses, checked at every delivery).
     webhooks_allow_private: bool = False
+    # How long a client's endpoint has to answer one delivery (then: a failed attempt,
+    # retried on the schedule). Each waiting delivery holds a greenlet of the ops worker.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Request rates per minute (SPEC §4), counted in Redis across web processes: each
     # client, each of its users, and each source address on the OAuth callback and the
     # providers' webhooks. Over one: RATE_LIMIT_EXCEEDED (429) with Retry-After.

@@ -226,14 +226,22 @@ class ScrapeGauges:
             return None
 
     def _amqp_depths(self) -> dict[str, int]:
+        from amqp.exceptions import NotFound
         from kombu.connection import Connection
 
+        depths: dict[str, int] = {}
         with Connection(self._broker_url, connect_timeout=2) as conn:  # type: ignore[no-untyped-call]
             channel = conn.default_channel
-            return {
-                queue: int(channel.queue_declare(queue=queue, passive=True).message_count)
-                for queue in QUEUES
-            }
+            for queue in QUEUES:
+                try:
+                    ok = channel.queue_declare(queue=queue, passive=True)
+                    depths[queue] = int(ok.message_count)
+                except NotFound:
+                    # Not declared yet (no worker or publisher has): nothing waits in it,
+                    # as Redis's LLEN of a missing list. The broker closed the channel for
+                    # asking; py-amqp reopened it before raising, so the next queue is read.
+                    depths[queue] = 0
+        return depths
 
     def _outbox_lag(self) -> float | None:
         # The oldest unpublished event by its seq: the partial index ix_outbox_unpublished.

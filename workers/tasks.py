@@ -79,8 +79,13 @@ def deliver_webhooks() -> int:
 
 @app.task(name="cv.deliver_webhook", send_events=False)  # housekeeping: not in Flower
 def deliver_webhook(delivery_id: str) -> str:
-    allow_private = runtime.settings().webhooks_allow_private
-    return webhooks.attempt(runtime.database(), delivery_id, allow_private=allow_private)
+    settings = runtime.settings()
+    return webhooks.attempt(
+        runtime.database(),
+        delivery_id,
+        allow_private=settings.webhooks_allow_private,
+        timeout=settings.webhook_timeout_seconds,
+    )
 
 
 @app.task(name="cv.process_provider_webhook")

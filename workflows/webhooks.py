@@ -65,7 +65,7 @@ SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 # A delivery taken for sending is not due again before this (its task may be lost).
 LEASE = timedelta(seconds=120)
 ROTATION_GRACE = timedelta(hours=24)
-TIMEOUT = 5.0
+TIMEOUT = 5.0  # seconds for a whole attempt's answer (CV_WEBHOOK_TIMEOUT_SECONDS)
 
 
 def new_secret() -> str:
@@ -229,6 +229,7 @@ def attempt(
     now: datetime | None = None,
     transport: httpx.BaseTransport | None = None,
     allow_private: bool = False,
+    timeout: float = TIMEOUT,
 ) -> str:
     """Send one delivery once and record the attempt; returns its status afterwards.
     The URL is checked again (it may resolve elsewhere since), and the request goes to
@@ -262,7 +263,7 @@ def attempt(
         target = target_of(url, allow_private=allow_private)
         # Over the process's pooled transport of that address (not closed: it is shared).
         http = httpx.Client(
-            timeout=TIMEOUT,
+            timeout=timeout,
             transport=transport or pooled_transport(target.url),
             follow_redirects=False,
         )

@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 
 import metrics
 from api.metrics import ScrapeGauges
+from bench.harness.broker import celery_client
 from celeryconfig import QUEUES
 from providers import ADAPTERS
 from providers.http import MeteredTransport
@@ -32,6 +33,7 @@ from settings import Settings
 from store.db import Database
 from store.models import OutboxEvent, utcnow
 from tests.conftest import REDIS_BASE
+from tests.fixtures import rabbitmqctl
 from workers.metering import STEP_NAMES
 from workflows.errors import ErrorCode
 
@@ -125,6 +127,54 @@ def test_queue_depth_and_outbox_lag_are_read_at_scrape(clean: Database) -> None:
     assert value(text, "cv_queue_depth", queue="cv.webhooks") == 2
     assert value(text, "cv_queue_depth", queue="cv") == 0
     assert 120 <= value(text, "cv_outbox_lag_seconds") < 180
+
+
+def queue_depths(text: str) -> dict[str, float]:
+    """Every cv_queue_depth sample of the scrape (none when the family is missing)."""
+    return {
+        s.labels["queue"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "cv_queue_depth"
+    }
+
+
+def test_queue_depth_on_rabbitmq(clean: Database, rabbitmq_vhost: str) -> None:
+    gauges = ScrapeGauges(clean, rabbitmq_vhost)
+    celery = celery_client(rabbitmq_vhost)  # the service's queues: quorum, on exchange cv
+    try:
+        # Given a vhost where nothing is declared yet: every passive declare is refused
+        # (404, which closes the channel), and the scrape still answers
+        text = metrics.exposition(gauges).decode()
+        assert queue_depths(text) == dict.fromkeys(QUEUES, 0)
+        assert "cv_outbox_lag_seconds 0.0" in text
+
+        # When only cv.webhooks exists, between two that do not (no worker consumes)
+        for _ in range(2):
+            celery.send_task("cv.deliver_webhook", args=["d1"])
+        # Then it is read, after the missing cv and before the missing cv.housekeeping
+        assert queue_depths(metrics.exposition(gauges).decode()) == {
+            "cv": 0,
+            "cv.webhooks": 2,
+            "cv.housekeeping": 0,
+        }
+
+        # When the other two get messages too (counts apart, so that a mixed-up label shows)
+        for _ in range(3):
+            celery.send_task("cv.noop")
+        celery.send_task("cv.relay_outbox")
+        text = metrics.exposition(gauges).decode()
+    finally:
+        celery.close()
+        gauges.close()
+
+    # Then each queue's depth is its count, and they are the service's quorum queues
+    assert queue_depths(text) == {"cv": 3, "cv.webhooks": 2, "cv.housekeeping": 1}
+    vhost = rabbitmq_vhost.rsplit("/", 1)[1]
+    listed = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "type")
+    assert sorted(line.split() for line in listed.splitlines()) == [
+        [queue, "quorum"] for queue in sorted(QUEUES)
+    ]
 
 
 def test_workers_count_into_the_web_through_the_directory(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
@@ -261,24 +260,6 @@ def test_postgres_connections_dropped(
         report = c.report("postgres connections dropped", time.monotonic() - fault_at)
     admin.dispose()
     assert_kept(report)
-
-
-@pytest.fixture
-def rabbitmq_vhost() -> Iterator[str]:
-    """A RabbitMQ vhost of the run's own (the machine's RabbitMQ, guest on loopback)."""
-    if shutil.which("rabbitmqctl") is None:
-        pytest.fail("RabbitMQ (rabbitmqctl) is needed for this fault test")
-    vhost = f"cv-test-{uuid.uuid4().hex[:8]}"
-
-    def run(*args: str) -> None:
-        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-    run("add_vhost", vhost)
-    run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    try:
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        run("delete_vhost", vhost)
 
 
 def test_a_worker_killed_midway_on_rabbitmq(

@@ -5,7 +5,6 @@ other vehicles; the process talks to a provider over one pool of connections."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,24 +12,10 @@ from bench.harness import cluster
 from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
-from tests.conftest import REDIS_BASE, REDIS_DB
 
 pytestmark = pytest.mark.faults
 
 CONCURRENCY = 8
-
-
-@pytest.fixture
-def broker() -> Iterator[str]:
-    """A Redis db of its own: the session's in-process worker must not take this work."""
-    import redis
-
-    url = f"{REDIS_BASE}/{REDIS_DB + 1}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
 
 
 def test_a_hanging_provider_holds_up_only_its_own_calls(
