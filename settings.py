@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # prometheus-client's multiprocess directory, shared by this host's web and worker
     # processes (the web's /metrics adds them up); unset: each counts in memory alone.
     metrics_dir: str | None = None
+    # Where `python -m api.exporter` listens: a host with workers and no web.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
 
     # Provider tokens are refreshed this long before they expire (the refresh step's due
     # time); a call about to go out with less than a minute left refreshes first.

@@ -24,7 +24,7 @@ from api import graphiql, jobs
 from api.callback import oauth_callback
 from api.graphql import GraphQLApp
 from api.limits import BodyLimit
-from api.metrics import RequestMetrics
+from api.metrics import RequestMetrics, ScrapeGauges
 from api.metrics import route as metrics_route
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
@@ -111,7 +111,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/oauth/callback", oauth_callback, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            metrics_route(db, settings),  # GET /metrics, behind CV_METRICS_TOKEN
+            # GET /metrics, behind CV_METRICS_TOKEN
+            metrics_route(settings, ScrapeGauges(db, settings.broker_url)),
             Route("/ops/vehicles/{id}/redrive", redrive_endpoint, methods=["POST"]),
             Route("/ops/webhook-deliveries/{id}/replay", replay_endpoint, methods=["POST"]),
             Route("/webhooks/{provider}", provider_webhook, methods=["POST"]),

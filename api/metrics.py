@@ -268,12 +268,13 @@ class ScrapeGauges:
             self._redis.close()
 
 
-def route(db: Database, settings: Settings) -> Route:
-    """``GET /metrics``, in Prometheus's text format. (Also this process's start of its
-    metrics: in multiprocess mode, dead processes' files are removed.)"""
+def route(settings: Settings, gauges: ScrapeGauges | None) -> Route:
+    """``GET /metrics``, in Prometheus's text format, with `gauges` (the service-wide
+    ones: the web's, not a worker host's exporter). Also this process's start of its
+    metrics: in multiprocess mode, dead processes' files are removed."""
     metrics.start()
-    gauges = ScrapeGauges(db, settings.broker_url)
     token = settings.metrics_token.get_secret_value()
+    extra = (gauges,) if gauges is not None else ()
 
     async def endpoint(request: Request) -> Response:
         if not token:
@@ -281,7 +282,7 @@ def route(db: Database, settings: Settings) -> Route:
         given = request.headers.get("authorization", "")
         if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
-        body = await anyio.to_thread.run_sync(metrics.exposition, gauges)
+        body = await anyio.to_thread.run_sync(metrics.exposition, *extra)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return Route("/metrics", endpoint, methods=["GET"])

@@ -326,3 +326,19 @@ def rabbitmq_vhost() -> Iterator[str]:
         yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     finally:
         rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    """A Redis db of the test's own (the run's next), flushed before and after: the
+    session's in-process worker never takes what the test's own processes should."""
+    import redis
+
+    from tests.conftest import REDIS_BASE, REDIS_DB
+
+    url = f"{REDIS_BASE}/{REDIS_DB + 1}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()

@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 
 import metrics
 from api.metrics import ScrapeGauges
+from bench.harness import answers, free_port, process, wait_for
 from bench.harness.broker import celery_client
 from celeryconfig import QUEUES
 from providers import ADAPTERS
@@ -201,6 +202,51 @@ def test_workers_count_into_the_web_through_the_directory(tmp_path: Path) -> Non
     )
     assert "cv_sweep_actions_total{'action': 'expired'} 3.0" in text
     assert "cv_step_duration_seconds_count{'step': 'validate'} 1.0" in text
+
+
+def test_a_worker_host_without_a_web_exports_its_workers(tmp_path: Path) -> None:
+    # Given a host's metrics directory where a running worker process counted
+    directory = tmp_path / "metrics"
+    env = {**os.environ, "CV_METRICS_DIR": str(directory), "CV_METRICS_TOKEN": "scrape-me"}
+    worker = (
+        "import time, metrics; metrics.start(); "
+        "metrics.SWEEP_ACTIONS.labels('redriven').inc(2); time.sleep(120)"
+    )
+    port = free_port()
+    exporter = [sys.executable, "-m", "api.exporter", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with process("worker", [sys.executable, "-c", worker], env, show=False):
+        wait_for(lambda: any(directory.glob("counter_*.db")), "the worker's count", 60)
+
+        # When the exporter runs there (no web on the host)
+        with process("exporter", exporter, env, show=False):
+            wait_for(answers(f"{url}/healthz"), "the exporter", 60)
+            denied = httpx.get(f"{url}/metrics", timeout=10)
+            scraped = httpx.get(
+                f"{url}/metrics", headers={"authorization": "Bearer scrape-me"}, timeout=10
+            )
+
+    # Then Prometheus, with the token, reads the worker's counts, and no service-wide
+    # gauge (the web's scrape has them: once per host they would be counted twice)
+    assert denied.status_code == 401
+    assert value(scraped.text, "cv_sweep_actions_total", action="redriven") == 2
+    assert "cv_queue_depth" not in scraped.text
+    assert "cv_outbox_lag_seconds" not in scraped.text
+
+
+@pytest.mark.parametrize("unset", ["CV_METRICS_DIR", "CV_METRICS_TOKEN"])
+def test_the_exporter_refuses_to_start_without_its_settings(tmp_path: Path, unset: str) -> None:
+    env = {**os.environ, "CV_METRICS_DIR": str(tmp_path), "CV_METRICS_TOKEN": "t"}
+    del env[unset]
+    done = subprocess.run(
+        [sys.executable, "-m", "api.exporter", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 78
+    assert f"refusing to start: {unset} is not set" in done.stderr
 
 
 # -- high-cardinality input never becomes a label ---------------------------------------

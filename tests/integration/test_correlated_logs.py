@@ -1,6 +1,8 @@
 """A request's id goes with everything it sets in motion: the lines its tasks log (the
 session's real worker), the outbox events it writes and the relay's messages. A caller's
-X-Request-ID is kept when it is plain, replaced when it is not."""
+X-Request-ID is kept when it is plain, replaced when it is not. The lines name the client
+too: the web's once the caller is authenticated, a task's once its step loads the
+vehicle."""
 
 from __future__ import annotations
 
@@ -18,7 +20,16 @@ from starlette.testclient import TestClient
 import logconfig
 from store.models import OutboxEvent
 from tests.api.test_callback import callback_path
-from tests.fixtures import FakeServer, Tenant, consent, create_vehicle, vehicle_row, wait_until
+from tests.fixtures import (
+    FakeServer,
+    Tenant,
+    consent,
+    create_vehicle,
+    gql,
+    vehicle_row,
+    wait_until,
+)
+from tests.workflows.test_unreadable import written_under_another_key
 from workflows.events import ALL_EVENTS
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -106,6 +117,60 @@ def test_a_request_id_reaches_its_tasks_lines_its_events_and_the_relay(
     assert any("/oauth/token" in line["message"] for line in step_lines), json_lines()
     assert all(line["vehicle_id"] == vehicle["id"] for line in step_lines), step_lines
     assert all(line["client_id"] == tenant.client_id for line in step_lines), step_lines
+
+
+def test_a_steps_own_lines_name_its_client_through_its_retries(
+    api: TestClient, tenant: Tenant, smartcar: FakeServer, json_lines: JsonLines
+) -> None:
+    # given a provider whose vehicle list is down for good
+    smartcar.fault("/v2.0/vehicles", 503, times=1000)
+    vehicle = create_vehicle(api, tenant.headers())
+    back = consent(vehicle["authorization_url"])
+
+    # when the callback sets the validation going, and it retries until it gives up
+    api.get(callback_path(back), headers={"x-request-id": "callback-2"})
+    wait_until(lambda: vehicle_row(tenant.db, vehicle["id"]).status == "failed")
+
+    # then the step's own lines, in each attempt (each a message of its own), name the
+    # vehicle from the task's argument and the client the message never carried: the
+    # one the step loaded
+    retries = [
+        line
+        for line in json_lines()
+        if line.get("request_id") == "callback-2" and line["logger"] == "workers.retry"
+    ]
+    assert any("giving up" in line["message"] for line in retries), json_lines()
+    assert any("next try" in line["message"] for line in retries), retries
+    assert all(line.get("vehicle_id") == vehicle["id"] for line in retries), retries
+    assert all(line.get("client_id") == tenant.client_id for line in retries), retries
+
+
+def test_an_authenticated_requests_lines_name_its_client(
+    api: TestClient, tenant: Tenant, json_lines: JsonLines
+) -> None:
+    # given a pending vehicle whose authorization URL this service cannot decrypt
+    vehicle = create_vehicle(api, tenant.headers())
+    written_under_another_key(tenant.db, vehicle["id"], "authorization_url")
+
+    # when its client lists its vehicles (the URL decrypted in the web's thread)
+    listed = gql(
+        api,
+        "{ connectedVehicleList { id authorization_url } }",
+        headers={**tenant.headers(), "x-request-id": "list-1"},
+    )
+
+    # then the line the web logs about it names the request and the authenticated client
+    assert listed["data"]["connectedVehicleList"] == [
+        {"id": vehicle["id"], "authorization_url": None}
+    ]
+    unreadable = [
+        line
+        for line in json_lines()
+        if line["logger"] == "workflows.vehicles" and vehicle["id"] in line["message"]
+    ]
+    assert unreadable, json_lines()
+    assert all(line.get("request_id") == "list-1" for line in unreadable), unreadable
+    assert all(line.get("client_id") == tenant.client_id for line in unreadable), unreadable
 
 
 @pytest.mark.parametrize(
