@@ -28,7 +28,7 @@ from api.ratelimit import RateLimited
 from settings import Settings
 from workflows.errors import DomainError, ErrorCode
 
-__all__ = ["Schema", "build_schema"]
+__all__ = ["CACHE_SIZE", "Schema", "build_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,11 @@ class AllMutations(Mutation, WebhookMutation):
     pass
 
 
+# Documents parsed and validated, kept per process (Strawberry's caches are shared by
+# every extension instance of one size).
+CACHE_SIZE = 512
+
+
 def build_schema(settings: Settings) -> Schema:
     """The schema with the settings' limits (checked before anything runs), then the
     caches: clients send the same few documents again and again, so each is parsed and
@@ -121,7 +126,7 @@ def build_schema(settings: Settings) -> Schema:
         extensions=[
             OperationName,  # the request's root field, for its metrics
             *graphql_limits(settings),
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
+            lambda: ParserCache(maxsize=CACHE_SIZE),
+            lambda: ValidationCache(maxsize=CACHE_SIZE),
         ],
     )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
+from api.graphql.schema import CACHE_SIZE
 from api.limits import BodyLimit
 from settings import Settings
 from tests.fixtures import Tenant, error_code, gql
@@ -100,3 +101,24 @@ def test_introspection_can_be_turned_off(closed_api: TestClient, tenant: Tenant)
 def test_within_the_limits_works(api: TestClient, tenant: Tenant) -> None:
     body = gql(api, LIST, headers=tenant.headers())
     assert body == {"data": {"connectedVehicleList": []}}
+
+
+def test_a_document_asked_again_is_not_validated_again(api: TestClient, tenant: Tenant) -> None:
+    """The limits' rules are part of the validation cache's key: made per request, they
+    missed it every time, and every document was validated again."""
+    from functools import _lru_cache_wrapper
+    from typing import Any, cast
+
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    cache = cast("_lru_cache_wrapper[Any]", _get_validate_cache(CACHE_SIZE))
+    query = "{ connectedVehicleList { id label } }"  # this test's own document
+    gql(api, query, headers=tenant.headers())
+    before = cache.cache_info()
+
+    for _ in range(3):
+        assert "errors" not in gql(api, query, headers=tenant.headers())
+
+    after = cache.cache_info()
+    assert after.misses == before.misses
+    assert after.hits == before.hits + 3
