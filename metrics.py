@@ -40,6 +40,7 @@ if _dir:
 from prometheus_client import (  # noqa: E402
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     values,
@@ -55,9 +56,12 @@ __all__ = [
     "PROVIDER_CALL_SECONDS",
     "REQUESTS",
     "REQUEST_SECONDS",
+    "STARTED",
     "STEP_ATTEMPTS",
     "STEP_OUTCOMES",
     "STEP_SECONDS",
+    "SUBSCRIPTIONS",
+    "SUBSCRIPTIONS_OPEN",
     "SWEEP_ACTIONS",
     "SWEEP_ACTION_NAMES",
     "WEBHOOK_DELIVERIES",
@@ -87,6 +91,18 @@ REQUEST_SECONDS = Histogram(
     "Time to answer an HTTP request, by GraphQL root field or route",
     ["operation"],
     buckets=_CALL_BUCKETS,
+)
+STARTED = "started"  # a subscription's outcome, beside the error codes
+SUBSCRIPTIONS = Counter(
+    "cv_subscriptions",
+    "GraphQL subscriptions over WebSocket past authentication, by outcome: started, or "
+    "the error code that ended one",
+    ["outcome"],
+)
+SUBSCRIPTIONS_OPEN = Gauge(
+    "cv_subscriptions_open",
+    "GraphQL subscriptions running now (over the live processes)",
+    multiprocess_mode="livesum",
 )
 AUTHORIZATIONS = Counter(
     "cv_authorizations",

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from strawberry.types import Info
 
+import metrics
 from api.errors import Unexpected
 from api.graphql.context import Caller, context_of
 from api.graphql.types import ConnectedVehicleType
@@ -44,9 +45,11 @@ class Subscription:
         ctx = context_of(info)
         who = ctx.caller
         vehicle_id = str(id)
+        metrics.SUBSCRIPTIONS_OPEN.inc()
         try:
             async with ctx.wakeups.watch(vehicle_id) as changed:  # before reading: no gap
                 row, seq = await ctx.run(lambda s: _now(s, who, vehicle_id))
+                metrics.SUBSCRIPTIONS.labels(metrics.STARTED).inc()
                 yield ConnectedVehicleType.of(row)
                 while True:
                     with contextlib.suppress(TimeoutError):
@@ -60,13 +63,17 @@ class Subscription:
                     for change_seq, payload in changes:
                         seq = change_seq
                         yield ConnectedVehicleType.from_view(payload)
-        except DomainError:
+        except DomainError as exc:
+            metrics.SUBSCRIPTIONS.labels(exc.code.value).inc()  # a code of the fixed table
             raise
         except Exception as exc:
             # Strawberry hands a running subscription's error to process_errors without
             # a path, as if it were the document's: say here that it is unexpected.
             log.error("unexpected error in the subscription of %s", vehicle_id, exc_info=exc)
+            metrics.SUBSCRIPTIONS.labels("INTERNAL_SERVER_ERROR").inc()
             raise Unexpected from None
+        finally:  # ended by the client, the connection, or an error
+            metrics.SUBSCRIPTIONS_OPEN.dec()
 
 
 def _now(session: Session, who: Principal, vehicle_id: str) -> tuple[ConnectedVehicle, int]:

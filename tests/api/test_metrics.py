@@ -11,6 +11,7 @@ import re
 import secrets
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -33,8 +34,9 @@ from providers.names import Provider
 from settings import Settings
 from store.db import Database
 from store.models import OutboxEvent, utcnow
+from tests.api.test_subscriptions import connect, init, subscribe
 from tests.conftest import REDIS_BASE
-from tests.fixtures import rabbitmqctl
+from tests.fixtures import Tenant, create_vehicle, rabbitmqctl, wait_until
 from workers.metering import STEP_NAMES
 from workflows.errors import ErrorCode
 
@@ -96,6 +98,34 @@ def test_requests_by_operation_and_outcome(metrics_api: TestClient) -> None:
     assert delta("cv_request_duration_seconds_count", operation="connectedVehicle") == 1
     assert delta("cv_requests_total", operation="/healthz", outcome="2xx") == 1
     assert delta("cv_requests_total", operation="other", outcome="4xx") == 1
+
+
+def test_subscriptions_open_started_and_ended(metrics_api: TestClient, tenant: Tenant) -> None:
+    headers = tenant.headers()
+    vehicle_id = create_vehicle(metrics_api, headers)["id"]
+    before = scrape(metrics_api)
+    with connect(metrics_api) as ws:
+        init(ws, headers)
+        # Given a running subscription, and one to a vehicle that is not there
+        subscribe(ws, "1", vehicle_id)
+        assert ws.receive_json()["type"] == "next"
+        subscribe(ws, "2", str(uuid.uuid4()))
+        assert ws.receive_json()["id"] == "2"
+        during = scrape(metrics_api)
+        # When the client stops the first
+        ws.send_json({"id": "1", "type": "complete"})
+        wait_until(lambda: value(scrape(metrics_api), "cv_subscriptions_open") == 0)
+    after = scrape(metrics_api)
+
+    # Then one was open while it ran, none after; one started, one ended not found
+    def delta(text: str, outcome: str) -> float:
+        sample = "cv_subscriptions_total"
+        return value(text, sample, outcome=outcome) - value(before, sample, outcome=outcome)
+
+    assert value(during, "cv_subscriptions_open") == 1
+    assert value(after, "cv_subscriptions_open") == 0
+    assert delta(after, "started") == 1
+    assert delta(after, "CONNECTED_VEHICLE_NOT_FOUND") == 1
 
 
 def test_queue_depth_and_outbox_lag_are_read_at_scrape(clean: Database) -> None:
@@ -266,7 +296,7 @@ def known_label_values(schema_fields: set[str], route_paths: set[str]) -> dict[s
         | {f"{c}xx" for c in range(1, 6)}
         | set(metrics.STEP_OUTCOMES)
         | set(metrics.WEBHOOK_OUTCOMES)
-        | {"authorized", "other"},
+        | {"authorized", metrics.STARTED, "other"},
         "provider": {p.value for p in Provider} | {"other"},
         "endpoint": endpoints | {"other"},
         "status": statuses,
