@@ -14,13 +14,11 @@ costs a few seconds, not an event: the sweep relays too.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
 
 import redis
 from celery import Celery
@@ -33,13 +31,11 @@ from workflows.errors import ErrorCode
 from workflows.events import CHANGED
 from workflows.registry import task_name
 
-__all__ = ["FAILED_HERE", "RELAY_TASK", "STATE_EVENT", "Enqueuer"]
+__all__ = ["FAILED_HERE", "RELAY_TASK", "Enqueuer"]
 
 log = logging.getLogger(__name__)
 
 RELAY_TASK = "cv.relay_outbox"
-# The custom Celery event of a vehicle's state change (Flower, `celery events`).
-STATE_EVENT = "cv-vehicle-state"
 # The vehicles the commits of the running task made `failed` (id, failure code): a step
 # task sets it around its run (workers.retry.ProviderTask) and reads it after.
 FAILED_HERE: ContextVar[list[tuple[str, str | None]] | None] = ContextVar(
@@ -68,8 +64,6 @@ class Enqueuer:
         self._quiet_until = 0.0
         self._trailing = False
         self._warned = False
-        self._eventer: Any = None  # Celery's EventDispatcher, opened on first use
-        self._eventer_lock = threading.Lock()
 
     def __call__(self, work: AfterCommit) -> None:
         """Each piece on its own: one that fails (logged) does not stop the others."""
@@ -87,34 +81,9 @@ class Enqueuer:
         for provider, status, code in work.decided:
             outcome = status if status == "authorized" else metrics.fold(code, _CODES)
             metrics.AUTHORIZATIONS.labels(metrics.fold(provider, _PROVIDERS), outcome).inc()
-        if work.states:
-            failed = FAILED_HERE.get()
-            if failed is not None:
-                failed.extend((v, code) for v, status, code in work.states if status == "failed")
-            self.announce(work.states)
-
-    def announce(self, states: list[tuple[str, str, str | None]]) -> None:
-        """Tell the operators' event stream (Celery's events: Flower counts them, `celery
-        events` shows them) of each vehicle's new state. Best effort: the outbox is the
-        record; this is for watching."""
-        try:
-            with self._eventer_lock:
-                if self._eventer is None:
-                    self._eventer = self.app.events.Dispatcher(
-                        self.app.connection_for_write(), enabled=True
-                    )
-                for vehicle_id, status, code in states:
-                    self._eventer.send(
-                        STATE_EVENT, vehicle_id=vehicle_id, status=status, failure_code=code
-                    )
-        except Exception as exc:
-            log.warning("could not announce a state change (%s)", type(exc).__name__)
-            with self._eventer_lock:
-                eventer, self._eventer = self._eventer, None
-            if eventer is not None:
-                with contextlib.suppress(Exception):
-                    eventer.close()
-                    eventer.connection.release()
+        failed = FAILED_HERE.get()
+        if failed is not None:
+            failed.extend((v, code) for v, status, code in work.states if status == "failed")
 
     def send(self, name: str, *args: str) -> bool:
         try:

@@ -4,13 +4,23 @@ hands each to the client's webhook endpoints (a delivery each, in the same trans
 Each event goes to ``cv:vehicle:<id>`` (subscribers of one vehicle) and ``cv:events``
 (everything). An event is marked published only after Redis took it; a crash in between
 publishes it again, with the same id, so receivers dedupe on ``id``.
+
+The operators' event stream (Celery events: Flower, ``celery events``) gets each event's
+vehicle state too, as a ``cv-vehicle-state`` event (:class:`Announcer`): from here, off
+the requests' and the steps' paths, once per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import redis
+from celery import Celery
 from sqlalchemy import Select, select, text, update
 
 from store.db import Database
@@ -18,7 +28,19 @@ from store.models import OutboxEvent, utcnow
 from workflows import webhooks
 from workflows.events import ALL_EVENTS, CHANGED, vehicle_channel
 
-__all__ = ["ALL_EVENTS", "relay_once", "unpublished_query", "vehicle_channel"]
+__all__ = [
+    "ALL_EVENTS",
+    "STATE_EVENT",
+    "Announcer",
+    "relay_once",
+    "unpublished_query",
+    "vehicle_channel",
+]
+
+log = logging.getLogger(__name__)
+
+# The custom Celery event of a vehicle's state (Flower, `celery events`).
+STATE_EVENT = "cv-vehicle-state"
 
 
 def unpublished_query(limit: int) -> Select[OutboxEvent]:
@@ -56,7 +78,49 @@ def _publish(client: redis.Redis[bytes], events: list[OutboxEvent]) -> None:
     pipe.execute()
 
 
-def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> int:
+class Announcer:
+    """Sends each relayed event's vehicle state into Celery's event stream, over one
+    connection of the process (opened on first use, again after a failure). Best effort:
+    the outbox is the record; this is for watching."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self._eventer: Any = None  # Celery's EventDispatcher: not thread-safe, so locked
+        self._lock = threading.Lock()
+
+    def __call__(self, events: list[OutboxEvent]) -> None:
+        try:
+            with self._lock:
+                if self._eventer is None:
+                    self._eventer = self.app.events.Dispatcher(
+                        self.app.connection_for_write(), enabled=True
+                    )
+                for event in events:
+                    failure = event.payload.get("failure") or {}
+                    self._eventer.send(
+                        STATE_EVENT,
+                        vehicle_id=event.vehicle_id,
+                        status=event.payload.get("status"),
+                        failure_code=failure.get("code"),
+                        event=event.type,
+                    )
+        except Exception as exc:
+            log.warning("could not announce vehicle states (%s)", type(exc).__name__)
+            with self._lock:
+                eventer, self._eventer = self._eventer, None
+            if eventer is not None:
+                with contextlib.suppress(Exception):
+                    eventer.close()
+                    eventer.connection.release()
+
+
+def relay_once(
+    db: Database,
+    client: redis.Redis[bytes],
+    batch: int = 500,
+    *,
+    announce: Callable[[list[OutboxEvent]], None] | None = None,
+) -> int:
     """Publish up to `batch` unpublished events, oldest first; returns how many.
 
     On PostgreSQL the events are published before they are marked (at least once). On
@@ -84,4 +148,6 @@ def relay_once(db: Database, client: redis.Redis[bytes], batch: int = 500) -> in
         session.commit()
     if not db.is_postgres:
         _publish(client, events)
+    if announce is not None:
+        announce(events)
     return len(events)

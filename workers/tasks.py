@@ -12,7 +12,7 @@ from celery import Task
 
 from workers import runtime
 from workers.app import app
-from workers.relay import relay_once
+from workers.relay import Announcer, relay_once
 from workers.retry import ProviderTask
 from workflows import authorization, provider_events, retention, sweep, webhooks
 from workflows.registry import REGISTRY, StepSpec
@@ -54,11 +54,15 @@ def _step_task(spec: StepSpec) -> Task:
 STEP_TASKS: dict[Step, Task] = {step: _step_task(spec) for step, spec in REGISTRY.items()}
 
 
+# The vehicles' states into Celery's event stream, as their events are relayed.
+_ANNOUNCER = Announcer(app)
+
+
 @app.task(name="cv.relay_outbox", send_events=False)  # housekeeping: not in Flower
 def relay_outbox() -> int:
     total = 0
     while True:
-        n = relay_once(runtime.database(), runtime.events_redis())
+        n = relay_once(runtime.database(), runtime.events_redis(), announce=_ANNOUNCER)
         total += n
         if n < 500:
             break

@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.fixtures import Tenant, create_vehicle, error_code, gql, vehicle_row, wait_until
-from workers.enqueue import STATE_EVENT
+from workers.relay import STATE_EVENT
 
 pytestmark = pytest.mark.usefixtures("worker")
 
