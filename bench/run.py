@@ -1,6 +1,6 @@
 """`make bench`: the project's own benchmark. It starts what it measures (a private
 redis-server, a PostgreSQL database of its own, the fake Smartcar in this process with a
-settable latency, the Procfile's web and worker processes), takes each figure beside its
+settable latency, the Procfile's web, worker and ops processes), takes each figure beside its
 baseline from the same run, prints the ratio and the goal, and writes var/bench.json
 (a list of {name, value, unit, baseline, ratio, goal, met}). Traffic goes to 127.0.0.1
 only; everything it starts it stops, and its database is dropped.

@@ -35,7 +35,7 @@ from bench.harness import (
     use_environment,
     wait_for,
 )
-from bench.harness.procfile import QUEUES, get_option
+from bench.harness.procfile import QUEUES, get_option, procfile_argv
 from bench.harness.procs import Browsers
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer, serve_fake
@@ -87,6 +87,8 @@ class Stack:
         register_app(smartcar, settings.callback_url)
         self.celery = celery_client(broker_url)
         self.redis = redis.Redis.from_url(broker_url)
+        self.ops: Process | None = None  # the Procfile's `ops`, beside its `worker`
+        self.steps_nodes: set[str] = set()  # the node names of the steps' workers
 
     # -- processes ---------------------------------------------------------------------
 
@@ -98,19 +100,41 @@ class Stack:
         return int(get_option(web.argv, ("--workers",)) or 1)
 
     def start_worker(self, *, pool: str | None = None, concurrency: int | None = None) -> Process:
-        before = len(self.service.workers)
-        proc = self.service.start_worker(pool=pool, concurrency=concurrency)
+        """The Procfile's `worker` on its own queue (the steps), with its `ops` beside it
+        (deliveries, housekeeping: the relay), as the Procfile runs them. With `pool` (the
+        baseline's prefork), one worker serves every queue alone."""
+        if pool is None and self.ops is None:
+            self.ops = self.service.spawn("ops", procfile_argv("ops", self.env))
+            self.service.others.append(self.ops)  # stopped with the stack, at the latest
+        names = self._nodes()
+        proc = self.service.start_worker(
+            pool=pool, concurrency=concurrency, queues=None if pool is None else QUEUES
+        )
 
         def up() -> bool:
             if not proc.alive():
                 raise RuntimeError(f"the worker exited:\n{proc.output()}")
-            return len(self.celery.control.ping(timeout=0.5)) > before
+            nodes = self._nodes()
+            steps = {n for n in nodes - names if not n.startswith("ops-")}
+            ready = bool(steps) and (self.ops is None or any(n.startswith("ops-") for n in nodes))
+            if ready:
+                self.steps_nodes.update(steps)
+            return ready
 
         wait_for(up, "the worker", 90)
         return proc
 
+    def _nodes(self) -> set[str]:
+        return {name for reply in self.celery.control.ping(timeout=0.5) for name in reply}
+
     def stop_workers(self) -> None:
         self.service.stop_workers()
+        self.steps_nodes.clear()
+        if self.ops is not None:
+            self.ops.terminate()
+            self.ops.stop()
+            self.service.others.remove(self.ops)
+            self.ops = None
 
     def start_bare(self) -> str:
         """The bare enqueue route (bench.bare) on as many uvicorn processes as the web."""
@@ -131,18 +155,21 @@ class Stack:
     # -- the broker's queue ------------------------------------------------------------
 
     def pause(self) -> None:
-        """The workers stop taking new messages (Celery's remote control)."""
-        # `limit`: return at the last reply, not at the timeout
-        workers = len(self.service.workers)
-        replies = self.celery.control.cancel_consumer(QUEUE, reply=True, timeout=5, limit=workers)
-        if len(replies) < workers:
-            raise RuntimeError(f"not every worker stopped consuming: {replies}")
+        """The steps' workers stop taking new messages (Celery's remote control)."""
+        self._control("cancel_consumer")
 
     def resume(self) -> None:
-        workers = len(self.service.workers)
-        replies = self.celery.control.add_consumer(QUEUE, reply=True, timeout=5, limit=workers)
-        if len(replies) < workers:
-            raise RuntimeError(f"not every worker resumed: {replies}")
+        self._control("add_consumer")
+
+    def _control(self, command: str) -> None:
+        # Only to the steps' workers (`ops` would take the steps' queue on add_consumer);
+        # `limit`: return at the last reply, not at the timeout.
+        nodes = sorted(self.steps_nodes)
+        replies = getattr(self.celery.control, command)(
+            QUEUE, destination=nodes, reply=True, timeout=5, limit=len(nodes)
+        )
+        if len(replies) < len(nodes):
+            raise RuntimeError(f"{command}: not every worker answered: {replies}")
 
     def depth(self) -> int:
         """Messages queued or delivered and not yet acked (tasks ack late: after running)."""

@@ -4,14 +4,14 @@ one environment, each logging to a file of the run's work directory."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import httpx
 
-from bench.harness.procfile import procfile_argv, task_processes, web_argv, worker_argv
+from bench.harness.procfile import QUEUES, procfile_argv, task_processes, web_argv, worker_argv
 from bench.harness.procs import Process, wait_for
 
 __all__ = ["Service", "service"]
@@ -32,14 +32,21 @@ class Service:
         log = self.workdir / f"{self._started:02d}-{name}.log"
         return Process(name, argv, env or self.env, log)
 
-    def start_worker(self, *, pool: str | None = None, concurrency: int | None = None) -> Process:
+    def start_worker(
+        self,
+        *,
+        pool: str | None = None,
+        concurrency: int | None = None,
+        queues: Sequence[str] | None = QUEUES,
+    ) -> Process:
         """The Procfile's worker; `pool` and `concurrency` override its line (and
-        CV_WORKER_CONCURRENCY, which sizes the worker's own pools, follows `concurrency`)."""
+        CV_WORKER_CONCURRENCY, which sizes the worker's own pools, follows `concurrency`).
+        It serves every queue unless `queues` says otherwise (None: the line's own)."""
         env = dict(self.env)
         if concurrency is not None:
             env["CV_WORKER_CONCURRENCY"] = str(concurrency)
         name = f"w{len(self.workers) + 1}-{uuid.uuid4().hex[:6]}@%h"
-        argv = worker_argv(env, pool=pool, concurrency=concurrency, name=name)
+        argv = worker_argv(env, pool=pool, concurrency=concurrency, name=name, queues=queues)
         proc = self.spawn(f"worker{len(self.workers) + 1}", argv, env)
         self.workers.append(proc)
         return proc
