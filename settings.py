@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "is_redis"]
 
 
 class Settings(BaseSettings):
@@ -161,12 +161,17 @@ class Settings(BaseSettings):
         """Why events cannot work with these settings, else None. Events, subscriptions,
         waits and rate limits use Redis (pub/sub, counters); with a RabbitMQ broker they
         need a Redis of their own."""
-        if self.events_url.startswith(("redis://", "rediss://", "unix://")):
+        if is_redis(self.events_url):
             return None
         return (
             "CV_EVENTS_REDIS_URL must name a Redis (redis://…) when CV_BROKER_URL is not "
             "Redis: events, subscriptions, waits and rate limits go through Redis"
         )
+
+
+def is_redis(url: str) -> bool:
+    """Whether `url` names a Redis (the broker's or the events'), not RabbitMQ."""
+    return url.startswith(("redis://", "rediss://", "unix://"))
 
 
 @lru_cache(maxsize=1)

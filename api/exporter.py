@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     found = problem(settings)
     if found is not None:
         raise RuntimeError(found)
-    return Starlette(routes=[metrics_route(settings, None), Route("/healthz", _ready)])
+    return Starlette(routes=[metrics_route(settings), Route("/healthz", _ready)])
 
 
 def main(argv: list[str] | None = None) -> None:

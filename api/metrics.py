@@ -38,6 +38,7 @@ from graphql import (
     SelectionSetNode,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -47,7 +48,7 @@ from strawberry.extensions import SchemaExtension
 
 import metrics
 from celeryconfig import QUEUES
-from settings import Settings
+from settings import Settings, is_redis
 from store.db import Database
 from store.models import OutboxEvent
 from workflows.errors import ErrorCode
@@ -211,7 +212,7 @@ class ScrapeGauges:
 
     def _queue_depths(self) -> dict[str, int] | None:
         try:
-            if self._broker_url.startswith(("redis://", "rediss://", "unix://")):
+            if is_redis(self._broker_url):
                 if self._redis is None:
                     self._redis = redis.Redis.from_url(
                         self._broker_url, socket_timeout=2, socket_connect_timeout=2
@@ -268,13 +269,13 @@ class ScrapeGauges:
             self._redis.close()
 
 
-def route(settings: Settings, gauges: ScrapeGauges | None) -> Route:
-    """``GET /metrics``, in Prometheus's text format, with `gauges` (the service-wide
-    ones: the web's, not a worker host's exporter). Also this process's start of its
-    metrics: in multiprocess mode, dead processes' files are removed."""
+def route(settings: Settings, *collectors: Collector) -> Route:
+    """``GET /metrics``, in Prometheus's text format, plus `collectors` read at each
+    scrape (the web's service-wide gauges; a worker host's exporter has none). Also this
+    process's start of its metrics: in multiprocess mode, dead processes' files are
+    removed."""
     metrics.start()
     token = settings.metrics_token.get_secret_value()
-    extra = (gauges,) if gauges is not None else ()
 
     async def endpoint(request: Request) -> Response:
         if not token:
@@ -282,7 +283,7 @@ def route(settings: Settings, gauges: ScrapeGauges | None) -> Route:
         given = request.headers.get("authorization", "")
         if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
-        body = await anyio.to_thread.run_sync(metrics.exposition, *extra)
+        body = await anyio.to_thread.run_sync(metrics.exposition, *collectors)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return Route("/metrics", endpoint, methods=["GET"])

@@ -128,10 +128,11 @@ class Stack:
         return {name for reply in self.celery.control.ping(timeout=0.5) for name in reply}
 
     def stop_workers(self) -> None:
+        if self.ops is not None:
+            self.ops.terminate()  # warm shutdowns at once: ops with the workers
         self.service.stop_workers()
         self.steps_nodes.clear()
         if self.ops is not None:
-            self.ops.terminate()
             self.ops.stop()
             self.service.others.remove(self.ops)
             self.ops = None

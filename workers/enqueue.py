@@ -78,12 +78,12 @@ class Enqueuer:
             self.kick_relay()
         if work.changed:
             self.wake(work.changed)
-        for provider, status, code in work.decided:
+        failed = FAILED_HERE.get()
+        for vehicle_id, provider, status, code in work.decided:
             outcome = status if status == "authorized" else metrics.fold(code, _CODES)
             metrics.AUTHORIZATIONS.labels(metrics.fold(provider, _PROVIDERS), outcome).inc()
-        failed = FAILED_HERE.get()
-        if failed is not None:
-            failed.extend((v, code) for v, status, code in work.states if status == "failed")
+            if failed is not None and status == "failed":
+                failed.append((vehicle_id, code))
 
     def send(self, name: str, *args: str) -> bool:
         try:

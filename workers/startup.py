@@ -14,12 +14,12 @@ from typing import Any
 from celery.signals import beat_init, worker_init
 from sqlalchemy.exc import OperationalError
 
-from settings import get_settings
+from settings import get_settings, is_redis
 from store.crypto import SecretKeyError, use_key
 from store.db import make_engine
 from store.keys import check_key
 
-__all__ = ["broker_pool_size", "require_key"]
+__all__ = ["require_key"]
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +38,20 @@ def require_key() -> None:
         engine.dispose()
 
 
-def broker_pool_size(concurrency: int, configured: int | None) -> int:
-    """Redis connections the worker's consumer may open: one per task that may ack at
-    once, plus its own (the fetch, the control channel, deliveries being recorded)."""
-    return max(configured or 0, concurrency + 32)
-
-
 @worker_init.connect
 def _size_broker_pool(sender: Any = None, **_: Any) -> None:
     # Every task acks its own message (acks_late), from its own greenlet on gevent, over
     # the consumer channel's pool of Redis connections. kombu's default of 10 lost acks
     # when more tasks than that ended at once ("Couldn't ack ... MaxConnectionsError"):
     # those messages stayed unacked and would have run again after the visibility
-    # timeout. Connections are opened only as needed.
+    # timeout. So: one connection per task that may ack at once, plus the consumer's own
+    # (the fetch, the control channel, deliveries being recorded), opened only as needed.
     conf = sender.app.conf
-    if not str(conf.broker_url).startswith(("redis://", "rediss://", "unix://")):
+    if not is_redis(str(conf.broker_url)):
         return
     options = dict(conf.broker_transport_options or {})
-    options["max_connections"] = broker_pool_size(
-        int(sender.concurrency or 1), options.get("max_connections")
-    )
+    wanted = int(sender.concurrency or 1) + 32
+    options["max_connections"] = max(options.get("max_connections", 0), wanted)
     conf.broker_transport_options = options
 
 

@@ -10,7 +10,8 @@ hands over) gives the database handle's dispatcher what the transaction asked fo
   then cleared in the same transaction is not enqueued);
 - whether any event was recorded (the relay is kicked once per transaction at most);
 - the vehicles that changed (whoever waits for one of them is woken);
-- the status each vehicle with an event ended in (told to the operators' event stream).
+- the vehicles whose status became authorized or failed (counted; a step that failed
+  its vehicle shows in Flower as a failed task).
 
 A transaction that rolls back hands over nothing. The dispatcher belongs to the
 database handle the session came from (``open_database(..., dispatcher=…)``): the API's
@@ -52,11 +53,9 @@ class AfterCommit:
     steps: list[tuple[str, str]] = field(default_factory=list)  # (vehicle id, step)
     events: bool = False
     changed: list[str] = field(default_factory=list)  # vehicle ids, each once
-    # Each vehicle with an event: (id, status, failure code), as committed.
-    states: list[tuple[str, str, str | None]] = field(default_factory=list)
-    # Each vehicle whose status became authorized or failed: (provider, status,
-    # failure code), as committed (counted by the metrics).
-    decided: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # Each vehicle whose status became authorized or failed: (id, provider, status,
+    # failure code), as committed.
+    decided: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -108,9 +107,8 @@ def _collect(noted: _Noted) -> AfterCommit:
     out.steps.extend(noted.jobs)
     changed = [v.id for v in noted.changed.values()] + list(noted.touched)
     out.changed = list(dict.fromkeys(changed))
-    out.states = [(v.id, v.status, v.failure_code) for v in noted.changed.values()]
     out.decided = [
-        (v.provider, v.status, v.failure_code)
+        (v.id, v.provider, v.status, v.failure_code)
         for v in noted.decided.values()
         if v.status in DECIDED
     ]
@@ -157,7 +155,9 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     session.info.pop(_KEY, None)
     work: AfterCommit | None = session.info.pop(_READY, None)
     dispatcher: Dispatcher | None = session.info.get(DISPATCHER)
-    if work is None or dispatcher is None or not (work.steps or work.events or work.changed):
+    if work is None or dispatcher is None:
+        return
+    if not (work.steps or work.events or work.changed or work.decided):
         return
     try:
         dispatcher(work)

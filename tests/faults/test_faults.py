@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,7 +23,7 @@ from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle
-from tests.conftest import DB_NAME, PG_ADMIN_URL, REDIS_BASE, REDIS_DB
+from tests.conftest import DB_NAME, PG_ADMIN_URL
 from tests.e2e.stack import watch_consent
 from tests.fixtures import AUTHORIZE, CREATE
 
@@ -54,23 +53,6 @@ def assert_kept(report: Report, *, codes_lost_with_a_worker: int = 0) -> None:
     assert report.codes_sent_twice <= codes_lost_with_a_worker, report
 
 
-@pytest.fixture
-def fault_redis_url() -> str:
-    """A Redis db of its own: the session's in-process worker must not take this work."""
-    return f"{REDIS_BASE}/{REDIS_DB + 1}"
-
-
-@pytest.fixture
-def flush(fault_redis_url: str) -> Iterator[None]:
-    import redis
-
-    client = redis.Redis.from_url(fault_redis_url)
-    client.flushdb()
-    yield
-    client.flushdb()
-    client.close()
-
-
 def kill_one_worker_midway(c: Cluster, n: int) -> Report:
     c.smartcar.fake.latency = LATENCY
     c.put_in_flight(n)
@@ -81,11 +63,10 @@ def kill_one_worker_midway(c: Cluster, n: int) -> Report:
     return c.report("worker killed", time.monotonic() - fault_at)
 
 
-@pytest.mark.usefixtures("flush")
 def test_a_worker_killed_midway(
-    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+    clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
-    with cluster(clean, settings, smartcar, fault_redis_url) as c:
+    with cluster(clean, settings, smartcar, broker) as c:
         assert_kept(kill_one_worker_midway(c, 300), codes_lost_with_a_worker=WORKER_PROCESSES)
 
 
@@ -105,9 +86,8 @@ def test_redis_restarted_empty(clean: Database, settings: Settings, smartcar: Fa
         assert_kept(report, codes_lost_with_a_worker=2 * WORKER_PROCESSES)
 
 
-@pytest.mark.usefixtures("flush")
 def test_a_flapping_provider(
-    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+    clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
     # 30% of calls fail: 5xx on the token endpoint, 429 with Retry-After on the vehicle
     # list, timeouts on the vehicle reads
@@ -116,7 +96,7 @@ def test_a_flapping_provider(
     smartcar.fault("/v2.0/vehicles", 429, times=10**6, probability=0.3, retry_after=1)
     # Only a step's first attempt re-tries reads inline, so a later attempt (four calls)
     # gets through 0.7^4 of the time: 40 attempts leave ~1 in 50,000 vehicles failed.
-    with cluster(clean, settings, smartcar, fault_redis_url, CV_RETRY_MAX_ATTEMPTS="40") as c:
+    with cluster(clean, settings, smartcar, broker, CV_RETRY_MAX_ATTEMPTS="40") as c:
         start = time.monotonic()
         c.put_in_flight(100)
         c.wait_until_terminal(150)
@@ -125,9 +105,8 @@ def test_a_flapping_provider(
     assert_kept(report)
 
 
-@pytest.mark.usefixtures("flush")
 def test_lost_token_answers_over_http(
-    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+    clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
     """Users' journeys over HTTP end to end (the GraphQL API, consent at the fake, the
     browser back at the web's /oauth/callback, which enqueues validation), while 30% of
@@ -136,7 +115,7 @@ def test_lost_token_answers_over_http(
     smartcar.fake.latency = LATENCY
     # processed at the fake, then a 504 instead of the tokens
     smartcar.fault("/oauth/token", 504, times=10**6, probability=0.3, lose_answer=True)
-    with cluster(clean, settings, smartcar, fault_redis_url, web=True) as c:
+    with cluster(clean, settings, smartcar, broker, web=True) as c:
         start = time.monotonic()
         c.put_in_flight_over_http(100)
         c.wait_until_terminal(40)
@@ -167,15 +146,14 @@ def test_lost_token_answers_over_http(
     assert all(retryable is True and claimed is None for retryable, claimed in interrupted)
 
 
-@pytest.mark.usefixtures("flush")
 def test_duplicate_callbacks_and_concurrent_authorize_calls(
-    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+    clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
     """Each callback delivered 5 times at once, then authorizeConnectedVehicle 5 times at
     once; and, for vehicles whose client took the callback, authorize with the code 5
     times at once. One exchange, one transition, one event per vehicle."""
     smartcar.fake.latency = LATENCY
-    with cluster(clean, settings, smartcar, fault_redis_url, web=True) as c:
+    with cluster(clean, settings, smartcar, broker, web=True) as c:
         web = c.env["CV_PUBLIC_URL"]
         headers = c.tenant.headers("racer")
 
@@ -229,9 +207,8 @@ def test_duplicate_callbacks_and_concurrent_authorize_calls(
     assert_kept(report)
 
 
-@pytest.mark.usefixtures("flush")
 def test_postgres_connections_dropped(
-    clean: Database, settings: Settings, smartcar: FakeServer, fault_redis_url: str
+    clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     stop = threading.Event()
@@ -247,7 +224,7 @@ def test_postgres_connections_dropped(
                     {"db": DB_NAME},
                 )
 
-    with cluster(clean, settings, smartcar, fault_redis_url) as c:
+    with cluster(clean, settings, smartcar, broker) as c:
         c.smartcar.fake.latency = LATENCY
         c.put_in_flight(150)
         dropper = threading.Thread(target=drop_connections, daemon=True)

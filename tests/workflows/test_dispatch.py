@@ -57,7 +57,6 @@ def test_a_commit_hands_over_its_steps_events_and_changes_once(handed) -> None:
             steps=[(vehicle_id, "validate")],
             events=True,
             changed=[vehicle_id],
-            states=[(vehicle_id, "pending", None)],
         )
     ]
 
