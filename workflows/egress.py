@@ -52,12 +52,30 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
     return None
 
 
+def _reason(exc: ValueError) -> str:
+    """What urllib found wrong, in words that quote nothing of the URL."""
+    text = str(exc)
+    if "Port" in text or "port" in text:
+        return "its port is not a number from 1 to 65535"
+    if "IPv6" in text or "bracket" in text or "]" in text:
+        return "its host's brackets do not hold an IPv6 address"
+    return "it cannot be parsed"
+
+
 def target_of(
     url: str, *, allow_private: bool = False, resolve: Resolver = socket.getaddrinfo
 ) -> Target:
     """The address to send to for `url`, checked; UnsafeURL when the rule refuses it.
     Every address the name resolves to must pass (an attacker's DNS may answer both)."""
-    parts = urlsplit(url)
+    try:
+        # urlsplit refuses bad brackets, and .port a port that is not 0 to 65535, with a
+        # ValueError: a malformed URL, said as such (the message names no part of it).
+        parts = urlsplit(url)
+        explicit_port = parts.port
+    except ValueError as exc:
+        raise UnsafeURL(f"the URL is malformed: {_reason(exc)}") from exc
+    if explicit_port == 0:
+        raise UnsafeURL("the URL is malformed: its port is not a number from 1 to 65535")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UnsafeURL("the URL must be an absolute https URL")
     if parts.scheme == "http" and not allow_private:
@@ -65,7 +83,7 @@ def target_of(
     if parts.username or parts.password:
         raise UnsafeURL("the URL must carry no credentials")
     host = parts.hostname
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
@@ -80,6 +98,6 @@ def target_of(
                 raise UnsafeURL(f"the host {host!r} resolves to a {why} address")
     chosen = addresses[0]
     literal = f"[{chosen}]" if chosen.version == 6 else str(chosen)
-    netloc = f"{literal}:{port}" if parts.port else literal
+    netloc = f"{literal}:{port}" if explicit_port else literal
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
     return Target(url=pinned, host=parts.netloc, sni=host)

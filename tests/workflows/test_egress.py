@@ -35,12 +35,28 @@ REFUSED = [
     "ftp://hooks.example/",
     "https://no-such-host.invalid/",  # does not resolve
 ]
+# Malformed (issue 17: each was an internal error): urllib raises ValueError on parsing.
+MALFORMED = [
+    "https://a.example:99999/x",
+    "https://a.example:abc/x",
+    "https://a.example:-1/x",
+    "https://a.example:0/x",
+    "https://[::1/x",
+    "https://[zz]/x",
+]
 
 
 @pytest.mark.parametrize("url", REFUSED)
 def test_an_internal_or_odd_url_is_refused(url: str) -> None:
     with pytest.raises(UnsafeURL):
         target_of(url)
+
+
+@pytest.mark.parametrize("url", MALFORMED)
+def test_a_malformed_url_is_refused_saying_so(url: str) -> None:
+    with pytest.raises(UnsafeURL, match=r"the URL is malformed: its (port|host)") as refused:
+        target_of(url)
+    assert "a.example" not in str(refused.value)  # the reason quotes nothing of it
 
 
 def public_dns(address: str) -> Any:
