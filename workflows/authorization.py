@@ -44,6 +44,20 @@ def _check_redirect_uri(session: Session, client_id: str, uri: str | None) -> st
     return check_redirect_uri(session, client_id, checked_text(uri, "redirect_uri", 1000))
 
 
+def _scopes(scope: list[Scope] | None, default: list[Scope]) -> list[Scope]:
+    """The scopes asked for, each once; left out, `default`. An empty list asks for no
+    data at all, which no client means: BAD_USER_INPUT rather than a vehicle that can
+    read nothing (issue 17)."""
+    if scope is None:
+        return default
+    if not scope:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT,
+            message="scope must name at least one ConnectScope (leave it out for the default)",
+        )
+    return list(dict.fromkeys(scope))
+
+
 def _start_consent(
     session: Session, settings: Settings, vehicle: ConnectedVehicle, adapter: Adapter
 ) -> None:
@@ -94,7 +108,7 @@ def create_connected_vehicle(
     if credentials is None or provider not in ADAPTERS:
         raise DomainError(ErrorCode.CONNECT_PROVIDER_NOT_ALLOWED, provider=provider.value)
 
-    scopes = list(dict.fromkeys(scope if scope is not None else list(Scope)))
+    scopes = _scopes(scope, list(Scope))
     vehicle = ConnectedVehicle(
         client_id=who.client_id,
         user_id=who.user_id,
@@ -268,9 +282,10 @@ def reauthorize_connected_vehicle(
     vehicle = owned(session, who, vehicle_id, for_update=True)
     adapter = _adapter(session, vehicle)
     redirect = _check_redirect_uri(session, who.client_id, redirect_uri)
+    scopes = None if scope is None else _scopes(scope, [])  # checked before any change
     Lifecycle(session, vehicle).trigger_event("reauthorize")
-    if scope is not None:
-        vehicle.scope = [s.value for s in dict.fromkeys(scope)]
+    if scopes is not None:
+        vehicle.scope = [s.value for s in scopes]
     if redirect is not None:
         vehicle.redirect_uri = redirect
     retire_states(session, vehicle)

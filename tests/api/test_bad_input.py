@@ -112,6 +112,12 @@ def create_input(**overrides: Any) -> dict[str, Any]:
             id="long redirect_uri",
         ),
         pytest.param(CREATE, create_input(vehicle_id="a\x00b"), "BAD_USER_INPUT", id="NUL car"),
+        pytest.param(
+            CREATE,
+            create_input(options={"redirect_uri": "https://client.example/done", "scope": []}),
+            "BAD_USER_INPUT",
+            id="empty scope",
+        ),
         pytest.param(GET, {"id": "a\x00b"}, "BAD_USER_INPUT", id="NUL id"),
         pytest.param(
             UPDATE, {"input": {"id": "a\x00", "label": "x"}}, "BAD_USER_INPUT", id="NUL update"

@@ -250,6 +250,31 @@ def test_reauthorize_of_a_vehicle_not_lost_is_refused(
     assert (after.status, after.version) == (before.status, before.version)
 
 
+def test_reauthorize_with_an_empty_scope_is_bad_input(
+    api: TestClient, tenant: Tenant, fakes: dict[str, FakeServer]
+) -> None:
+    """`scope: []` would ask for no data at all: refused, nothing changed (left out, the
+    vehicle keeps its own scope)."""
+    case = PROVIDERS[0]
+    server = fakes[case.name]
+    vehicle_id = authorized(api, tenant, case, server)
+    lose_access_at_the_provider(api, tenant, case, server, vehicle_id)
+    before = vehicle_row(tenant.db, vehicle_id)
+
+    body = gql(
+        api, REAUTHORIZE, {"input": {"id": vehicle_id, "options": {"scope": []}}}, tenant.headers()
+    )
+
+    assert error_code(body) == "BAD_USER_INPUT"
+    assert "scope" in body["errors"][0]["message"]
+    after = vehicle_row(tenant.db, vehicle_id)
+    assert (after.status, after.version, after.scope) == (
+        before.status,
+        before.version,
+        before.scope,
+    )
+
+
 def test_a_lost_refresh_answer(
     api: TestClient, tenant: Tenant, code_case: ProviderCase, fakes: dict[str, FakeServer]
 ) -> None:
