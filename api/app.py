@@ -22,6 +22,7 @@ import logconfig
 import telemetry
 from api import graphiql, jobs
 from api.callback import oauth_callback
+from api.errors import json_error
 from api.graphql import GraphQLApp
 from api.limits import BodyLimit
 from api.metrics import RequestMetrics, ScrapeGauges
@@ -29,8 +30,9 @@ from api.metrics import route as metrics_route
 from api.ops import redrive_endpoint, replay_endpoint
 from api.provider_webhooks import provider_webhook
 from api.requestid import RequestId
+from api.work import ServiceUnavailable
 from settings import Settings, get_settings
-from store.db import Database, open_database
+from store.db import DATABASE_AWAY, Database, DatabaseAway, open_database
 from store.keys import check_key
 
 __all__ = ["create_app"]
@@ -67,6 +69,10 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
 
+async def database_away(request: Request, exc: Exception) -> Response:
+    return json_error(ServiceUnavailable())
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     # the web's logging, unless the process set it up already (api.serve: uvicorn's)
@@ -98,6 +104,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         lifespan=lifespan,
+        # The database away where no unit of work answered for it (api.work): 503.
+        exception_handlers=dict.fromkeys((*DATABASE_AWAY, DatabaseAway), database_away),
         # A body over the cap is refused before it is read whole (SPEC §4).
         middleware=[
             Middleware(RequestId),  # first: every line of the request carries its id

@@ -161,15 +161,17 @@ def vehicles_show(vehicle_id: str) -> None:
 def vehicles_redrive(vehicle_id: str, force: bool) -> None:
     """Take a failed vehicle back to work: validate again when it holds tokens, make a
     new link (Enode), or give it a new authorization URL for its user."""
+    from workflows import unreadable
     from workflows.authorization import redrive
     from workflows.errors import DomainError
 
-    with _db().session() as session:
-        try:
-            vehicle = redrive(session, get_settings(), vehicle_id, force=force)
-        except DomainError as exc:
-            _fail(f"{exc.code.value}: {exc.message}")
-            return
+    try:  # a vehicle that cannot be read is marked (cv vehicles list --unreadable)
+        vehicle = unreadable.run(
+            _db(), lambda session: redrive(session, get_settings(), vehicle_id, force=force)
+        )
+    except DomainError as exc:
+        _fail(f"{exc.code.value}: {exc.message}")
+        return
     click.echo(f"{vehicle.id} is {vehicle.status} again")
     if vehicle.step:
         click.echo(f"enqueued: {vehicle.step}")

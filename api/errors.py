@@ -16,9 +16,20 @@ class Unexpected(Exception):
 
 
 def extensions(code: ErrorCode) -> dict[str, object]:
-    return {"code": code.value, "exception": {"code": code.value, "status": code.status}}
+    shaped: dict[str, object] = {
+        "code": code.value,
+        "exception": {"code": code.value, "status": code.status},
+    }
+    if code.retryable:  # a passing state: the same request may well succeed later
+        shaped["retryable"] = True
+    return shaped
 
 
 def json_error(error: DomainError) -> JSONResponse:
     body = {"error": {"code": error.code.value, "message": error.message}}
-    return JSONResponse(body, status_code=error.status)
+    response = JSONResponse(body, status_code=error.status)
+    if error.code is ErrorCode.SERVICE_UNAVAILABLE:
+        from api.work import RETRY_AFTER_UNAVAILABLE
+
+        response.headers["retry-after"] = str(RETRY_AFTER_UNAVAILABLE)
+    return response

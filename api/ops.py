@@ -7,10 +7,11 @@ import re
 import secrets
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import jobs
+from api import jobs, work
 from api.errors import json_error
 from settings import Settings
 from store.db import Database
@@ -49,12 +50,11 @@ async def redrive_endpoint(request: Request) -> Response:
     vehicle_id = request.path_params["id"]
     force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
 
-    def run() -> ConnectedVehicle:
-        with db.session() as session:
-            return redrive(session, settings, vehicle_id, force=force)
+    def run(session: Session) -> ConnectedVehicle:
+        return redrive(session, settings, vehicle_id, force=force)
 
     try:
-        vehicle = await anyio.to_thread.run_sync(run)
+        vehicle = await work.run(db, run)
     except DomainError as exc:
         return json_error(exc)
     return JSONResponse(
@@ -77,14 +77,14 @@ async def replay_endpoint(request: Request) -> Response:
     if refused is not None:
         return refused
 
-    def run() -> str:
-        with db.session() as session:
-            status = replay(session, request.path_params["id"]).status
-        jobs.deliver_webhooks()  # in this thread: never block the event loop on the broker
-        return status
+    def run(session: Session) -> str:
+        return replay(session, request.path_params["id"]).status
 
     try:
-        status = await anyio.to_thread.run_sync(run)
+        status = await work.run(db, run)
     except DomainError as exc:
         return json_error(exc)
+    # in a thread: never block the event loop on the broker (a send that fails is
+    # logged; the schedule's beat sends what is due anyway)
+    await anyio.to_thread.run_sync(jobs.deliver_webhooks)
     return JSONResponse({"id": request.path_params["id"], "status": status}, status_code=202)

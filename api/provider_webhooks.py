@@ -11,10 +11,13 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import jobs
+from api import jobs, work
+from api.errors import json_error
 from api.ratelimit import RateLimits
+from providers.names import Provider
 from store.db import Database
 from workflows import provider_events
+from workflows.errors import DomainError
 
 __all__ = ["provider_webhook"]
 
@@ -30,13 +33,14 @@ async def provider_webhook(request: Request) -> Response:
         return JSONResponse({"error": "no webhooks from this provider"}, status_code=404)
     provider, header_name = known
     raw = await request.body()
-    header = request.headers.get(header_name)
+    try:
+        return await _receive(db, provider, raw, request.headers.get(header_name))
+    except DomainError as exc:  # the database is away: the provider sends it again later
+        return json_error(exc)
 
-    def verify() -> str | None:
-        with db.session() as session:
-            return provider_events.verify(session, provider, raw, header)
 
-    client_id = await anyio.to_thread.run_sync(verify)
+async def _receive(db: Database, provider: Provider, raw: bytes, header: str | None) -> Response:
+    client_id = await work.run(db, lambda s: provider_events.verify(s, provider, raw, header))
     if client_id is None:
         return JSONResponse({"error": "signature does not verify"}, status_code=401)
     try:
@@ -48,20 +52,14 @@ async def provider_webhook(request: Request) -> Response:
         return JSONResponse({"error": "the body is no delivery of this provider"}, status_code=400)
     challenge = provider_events.challenge_of(provider, body)
     if challenge is not None:  # the provider checks the endpoint (Smartcar's VERIFY)
+        answer = await work.run(
+            db, lambda s: provider_events.challenge_answer(s, provider, client_id, challenge)
+        )
+        return JSONResponse({"challenge": answer})
 
-        def answer() -> str:
-            assert challenge is not None and client_id is not None
-            with db.session() as session:
-                return provider_events.challenge_answer(session, provider, client_id, challenge)
-
-        return JSONResponse({"challenge": await anyio.to_thread.run_sync(answer)})
-
-    def store() -> provider_events.Received:
-        with db.session() as session:
-            received = provider_events.receive(session, provider, client_id, raw, body)
-        if not received.duplicate:  # in this thread: never block the event loop on the broker
-            jobs.process_provider_webhook(received.webhook_id)
-        return received
-
-    received = await anyio.to_thread.run_sync(store)
+    received = await work.run(
+        db, lambda s: provider_events.receive(s, provider, client_id, raw, body)
+    )
+    if not received.duplicate:  # in a thread: never block the event loop on the broker
+        await anyio.to_thread.run_sync(jobs.process_provider_webhook, received.webhook_id)
     return JSONResponse({"received": True, "duplicate": received.duplicate})

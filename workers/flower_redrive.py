@@ -11,7 +11,7 @@ its app is built (``workers.flower``).
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flower.utils.tasks import get_task_by_id
 from flower.views import BaseHandler
@@ -21,6 +21,11 @@ from tornado.escape import xhtml_escape
 from tornado.ioloop import IOLoop
 
 from workflows.registry import REGISTRY
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from store.models import ConnectedVehicle
 
 __all__ = ["RedriveHandler", "RedriveTaskView", "failed_vehicle", "install"]
 
@@ -103,18 +108,21 @@ class RedriveHandler(BaseHandler):  # type: ignore[misc]
 
 def _redrive(vehicle_id: str, force: bool) -> tuple[bool, str]:
     """In a thread: the workflow's re-drive (its step is enqueued when it commits)."""
+    from store.db import DatabaseAway
     from workers import runtime
-    from workflows import authorization
+    from workflows import authorization, unreadable
     from workflows.errors import DomainError
 
+    def redrive(session: Session) -> ConnectedVehicle:
+        return authorization.redrive(session, runtime.settings(), vehicle_id, force=force)
+
     try:
-        with runtime.database().session() as session:
-            vehicle = authorization.redrive(session, runtime.settings(), vehicle_id, force=force)
-            return True, f"now {vehicle.status}" + (
-                f", step {vehicle.step}" if vehicle.step else ""
-            )
+        vehicle = unreadable.run(runtime.database(), redrive)  # an unreadable row: marked
     except DomainError as exc:
         return False, f"{exc.code.value}: {exc.message}"
+    except DatabaseAway:
+        return False, "the database is unavailable for a moment: try again shortly"
+    return True, f"now {vehicle.status}" + (f", step {vehicle.step}" if vehicle.step else "")
 
 
 def install(handlers: list[Any]) -> None:

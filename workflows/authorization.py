@@ -148,23 +148,41 @@ class CallbackOutcome:
 
 
 def receive_callback(
-    session: Session, state: str | None, code: str | None, error: str | None
+    session: Session,
+    state: str | None,
+    code: str | None,
+    error: str | None,
+    *,
+    resumed: bool = False,
 ) -> CallbackOutcome:
-    """Spend the state; keep the code for the validation job, or fail on the error."""
+    """Spend the state; keep the code for the validation job, or fail on the error.
+
+    `resumed`: this same request's earlier try lost its connection while committing, so
+    the state may be spent by that very try; a spent state then answers the vehicle as
+    it stands (instead of "already used"), and the user's consent is not lost to a blip."""
     if not state:
         raise CallbackError("the callback carries no state")
     stmt = select(OAuthState).where(OAuthState.state_hash == hash_state(state)).with_for_update()
     row = session.execute(stmt).scalar_one_or_none()
     if row is None:
         raise CallbackError("unknown state")
-    if row.used_at is not None:
+    if row.used_at is not None and not resumed:
         raise CallbackError("this state was already used")
     now = utcnow()
-    if row.expires_at < now:
+    if row.expires_at < now and row.used_at is None:
         raise CallbackError("this state has expired")
     vehicle = lock(session, row.vehicle_id)
     if vehicle is None:  # pragma: no cover - the foreign key forbids it
         raise CallbackError("unknown state")
+    if row.used_at is not None:  # resumed: spent by this request's earlier try
+        session.commit()  # nothing changed; ends the transaction and its locks
+        failed = vehicle.failure_code if vehicle.status == Status.failed else None
+        return CallbackOutcome(
+            vehicle.id,
+            vehicle.status,
+            vehicle.redirect_uri,
+            ErrorCode(failed) if failed and error else None,
+        )
     adapter = ADAPTERS[Provider(vehicle.provider)]
     # A link flow's return carries no code: coming back is the news.
     if adapter.returns_code and not code and not error:

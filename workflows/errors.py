@@ -31,6 +31,13 @@ class ErrorCode(StrEnum):
     ILLEGAL_TRANSITION = "ILLEGAL_TRANSITION"
     NOT_ALLOWED = "NOT_ALLOWED"
     BAD_USER_INPUT = "BAD_USER_INPUT"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    CONNECTED_VEHICLE_UNREADABLE = "CONNECTED_VEHICLE_UNREADABLE"
+
+    @property
+    def retryable(self) -> bool:
+        """Asking again, unchanged, may well succeed: the answer was a passing state."""
+        return self in _RETRYABLE
 
     @property
     def status(self) -> int:
@@ -112,7 +119,23 @@ _TABLE: dict[ErrorCode, tuple[str, int]] = {
         403,
     ),
     ErrorCode.BAD_USER_INPUT: ("The input is not valid", 400),
+    ErrorCode.SERVICE_UNAVAILABLE: (
+        (
+            "The service is unavailable for a moment (its database or broker is away). "
+            "Try again shortly."
+        ),
+        503,
+    ),
+    ErrorCode.CONNECTED_VEHICLE_UNREADABLE: (
+        (
+            "The connected vehicle's stored data cannot be read. It has been marked for "
+            "the service's operators; nothing was changed."
+        ),
+        500,
+    ),
 }
+# The codes a client may simply ask again for (SPEC §3: `extensions.retryable`).
+_RETRYABLE = frozenset({ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.RATE_LIMIT_EXCEEDED})
 
 
 class DomainError(Exception):

@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -29,6 +28,7 @@ from store.models import CatalogueVehicle, ConnectedVehicle, utcnow
 from workflows.clients import Principal
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
+from workflows.unreadable import mark, reading
 
 __all__ = [
     "LABEL_MAX",
@@ -44,8 +44,6 @@ __all__ = [
     "update_label",
     "view_owned",
 ]
-
-log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 100
 LABEL_MAX = 200  # the column's width
@@ -81,7 +79,8 @@ def _no_secrets(*, but_authorization_url: bool) -> list[Any]:
 def lock(session: Session, vehicle_id: str) -> ConnectedVehicle | None:
     """The row, held until the transaction ends (FOR UPDATE; SQLite's write lock)."""
     stmt = select(ConnectedVehicle).where(ConnectedVehicle.id == vehicle_id).with_for_update()
-    vehicle = session.execute(stmt).scalar_one_or_none()
+    with reading(vehicle_id):
+        vehicle = session.execute(stmt).scalar_one_or_none()
     if vehicle is not None:  # the work's log lines name its vehicle and client
         logconfig.note_vehicle(vehicle.id, vehicle.client_id)
     return vehicle
@@ -98,7 +97,8 @@ def owned(
     )
     if for_update:
         stmt = stmt.with_for_update()
-    vehicle = session.execute(stmt).scalar_one_or_none()
+    with reading(vehicle_id):
+        vehicle = session.execute(stmt).scalar_one_or_none()
     if vehicle is None:
         raise DomainError(ErrorCode.CONNECTED_VEHICLE_NOT_FOUND)
     return vehicle
@@ -115,7 +115,8 @@ def view_owned(session: Session, who: Principal, vehicle_id: str) -> ConnectedVe
             ConnectedVehicle.user_id == who.user_id,
         )
     )
-    vehicle = session.execute(stmt).scalar_one_or_none()
+    with reading(vehicle_id):
+        vehicle = session.execute(stmt).scalar_one_or_none()
     if vehicle is None:
         raise DomainError(ErrorCode.CONNECTED_VEHICLE_NOT_FOUND)
     return vehicle
@@ -128,7 +129,8 @@ def peek(session: Session, vehicle_id: str) -> ConnectedVehicle:
         .options(*_no_secrets(but_authorization_url=True))
         .where(ConnectedVehicle.id == vehicle_id)
     )
-    return session.execute(stmt).scalar_one()
+    with reading(vehicle_id):
+        return session.execute(stmt).scalar_one()
 
 
 def _page(size: int, page: int) -> tuple[int, int]:
@@ -234,7 +236,7 @@ def list_owned(
 def _load_authorization_urls(session: Session, rows: Sequence[ConnectedVehicle]) -> None:
     """Only pending vehicles show their authorization URL: read those in one query, and
     decrypt each on its own, so that one that does not decrypt fails alone (shown
-    without its URL, logged with its id) and the list answers."""
+    without its URL, and marked for operators) and the list answers."""
     pending = [r for r in rows if r.status == "pending"]
     urls: dict[str, str | None] = {}
     if pending:
@@ -242,11 +244,16 @@ def _load_authorization_urls(session: Session, rows: Sequence[ConnectedVehicle])
         stmt = select(ConnectedVehicle.id, stored).where(
             ConnectedVehicle.id.in_([r.id for r in pending])
         )
+        unreadable: list[tuple[str, SecretKeyError]] = []
         for vehicle_id, value in session.execute(stmt):
             try:
                 urls[vehicle_id] = decrypt(value) if value is not None else None
-            except SecretKeyError:
-                log.error("vehicle %s: its authorization URL cannot be read", vehicle_id)
+            except SecretKeyError as exc:
+                unreadable.append((vehicle_id, exc))
+        for vehicle_id, cause in unreadable:  # listed without its URL, and marked
+            mark(session, vehicle_id, cause)
+        if unreadable:
+            session.commit()
     for row in rows:
         set_committed_value(row, "authorization_url", urls.get(row.id))
 

@@ -14,12 +14,12 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio.to_thread
 from sqlalchemy.orm import Session
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 import logconfig
+from api import work
 from api.ratelimit import RateLimited, RateLimits
 from api.wakeups import Wakeups
 from settings import Settings
@@ -70,13 +70,15 @@ class Context:
         return client_id, token
 
     async def run(self, fn: Callable[[Session], T]) -> T:
-        """Run `fn(session)` in a worker thread, with a session of its own."""
-
-        def call() -> T:
-            with self.db.session() as session:
-                return fn(session)
-
-        return await anyio.to_thread.run_sync(call)
+        """Run `fn(session)` in a worker thread, with a session of its own (run again
+        once on a fresh connection when the database dropped it before any commit).
+        A database still away is SERVICE_UNAVAILABLE (retryable, HTTP 503); a vehicle
+        that cannot be read is marked for operators, and CONNECTED_VEHICLE_UNREADABLE."""
+        try:
+            return await work.run(self.db, fn)
+        except work.ServiceUnavailable:
+            self.unavailable()
+            raise
 
     async def principal(self) -> Principal:
         """The caller: from the cached signing secret on the event loop (no thread hop),
@@ -118,6 +120,12 @@ class Context:
         if self.response is not None:
             self.response.status_code = 429
             self.response.headers["retry-after"] = str(limited.retry_after)
+
+    def unavailable(self) -> None:
+        """Answer 503 with Retry-After (the error itself says SERVICE_UNAVAILABLE)."""
+        if self.response is not None:
+            self.response.status_code = 503
+            self.response.headers["retry-after"] = str(work.RETRY_AFTER_UNAVAILABLE)
 
 
 def context_of(info: Info) -> Context:

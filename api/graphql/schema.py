@@ -26,6 +26,7 @@ from api.graphql.webhooks import WebhookMutation, WebhookQuery
 from api.metrics import OperationName, note_errors
 from api.ratelimit import RateLimited
 from settings import Settings
+from store.db import DATABASE_AWAY, DatabaseAway
 from workflows.errors import DomainError, ErrorCode
 
 __all__ = ["CACHE_SIZE", "Schema", "build_schema"]
@@ -85,6 +86,10 @@ class Schema(strawberry.Schema):
                 error.extensions = _INTERNAL
             elif isinstance(original, DomainError):
                 error.extensions = extensions(original.code)
+            elif isinstance(original, (*DATABASE_AWAY, DatabaseAway)):
+                # the database away outside a unit of work (api.work answers those)
+                error.message = ErrorCode.SERVICE_UNAVAILABLE.message()
+                error.extensions = extensions(ErrorCode.SERVICE_UNAVAILABLE)
             elif isinstance(original, DataError):
                 # a value the database cannot hold (too long, a NUL character): the
                 # transaction rolled back, nothing changed; the value is not echoed

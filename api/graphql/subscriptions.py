@@ -20,10 +20,12 @@ import metrics
 from api.errors import Unexpected
 from api.graphql.context import Caller, context_of
 from api.graphql.types import ConnectedVehicleType
+from api.work import RETRY_AFTER_UNAVAILABLE, ServiceUnavailable
 from store.models import ConnectedVehicle, OutboxEvent
 from workflows import vehicles
 from workflows.clients import Principal
 from workflows.errors import DomainError
+from workflows.unreadable import reading
 
 __all__ = ["Subscription"]
 
@@ -57,9 +59,14 @@ class Subscription:
                             changed.wait(), ctx.settings.subscription_recheck_seconds
                         )
                     changed.clear()  # before the read: a change after it wakes the next
-                    changes = await ctx.run(
-                        functools.partial(_changes, vehicle_id=vehicle_id, after=seq)
-                    )
+                    try:
+                        changes = await ctx.run(
+                            functools.partial(_changes, vehicle_id=vehicle_id, after=seq)
+                        )
+                    except ServiceUnavailable:  # a blip: read from `seq` at the next wake
+                        changed.set()
+                        await asyncio.sleep(RETRY_AFTER_UNAVAILABLE)
+                        continue
                     for change_seq, payload in changes:
                         seq = change_seq
                         yield ConnectedVehicleType.from_view(payload)
@@ -97,9 +104,10 @@ def _changes(session: Session, vehicle_id: str, after: int) -> list[tuple[int, d
     ).all()
     changes = [(int(seq), dict(payload)) for seq, payload in rows]
     if any(p.get("authorization_ready") for _, p in changes):
-        url = session.execute(
-            select(ConnectedVehicle.authorization_url).where(ConnectedVehicle.id == vehicle_id)
-        ).scalar_one_or_none()
+        with reading(vehicle_id):
+            url = session.execute(
+                select(ConnectedVehicle.authorization_url).where(ConnectedVehicle.id == vehicle_id)
+            ).scalar_one_or_none()
         for _, payload in changes:
             if payload.get("authorization_ready"):
                 payload["authorization_url"] = url

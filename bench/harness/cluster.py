@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from sqlalchemy import func, select
 
 from bench.harness.broker import celery_client
@@ -101,6 +103,8 @@ class Cluster:
         self.vehicles: list[str] = []
         self.codes: list[str] = []
         self.web: str | None = None  # the web's base URL, once started
+        # (hop, outcome) → count, of the journeys over HTTP: `2xx`, `503`, `5xx`, ...
+        self.answers: Counter[tuple[str, str]] = Counter()
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -167,31 +171,50 @@ class Cluster:
         variables = {"input": {"vehicle_id": "tesla-model-3", "provider": "Smartcar"}}
         browsers = Browsers(timeout=30)
 
-        def one(_: int) -> tuple[str, str]:
-            client = browsers.get()
-            answer = client.post(
-                f"{web}/graphql",
-                json={"query": CREATE, "variables": variables},
-                headers=headers,
-            )
+        def create(client: httpx.Client) -> dict[str, Any]:
+            # A client that honours SERVICE_UNAVAILABLE (503, retryable): it asks again.
+            for _ in range(_ASK_AGAIN):
+                answer = client.post(
+                    f"{web}/graphql",
+                    json={"query": CREATE, "variables": variables},
+                    headers=headers,
+                )
+                self.answers[("createConnectedVehicle", _outcome(answer))] += 1
+                if answer.status_code != 503:
+                    break
+                time.sleep(float(answer.headers.get("retry-after", "1")))
             body = answer.json() if answer.status_code == 200 else {}
             vehicle = (body.get("data") or {}).get("createConnectedVehicle")
             if body.get("errors") or not vehicle or not vehicle.get("authorization_url"):
                 raise RuntimeError(
                     f"createConnectedVehicle answered {answer.status_code}: {answer.text[:500]}"
                 )
+            return dict(vehicle)
+
+        def call_back(client: httpx.Client, back: str) -> None:
+            # A user who reloads the page that asks for it (503 with Retry-After).
+            for _ in range(_ASK_AGAIN):
+                called_back = client.get(back)
+                self.answers[("/oauth/callback", _outcome(called_back))] += 1
+                if called_back.status_code != 503:
+                    break
+                time.sleep(float(called_back.headers.get("retry-after", "1")))
+            # a page (no redirect_uri was given), or a 303 on to the client's page
+            if called_back.status_code not in (200, 303):
+                raise RuntimeError(
+                    f"/oauth/callback answered {called_back.status_code}: {called_back.text[:500]}"
+                )
+
+        def one(_: int) -> tuple[str, str]:
+            client = browsers.get()
+            vehicle = create(client)
             back = consent(vehicle["authorization_url"], client=client)
             if not back.startswith(f"{web}/oauth/callback?"):
                 raise RuntimeError(f"the fake sent the browser elsewhere: {back}")
             code = parse_qs(urlsplit(back).query).get("code", [""])[0]
             if not code:
                 raise RuntimeError(f"the fake sent the browser back without a code: {back}")
-            called_back = client.get(back)
-            # a page (no redirect_uri was given), or a 303 on to the client's page
-            if called_back.status_code not in (200, 303):
-                raise RuntimeError(
-                    f"/oauth/callback answered {called_back.status_code}: {called_back.text[:500]}"
-                )
+            call_back(client, back)
             return str(vehicle["id"]), code
 
         with browsers, ThreadPoolExecutor(max_workers=8) as pool:
@@ -282,6 +305,18 @@ class Cluster:
             statuses=statuses,
             failures=failures,
         )
+
+
+# Tries of one hop of a journey that answers 503 (the client or the user asks again).
+_ASK_AGAIN = 10
+
+
+def _outcome(answer: httpx.Response) -> str:
+    """`503` (asked to come back), `500` (an internal error), else the status's class; a
+    GraphQL INTERNAL_SERVER_ERROR counts as `500` whatever the HTTP status."""
+    if answer.status_code in (500, 503) or "INTERNAL_SERVER_ERROR" in answer.text:
+        return "503" if answer.status_code == 503 else "500"
+    return f"{answer.status_code // 100}xx"
 
 
 @contextmanager

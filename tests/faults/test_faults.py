@@ -210,11 +210,21 @@ def test_duplicate_callbacks_and_concurrent_authorize_calls(
 def test_postgres_connections_dropped(
     clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
+    """Every backend of the run's database terminated every 0.5 s for up to 10 s, while
+    users create vehicles over HTTP, consent, and come back to /oauth/callback (issue 17:
+    12 creates answered INTERNAL_SERVER_ERROR and 4 callbacks HTTP 500, their consent
+    lost until the vehicle expired). Now: no internal error anywhere; a request the
+    database could not serve answers 503 (SERVICE_UNAVAILABLE, or the callback's page
+    that asks for a reload) and asking again completes it; every consent is recorded and
+    every vehicle authorized."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     stop = threading.Event()
+    rounds = 0
 
     def drop_connections() -> None:
-        while not stop.wait(0.7):
+        nonlocal rounds
+        deadline = time.monotonic() + 10
+        while not stop.wait(0.5) and time.monotonic() < deadline:
             with admin.connect() as conn:
                 conn.execute(
                     text(
@@ -223,27 +233,46 @@ def test_postgres_connections_dropped(
                     ),
                     {"db": DB_NAME},
                 )
+            rounds += 1
 
-    with cluster(clean, settings, smartcar, broker) as c:
-        c.smartcar.fake.latency = LATENCY
-        c.put_in_flight(150)
-        dropper = threading.Thread(target=drop_connections, daemon=True)
-        dropper.start()
-        time.sleep(3)  # a few rounds of dropped connections, mid-run
-        stop.set()
-        dropper.join()
-        fault_at = time.monotonic()
-        c.wait_until_terminal(120)
-        report = c.report("postgres connections dropped", time.monotonic() - fault_at)
-    admin.dispose()
+    try:
+        with cluster(clean, settings, smartcar, broker, web=True) as c:
+            c.smartcar.fake.latency = LATENCY
+            dropper = threading.Thread(target=drop_connections, daemon=True)
+            dropper.start()
+            try:
+                c.put_in_flight_over_http(120)  # the drops go on meanwhile
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                dropper.join()  # its 10 s: validation goes on through them too
+            fault_at = time.monotonic()
+            c.wait_until_terminal(120)
+            report = c.report("postgres connections dropped", time.monotonic() - fault_at)
+            answers = dict(c.answers)
+    finally:
+        admin.dispose()
+    print(report.line(), answers, f"rounds of drops {rounds}")
+    assert rounds >= 15, rounds  # the fault went on while users came and went
+    assert not [hop for hop, outcome in answers if outcome == "500"], answers
+    assert report.authorized == report.started == 120, report  # every consent recorded
     assert_kept(report)
 
 
 def test_a_worker_killed_midway_on_rabbitmq(
     clean: Database, settings: Settings, smartcar: FakeServer, rabbitmq_vhost: str
 ) -> None:
-    with cluster(clean, settings, smartcar, rabbitmq_vhost) as c:
-        assert_kept(kill_one_worker_midway(c, 300), codes_lost_with_a_worker=WORKER_PROCESSES)
+    with cluster(
+        clean,
+        settings,
+        smartcar,
+        rabbitmq_vhost,
+        CV_STALL_SECONDS=STALL,
+        CV_CLAIM_TIMEOUT_SECONDS=CLAIM_TIMEOUT,
+    ) as c:
+        report = kill_one_worker_midway(c, 300)
+    assert_kept(report, interrupted_with_a_worker=WORKER_PROCESSES)
 
 
 def test_events_on_rabbitmq(

@@ -166,7 +166,7 @@ def test_an_authenticated_requests_lines_name_its_client(
     unreadable = [
         line
         for line in json_lines()
-        if line["logger"] == "workflows.vehicles" and vehicle["id"] in line["message"]
+        if line["logger"] == "workflows.unreadable" and vehicle["id"] in line["message"]
     ]
     assert unreadable, json_lines()
     assert all(line.get("request_id") == "list-1" for line in unreadable), unreadable
