@@ -141,10 +141,18 @@ WEBHOOK_DELIVERIES = Counter(
     "Attempts to deliver a client webhook, by outcome",
     ["outcome"],
 )
-SWEEP_ACTION_NAMES = ("redriven", "expired", "claims_released", "refreshes", "published")
+SWEEP_ACTION_NAMES = (
+    "redriven",
+    "expired",
+    "claims_interrupted",
+    "dead_workers",
+    "refreshes",
+    "published",
+)
 SWEEP_ACTIONS = Counter(
     "cv_sweep_actions",
-    "What the periodic sweep did: steps re-driven, vehicles expired, claims released, "
+    "What the periodic sweep did: steps re-driven, vehicles expired, claims of dead "
+    "workers interrupted, dead workers taken care of, "
     "refreshes made due, events published",
     ["action"],
 )

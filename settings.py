@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings", "is_redis"]
@@ -77,11 +77,20 @@ class Settings(BaseSettings):
     pending_ttl_seconds: int = 3600
 
     # The sweeper (beat): how often it runs; how long a due step may go unfinished before
-    # it is re-driven (its message was lost or its worker died); how long a claimed code
-    # may stay unspent before the claim is taken back (longer than a task's time limit).
+    # it is re-driven (its message was lost); how long a claimed code may stay unspent
+    # when the process spending it is not known to be alive (longer than a task's time
+    # limit): the vehicle then fails AUTHORIZATION_INTERRUPTED, the code never sent again.
     sweep_interval_seconds: float = 5.0
     stall_seconds: float = 60.0
     claim_timeout_seconds: float = 300.0
+    # Worker processes that run steps say they live this often (worker_heartbeats); one
+    # silent for longer than `worker_dead_seconds` died: its claims fail
+    # AUTHORIZATION_INTERRUPTED and the steps it may have held are re-driven.
+    heartbeat_seconds: float = Field(default=3.0, gt=0)
+    worker_dead_seconds: float = Field(default=15.0, gt=0)
+    # A file each worker touches every heartbeat, for an orchestrator's liveness probe
+    # (`python -m workers.alive`); unset: none.
+    alive_file: str | None = None
     # Days kept before beat prunes what is done with (tables stop growing); 0 keeps all.
     retention_days: int = Field(default=30, ge=0)
     # Rows deleted per transaction while pruning: short locks, small transactions.
@@ -148,6 +157,16 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("CV_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
     )
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> Settings:
+        # a live worker must have beaten a few times before it can be taken for dead
+        if self.worker_dead_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError(
+                "CV_WORKER_DEAD_SECONDS must be at least three CV_HEARTBEAT_SECONDS: a live "
+                "worker would be taken for dead"
+            )
+        return self
 
     @property
     def callback_url(self) -> str:

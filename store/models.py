@@ -40,6 +40,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WorkerHeartbeat",
     "new_id",
     "utcnow",
 ]
@@ -197,6 +198,9 @@ class ConnectedVehicle(Base):
     code_received_at: Mapped[datetime | None]
     # Set, and committed, before the code is spent: a second job never spends it again.
     code_claimed_at: Mapped[datetime | None]
+    # The worker process spending it (a `worker_heartbeats` id), when it beats: a claim
+    # whose process stopped beating was lost with it (workflows.liveness).
+    code_claimed_by: Mapped[str | None] = mapped_column(String(200))
 
     # The workflow step due (a job's name in the domain's words), when it is due, and its
     # attempts so far: the retry policy and the sweeper read these, not the broker.
@@ -255,6 +259,18 @@ class VehicleSnapshot(Base):
     # The last fetch that failed (a car asleep, the provider down), and why.
     fetch_failed_at: Mapped[datetime | None]
     fetch_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkerHeartbeat(Base):
+    """A live worker process that runs steps, as it says every few seconds
+    (workflows.liveness): one that stopped beating died, and what it held is taken
+    back by the sweep."""
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host, pid, boot token
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class OAuthState(Base):

@@ -106,18 +106,21 @@ def sweep_workflows() -> dict[str, int]:
     for webhook_id in report.provider_webhooks:
         process_provider_webhook.delay(webhook_id)
     published = relay_outbox()
-    if report.redrive or report.expired or report.claims_released or report.refreshes:
+    if report.redrive or report.expired or report.claims_interrupted or report.refreshes:
         log.info(
-            "sweep: %d re-driven, %d expired, %d claims released, %d refreshes due",
+            "sweep: %d re-driven, %d expired, %d claims of dead workers interrupted, "
+            "%d dead workers, %d refreshes due",
             len(report.redrive),
             report.expired,
-            report.claims_released,
+            report.claims_interrupted,
+            report.dead_workers,
             report.refreshes,
         )
     return {
         "redriven": len(report.redrive),
         "expired": report.expired,
-        "claims_released": report.claims_released,
+        "claims_interrupted": report.claims_interrupted,
+        "dead_workers": report.dead_workers,
         "refreshes": report.refreshes,
         "published": published,
     }

@@ -26,7 +26,7 @@ from providers import AccountRef, Adapter, PermanentError, RetryableError, Token
 from settings import Settings
 from store.db import Database
 from store.models import CatalogueVehicle, OAuthState, utcnow
-from workflows import steps
+from workflows import liveness, steps
 from workflows.adapters import adapter_of
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
@@ -34,6 +34,7 @@ from workflows.machine import Lifecycle, Status
 from workflows.stages import Stages
 from workflows.states import new_state
 from workflows.tokens import AccessLost, live_account, refresh_due, save_tokens, tokens_of
+from workflows.uninterrupted import uninterrupted
 from workflows.vehicles import lock
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def _begin(
                 .order_by(OAuthState.created_at.desc())
                 .limit(1)
             ).scalar_one_or_none()
-        stages.trigger_event("claim")  # committed before the code is spent
+        stages.trigger_event("claim", owner=liveness.process())  # committed before it is spent
         session.commit()
         return _Work(adapter, None, *known, code=code, code_verifier=verifier)
 
@@ -178,24 +179,31 @@ def exchange_code(
 
     A request that never left (a connect error) or was refused before it was done (a
     5xx, a 429) releases the claim, and the error goes up for the retry policy: sending
-    the code again is safe. One whose answer was lost (a read timeout, a dropped
-    connection, a gateway's 504) may have spent it: it is never sent again (CodeSpent)."""
-    try:
-        tokens = adapter.exchange_code(
-            code, redirect_uri=settings.callback_url, code_verifier=code_verifier
-        )
-    except PermanentError:
-        raise
-    except RetryableError as exc:
-        if exc.answer_lost:
+    the code again is safe. Anything else may have spent it, and it is never sent again:
+    an answer lost (a read timeout, a dropped connection, a gateway's 504) or not
+    understood is CodeSpent. The exchange and the commit of its tokens run to their end
+    even when the step is stopped meanwhile (`uninterrupted`: a task cancelled because
+    the broker connection dropped, its time limit); a killed process leaves its claim to
+    the sweep, which fails the vehicle AUTHORIZATION_INTERRUPTED (workflows.liveness)."""
+
+    def spend() -> Tokens:
+        try:
+            tokens = adapter.exchange_code(
+                code, redirect_uri=settings.callback_url, code_verifier=code_verifier
+            )
+        except PermanentError:
+            raise
+        except RetryableError as exc:
+            if exc.answer_lost:
+                raise CodeSpent() from exc
+            _release(db, vehicle_id)
+            raise
+        except Exception as exc:
             raise CodeSpent() from exc
-        _release(db, vehicle_id)
-        raise
-    except Exception:
-        _release(db, vehicle_id)
-        raise
-    save_tokens(db, vehicle_id, tokens)
-    return tokens
+        save_tokens(db, vehicle_id, tokens)
+        return tokens
+
+    return uninterrupted(spend)
 
 
 class CodeSpent(DomainError):

@@ -70,6 +70,7 @@ def stage_of(vehicle: ConnectedVehicle) -> Stage:
 class Stages(TableMachine):
     """The stage machine over one pending vehicle the caller holds locked. Triggers'
     keyword arguments: ``link_made(url=…)``, ``receive_code(code=…)``,
+    ``claim(owner=<the claiming process's heartbeat id, or None>)``,
     ``buy_tokens(write=<callable that writes the tokens>)``."""
 
     state: Stage
@@ -92,9 +93,13 @@ class Stages(TableMachine):
 
     def _claim(self, event: EventData) -> None:
         self.vehicle.code_claimed_at = utcnow()
+        # the process spending it, when it beats (workflows.liveness): if it dies, the
+        # sweep knows at once that this code may have left
+        self.vehicle.code_claimed_by = event.kwargs.get("owner")
 
     def _free(self, event: EventData) -> None:
         self.vehicle.code_claimed_at = None
+        self.vehicle.code_claimed_by = None
 
     def _buy(self, event: EventData) -> None:
         event.kwargs["write"](self.vehicle)

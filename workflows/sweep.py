@@ -1,16 +1,19 @@
 """The sweeper: the database is the truth and the broker may lose messages, so a periodic
 pass finds what should have happened and has not.
 
-1. A code claimed and never spent (its worker died mid-exchange) is released, and its
-   step re-driven: the provider either still takes the code or refuses it, never twice.
-2. A step due for longer than the stall deadline (its message was lost, or its worker
-   died) is re-driven.
-3. A vehicle still waiting for its user past its time to live fails with
+1. A code claimed and never spent whose worker died (workflows.liveness), or, when its
+   worker is not known, that waited past the claim timeout: the code may have left, so
+   it is never sent again; the vehicle fails AUTHORIZATION_INTERRUPTED (retryable: its
+   user consents again).
+2. A worker that stopped beating: the steps due before its last beat may have been its
+   own (reserved or running), so they are re-driven now, once.
+3. A step due for longer than the stall deadline (its message was lost) is re-driven.
+4. A vehicle still waiting for its user past its time to live fails with
    AUTHORIZATION_EXPIRED.
-4. A provider's webhook stored and not processed past the stall deadline (its job was
+5. A provider's webhook stored and not processed past the stall deadline (its job was
    lost) is processed again (processing is idempotent).
-5. An authorized vehicle whose tokens come due for a refresh (their expiry minus the
-   margin) is given its refresh step; a refresh step lost on its way is re-driven by 2.
+6. An authorized vehicle whose tokens come due for a refresh (their expiry minus the
+   margin) is given its refresh step; a refresh step lost on its way is re-driven by 3.
 
 Each question reads a small partial index; rows are taken with SKIP LOCKED on PostgreSQL,
 so any number of sweepers (beat on several hosts) can run at once: a row is handled by
@@ -20,6 +23,7 @@ one of them, and a re-driven step is not due again before the stall deadline.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -33,8 +37,8 @@ from store.db import Database
 from store.models import ConnectedVehicle, ProviderWebhook, utcnow
 from workflows import steps
 from workflows.errors import ErrorCode
+from workflows.liveness import abandoned_claims_query, dead_workers_query
 from workflows.machine import Lifecycle
-from workflows.stages import Stages
 from workflows.steps import Step
 from workflows.unreadable import alone
 
@@ -45,8 +49,9 @@ __all__ = [
     "stalled_query",
     "sweep",
     "unprocessed_webhooks_query",
-    "unspent_claims_query",
 ]
+
+log = logging.getLogger(__name__)
 
 CV = ConnectedVehicle
 T = TypeVar("T")
@@ -60,19 +65,10 @@ class SweepReport:
     redrive: list[tuple[str, Step]] = field(default_factory=list)
     # Provider webhooks stored and not processed (their job was lost): process them.
     provider_webhooks: list[str] = field(default_factory=list)
-    claims_released: int = 0
+    claims_interrupted: int = 0
+    dead_workers: int = 0
     expired: int = 0
     refreshes: int = 0
-
-
-def unspent_claims_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
-    return (
-        select(CV)
-        .where(text("code_claimed_at IS NOT NULL AND access_token IS NULL"))
-        .where(CV.code_claimed_at < before)
-        .order_by(CV.code_claimed_at)
-        .limit(limit)
-    )
 
 
 def stalled_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
@@ -143,21 +139,36 @@ def sweep(
     with db.session() as session:
         # Each row on its own (workflows.unreadable): one that cannot be read is marked
         # and skipped, and the pass goes on.
-        claim_deadline = now - timedelta(seconds=settings.claim_timeout_seconds)
-        for vehicle in _vehicles(session, db, unspent_claims_query(claim_deadline, batch)):
+        interrupted = ErrorCode.AUTHORIZATION_INTERRUPTED
+        for vehicle in _vehicles(session, db, abandoned_claims_query(settings, now, batch)):
+            lifecycle = Lifecycle(session, vehicle)
+            if lifecycle.may("fail"):
+                log.warning(
+                    "vehicle %s: its code was claimed by %s, which is gone; not sent again",
+                    vehicle.id,
+                    vehicle.code_claimed_by or "a worker not known",
+                )
+                fail = functools.partial(
+                    lifecycle.trigger_event, "fail", error=interrupted, retryable=True
+                )
+                report.claims_interrupted += alone(session, vehicle.id, fail)
+        session.flush()
 
-            def release(v: ConnectedVehicle = vehicle) -> None:
-                Stages(v).trigger_event("release")
-                v.step_due_at = now - timedelta(seconds=settings.stall_seconds + 1)
+        def redrive(query: Select[ConnectedVehicle]) -> None:
+            for vehicle in _vehicles(session, db, query):
+                step = Step(str(vehicle.step))
+                if alone(session, vehicle.id, functools.partial(steps.redrive, vehicle, now)):
+                    report.redrive.append((vehicle.id, step))  # enqueued after the commit
 
-            report.claims_released += alone(session, vehicle.id, release)
+        for worker in _take(session, db, dead_workers_query(settings, now, 100)):
+            log.warning("worker %s stopped beating: re-driving what it may have held", worker.id)
+            redrive(stalled_query(worker.beat_at, batch))
+            session.delete(worker)
+            report.dead_workers += 1
         session.flush()
 
         stall_deadline = now - timedelta(seconds=settings.stall_seconds)
-        for vehicle in _vehicles(session, db, stalled_query(stall_deadline, batch)):
-            step = Step(str(vehicle.step))
-            if alone(session, vehicle.id, functools.partial(steps.redrive, vehicle, now)):
-                report.redrive.append((vehicle.id, step))  # enqueued after the commit
+        redrive(stalled_query(stall_deadline, batch))
 
         ttl_deadline = now - timedelta(seconds=settings.pending_ttl_seconds)
         expire = ErrorCode.AUTHORIZATION_EXPIRED

@@ -35,22 +35,28 @@ LATENCY = 0.02
 WORKER_PROCESSES = 4
 
 
-def assert_kept(report: Report, *, codes_lost_with_a_worker: int = 0) -> None:
-    """The promises. A worker killed between the provider's answer and the commit of the
-    tokens takes them with it: that code is spent, and its vehicle ends AUTH_CODE_INVALID
-    when re-driven. At most one such vehicle per pool process killed."""
+def assert_kept(report: Report, *, interrupted_with_a_worker: int = 0) -> None:
+    """The promises. A code whose worker was stopped midway (killed, or its task
+    cancelled when the broker connection dropped) may have been sent: it is never sent
+    again, and its vehicle fails AUTHORIZATION_INTERRUPTED (retryable: its user consents
+    again). At most one such vehicle per task the stopped worker was running."""
     print(report.line())
     assert report.lost == 0, report
     assert report.terminal == report.started, report
-    spent = report.failures.get("AUTH_CODE_INVALID", 0)
-    assert set(report.failures) <= {"AUTH_CODE_INVALID"}, report
-    assert spent <= codes_lost_with_a_worker, report
-    assert report.authorized + spent == report.started, report
+    interrupted = report.failures.get("AUTHORIZATION_INTERRUPTED", 0)
+    assert set(report.failures) <= {"AUTHORIZATION_INTERRUPTED"}, report
+    assert interrupted <= interrupted_with_a_worker, report
+    assert report.authorized + interrupted == report.started, report
     assert report.duplicated_transitions == 0, report
     assert report.duplicated_events == 0, report
     assert report.double_exchanges == 0, report
-    # a code goes to the provider again only when a killed worker took its answer along
-    assert report.codes_sent_twice <= codes_lost_with_a_worker, report
+    assert report.codes_sent_twice == 0, report  # SPEC §6: a code is sent at most once
+
+
+# The service's own deadlines, not the harness's short ones: a killed worker's claims and
+# steps are taken back because it stopped beating (CV_WORKER_DEAD_SECONDS, 15 s), not
+# because a stall (60 s) or claim timeout (300 s) ran out.
+STALL, CLAIM_TIMEOUT = "60", "300"
 
 
 def kill_one_worker_midway(c: Cluster, n: int) -> Report:
@@ -59,15 +65,25 @@ def kill_one_worker_midway(c: Cluster, n: int) -> Report:
     run_until(lambda: c.count("authorized") >= n // 5, 60, "the first fifth authorized")
     c.kill_worker(0)  # kill -9, pool processes and all
     fault_at = time.monotonic()
-    c.wait_until_terminal(120)
+    # Well under the stall and claim deadlines: only the dead worker's missing heartbeat
+    # gets its work back this soon (issue 17: recovery took the claim timeout, 300 s).
+    c.wait_until_terminal(50)
     return c.report("worker killed", time.monotonic() - fault_at)
 
 
 def test_a_worker_killed_midway(
     clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
-    with cluster(clean, settings, smartcar, broker) as c:
-        assert_kept(kill_one_worker_midway(c, 300), codes_lost_with_a_worker=WORKER_PROCESSES)
+    with cluster(
+        clean,
+        settings,
+        smartcar,
+        broker,
+        CV_STALL_SECONDS=STALL,
+        CV_CLAIM_TIMEOUT_SECONDS=CLAIM_TIMEOUT,
+    ) as c:
+        report = kill_one_worker_midway(c, 300)
+    assert_kept(report, interrupted_with_a_worker=WORKER_PROCESSES)
 
 
 def test_redis_restarted_empty(clean: Database, settings: Settings, smartcar: FakeServer) -> None:
@@ -80,10 +96,9 @@ def test_redis_restarted_empty(clean: Database, settings: Settings, smartcar: Fa
         broker.restart_empty()  # queued and unacked messages: gone
         fault_at = time.monotonic()
         c.wait_until_terminal(120)
-        # Workers cancel their running tasks when the broker connection drops (a setting
-        # of celeryconfig): a cancelled exchange is like a killed one.
         report = c.report("redis restarted empty", time.monotonic() - fault_at)
-        assert_kept(report, codes_lost_with_a_worker=2 * WORKER_PROCESSES)
+        # (the tasks cancelled with the connection finished their exchanges: none lost)
+        assert_kept(report)
 
 
 def test_a_flapping_provider(

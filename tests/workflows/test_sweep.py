@@ -1,27 +1,29 @@
 """The sweeper, on PostgreSQL and SQLite, with a clock given to it: what is stalled is
-re-driven once per deadline, unspent claims are released, abandoned authorizations
-expire, and work in progress is left alone."""
+re-driven once per deadline, a dead worker's claims fail AUTHORIZATION_INTERRUPTED (the
+code never sent again) and the steps it may have held are re-driven, abandoned
+authorizations expire, and work in progress is left alone."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, text
 
 from settings import Settings
 from store.db import Database
-from store.models import utcnow
+from store.models import WorkerHeartbeat, utcnow
 from tests.fixtures import add_vehicle, bulk_vehicles, events_of, vehicle_row
 from workflows.clients import create_client
+from workflows.liveness import abandoned_claims_query
 from workflows.steps import Step
 from workflows.sweep import (
     expired_query,
     refresh_due_query,
     stalled_query,
     sweep,
-    unspent_claims_query,
 )
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=utcnow().tzinfo)
@@ -30,8 +32,33 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=utcnow().tzinfo)
 @pytest.fixture
 def rules(settings: Settings) -> Settings:
     return settings.model_copy(
-        update={"stall_seconds": 60, "claim_timeout_seconds": 300, "pending_ttl_seconds": 3600}
+        update={
+            "stall_seconds": 60,
+            "claim_timeout_seconds": 300,
+            "pending_ttl_seconds": 3600,
+            "worker_dead_seconds": 15,
+        }
     )
+
+
+@pytest.fixture
+def workers_beat(any_db: Database) -> Iterator[Callable[..., None]]:
+    """Worker processes (by id) whose last heartbeat was that many seconds before NOW;
+    removed after the test (the suite's own worker beats in the same table)."""
+    made: list[str] = []
+
+    def beat(**last_beats: float) -> None:
+        with any_db.session() as session:
+            for identity, age in last_beats.items():
+                when = NOW - timedelta(seconds=age)
+                session.add(WorkerHeartbeat(id=identity, started_at=when, beat_at=when))
+                made.append(identity)
+            session.commit()
+
+    yield beat
+    with any_db.session() as session:
+        session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.id.in_(made)))
+        session.commit()
 
 
 def given(db: Database, *, age: float, **fields: object) -> str:
@@ -53,32 +80,71 @@ def test_a_stalled_step_is_redriven_once_per_deadline(any_db: Database, rules: S
     assert later.redrive == [(stalled, Step.validate)]
 
 
-def test_an_unspent_claim_is_released_and_its_step_redriven(
-    any_db: Database, rules: Settings
+def test_a_dead_workers_claim_is_interrupted_never_released(
+    any_db: Database, rules: Settings, workers_beat: Callable[..., None]
 ) -> None:
-    claimed = given(
-        any_db,
-        age=600,
-        step="validate",
-        step_due_at=NOW - timedelta(seconds=400),
-        auth_code="c",
-        code_claimed_at=NOW - timedelta(seconds=301),
-    )
-    working = given(
-        any_db,
-        age=600,
-        step="validate",
-        step_due_at=NOW - timedelta(seconds=10),
-        auth_code="c",
-        code_claimed_at=NOW - timedelta(seconds=10),
-    )
+    """A killed worker may have sent the code: its vehicle fails AUTHORIZATION_INTERRUPTED
+    (retryable), at once (not after the claim timeout), and the code is never claimed
+    again. A live worker's claim is left alone however long its provider takes; an
+    unsigned one (no heartbeat known) waits for the claim timeout."""
+    workers_beat(dead=20, live=1)
+
+    def claimed(age: float, by: str | None) -> str:
+        return given(
+            any_db,
+            age=600,
+            step="validate",
+            step_due_at=NOW - timedelta(seconds=age),
+            auth_code="c",
+            code_claimed_at=NOW - timedelta(seconds=age),
+            code_claimed_by=by,
+        )
+
+    of_the_dead = claimed(20, "dead")
+    of_one_never_seen = claimed(20, "gone-without-a-trace")
+    just_claimed_by_the_dead = claimed(5, "dead")  # younger than the dead time: not yet
+    of_the_living = claimed(290, "live")
+    unsigned_young, unsigned_old = claimed(200, None), claimed(301, None)
 
     report = sweep(any_db, rules, now=NOW)
 
-    assert report.claims_released == 1
-    assert report.redrive == [(claimed, Step.validate)]
-    assert vehicle_row(any_db, claimed).code_claimed_at is None
-    assert vehicle_row(any_db, working).code_claimed_at is not None
+    assert report.claims_interrupted == 3
+    for vehicle_id in (of_the_dead, of_one_never_seen, unsigned_old):
+        row = vehicle_row(any_db, vehicle_id)
+        assert (row.status, row.failure_code, row.failure_retryable) == (
+            "failed",
+            "AUTHORIZATION_INTERRUPTED",
+            True,
+        )
+        assert (row.auth_code, row.code_claimed_at, row.step) == (None, None, None)
+        assert events_of(any_db, vehicle_id) == ["connected_vehicle.failed"]
+    for vehicle_id in (just_claimed_by_the_dead, of_the_living, unsigned_young):
+        row = vehicle_row(any_db, vehicle_id)
+        assert (row.status, row.auth_code) == ("pending", "c")
+        assert row.code_claimed_at is not None
+    assert (of_the_dead, Step.validate) not in report.redrive
+
+
+def test_a_dead_workers_steps_are_redriven_at_once_and_once(
+    any_db: Database, rules: Settings, workers_beat: Callable[..., None]
+) -> None:
+    """Steps due before a dead worker's last beat may have been its own (reserved or
+    running): re-driven now, not after the stall deadline; its heartbeat is then
+    removed, so the next pass does not re-drive them again. A live worker's are left."""
+    workers_beat(dead=20, live=1)
+    held = given(any_db, age=120, step="validate", step_due_at=NOW - timedelta(seconds=25))
+    later = given(any_db, age=120, step="validate", step_due_at=NOW - timedelta(seconds=10))
+
+    first = sweep(any_db, rules, now=NOW)
+    again = sweep(any_db, rules, now=NOW + timedelta(seconds=1))
+
+    assert first.dead_workers == 1
+    assert first.redrive == [(held, Step.validate)]
+    assert (again.dead_workers, again.redrive) == (0, [])
+    with any_db.session() as session:
+        left = {w.id for w in session.query(WorkerHeartbeat)}
+    assert "live" in left and "dead" not in left
+    assert vehicle_row(any_db, later).step_due_at == NOW - timedelta(seconds=10)
 
 
 def test_an_abandoned_authorization_expires(any_db: Database, rules: Settings) -> None:
@@ -112,7 +178,9 @@ def test_sweepers_running_at_once_share_the_work(clean: Database, rules: Setting
     assert set(redriven) <= ids
 
 
-def test_the_sweepers_questions_read_indexes_on_a_large_table(clean: Database) -> None:
+def test_the_sweepers_questions_read_indexes_on_a_large_table(
+    clean: Database, rules: Settings
+) -> None:
     """EXPLAIN each query on 50,000 vehicles and events, nearly all of them done: no
     sequential scan."""
     with clean.session() as session:
@@ -138,14 +206,16 @@ def test_the_sweepers_questions_read_indexes_on_a_large_table(clean: Database) -
         queries = [
             stalled_query(NOW, 500),
             expired_query(NOW, 500),
-            unspent_claims_query(NOW, 500),
+            abandoned_claims_query(rules, NOW, 500),
             refresh_due_query(NOW, 500),
             unpublished_query(500),
         ]
         for query in queries:
             sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
             plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + sql)))
-            assert "Seq Scan" not in plan, plan
+            # worker_heartbeats holds a row per worker process: read whole, as it should be
+            large = [line for line in plan.splitlines() if "worker_heartbeats" not in line]
+            assert not [line for line in large if "Seq Scan" in line], plan
             assert "Index" in plan, plan
 
 

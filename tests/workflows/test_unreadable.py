@@ -33,8 +33,8 @@ def written_under_another_key(db: Database, vehicle_id: str, column: str) -> Non
 
 def test_the_sweep_goes_on_around_a_row_it_cannot_read(clean: Database, settings: Settings) -> None:
     """The sweep reads no secret it does not need: a row whose every secret is foreign
-    is swept like the others (its claim released, its step re-driven), and the rows
-    around it too. (The probe saw 5 of 5 sweeps raise on such a row.)"""
+    is swept like the others (its abandoned claim interrupted), and the rows around it
+    too. (The probe saw 5 of 5 sweeps raise on such a row.)"""
     long_ago = NOW - timedelta(hours=2)
     bad = add_vehicle(
         clean,
@@ -51,8 +51,13 @@ def test_the_sweep_goes_on_around_a_row_it_cannot_read(clean: Database, settings
 
     report = sweep(clean, settings, now=NOW)
 
-    assert report.claims_released == 1 and report.expired == 1
-    assert {(bad, "validate"), (stalled, "validate")} <= set(report.redrive)
+    assert report.claims_interrupted == 1 and report.expired == 1
+    with clean.engine.connect() as conn:  # (its URL still does not decrypt)
+        failure = conn.execute(
+            text("SELECT failure_code FROM connected_vehicles WHERE id = :id"), {"id": bad}
+        ).scalar_one()
+    assert failure == "AUTHORIZATION_INTERRUPTED"
+    assert (stalled, "validate") in set(report.redrive)
     assert vehicle_row(clean, expired).failure_code == "AUTHORIZATION_EXPIRED"
 
 
