@@ -120,6 +120,18 @@ class Process:
             self.kill()
         self._log.close()
 
+    def restarts(self) -> int:
+        """How many times its supervisor started the process again (workers.supervise)."""
+        return self.output(tail=10**7).count("supervise: ")
+
+    def children(self) -> list[int]:
+        """The pids of its direct children (the supervised process, under a supervisor)."""
+        try:
+            found = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in found.split()]
+
     def output(self, tail: int = 4000) -> str:
         if not self._log.closed:
             self._log.flush()

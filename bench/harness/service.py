@@ -12,9 +12,12 @@ from tempfile import TemporaryDirectory
 import httpx
 
 from bench.harness.procfile import QUEUES, procfile_argv, task_processes, web_argv, worker_argv
-from bench.harness.procs import Process, wait_for
+from bench.harness.procs import BIN, Process, wait_for
 
-__all__ = ["Service", "service"]
+__all__ = ["SUPERVISE", "Service", "service"]
+
+# The supervisor the Procfile's lines run under (workers/supervise.py).
+SUPERVISE = [str(BIN / "python"), "-m", "workers.supervise"]
 
 
 class Service:
@@ -27,9 +30,21 @@ class Service:
         self.others: list[Process] = []
         self._started = 0
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
+    def spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        *,
+        supervised: bool = True,
+    ) -> Process:
+        """`argv` as a process of the run, under `workers.supervise` (as `make run` starts
+        the Procfile's lines: one that exits is started again) unless `supervised` is
+        False. Its kill takes the supervisor and the process both."""
         self._started += 1
         log = self.workdir / f"{self._started:02d}-{name}.log"
+        if supervised:
+            argv = [*SUPERVISE, "--min-pause", "0.5", "--", *argv]
         return Process(name, argv, env or self.env, log)
 
     def start_worker(
@@ -54,6 +69,12 @@ class Service:
     def worker_processes(self) -> int:
         """OS processes that run tasks, over the live workers."""
         return sum(task_processes(w.argv) for w in self.workers if w.alive())
+
+    def start_ops(self) -> Process:
+        """The Procfile's `ops` line: client webhook deliveries and housekeeping."""
+        proc = self.spawn("ops", procfile_argv("ops", self.env))
+        self.others.append(proc)
+        return proc
 
     def start_beat(self) -> Process:
         env = {**self.env, "CV_BEAT_SCHEDULE": str(self.workdir / "beat-schedule")}

@@ -1,0 +1,145 @@
+"""Workers survive the broker (SPEC §6): Redis killed mid-load and started again, empty,
+seconds later, while the Procfile's `worker` and `ops` (gevent) consume; and the second
+line of defence, for a worker that exits anyway: its supervisor starts it again, and an
+orchestrator can ask whether it lives.
+
+Issue 17: in 2 runs of 2, such a restart killed a gevent worker for good (kombu's Redis
+channel, closed after the connection error, read a transport already closed:
+AttributeError "'NoneType' object has no attribute 'hostname'", Unrecoverable error).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from bench.harness import Cluster, cluster, redis_server, run_until
+from bench.harness.procs import BIN, ROOT, Process
+from providers.fakes.serve import FakeServer
+from settings import Settings
+from store.db import Database
+from tests.faults.test_faults import LATENCY, WORKER_PROCESSES, assert_kept
+
+pytestmark = pytest.mark.faults
+
+
+def procfile_workers(c: Cluster) -> list[Process]:
+    """The Procfile's `worker` (the steps' queue) and `ops`, on gevent, as in production,
+    their pools the lines' own (200 and 50 greenlets: issue 17's probe)."""
+    steps = c.service.start_worker(queues=None)
+    return [steps, c.service.start_ops()]
+
+
+def test_redis_killed_and_started_again_while_both_workers_consume(
+    clean: Database, settings: Settings, smartcar: FakeServer
+) -> None:
+    with redis_server() as broker, cluster(clean, settings, smartcar, broker.url, workers=0) as c:
+        workers = procfile_workers(c)
+        c.smartcar.fake.latency = LATENCY
+        c.put_in_flight(200)
+        run_until(lambda: c.count("authorized") >= 20, 60, "the first authorized")
+        for _ in range(2):  # the probe's run, twice over
+            broker.kill()  # kill -9: queued and unacked messages gone
+            time.sleep(3)
+            broker.start()  # empty, on the same port
+            time.sleep(2)
+        fault_at = time.monotonic()
+        c.wait_until_terminal(120)
+        report = c.report("redis killed, back 3 s later", time.monotonic() - fault_at)
+        logs = [w.output(tail=10**7) for w in workers]
+        alive = [w.alive() for w in workers]
+        restarts = [w.restarts() for w in workers]
+
+    died = [line for log in logs for line in log.splitlines() if "Unrecoverable error" in line]
+    assert not died, died[0][:300] + " … " + died[0][-5000:]  # its traceback's end
+    assert alive == [True, True] and restarts == [0, 0], (alive, restarts)
+    # The tasks in flight were cancelled when the connection dropped; an exchange among
+    # them still ran to its end and committed its tokens (no code lost, none sent twice).
+    assert_kept(report)
+
+
+def test_a_worker_that_exits_is_started_again(
+    clean: Database, settings: Settings, smartcar: FakeServer, broker: str
+) -> None:
+    """The worker process itself killed (its supervisor spared): the supervisor says so
+    and starts it again, and the work goes on to the end, nothing lost."""
+    with cluster(clean, settings, smartcar, broker, workers=1) as c:
+        (worker,) = c.service.workers
+        c.smartcar.fake.latency = LATENCY
+        c.put_in_flight(60)
+        run_until(lambda: c.count("authorized") >= 5, 60, "the first authorized")
+        (first,) = worker.children()
+        os.kill(first, signal.SIGKILL)
+
+        run_until(lambda: worker.restarts() >= 1, 30, "the supervisor noticing")
+        run_until(lambda: worker.children() not in ([], [first]), 30, "a new worker")
+        c.wait_until_terminal(90)
+        report = c.report("worker process killed, restarted", 0)
+        said = worker.output(tail=10**7)
+
+    assert "supervise: celery was killed by SIGKILL; starting it again" in said
+    assert_kept(report, interrupted_with_a_worker=WORKER_PROCESSES)
+
+
+def alive(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "python"), "-m", "workers.alive", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_liveness_probe(
+    clean: Database, settings: Settings, smartcar: FakeServer, tmp_path: os.PathLike[str]
+) -> None:
+    """`python -m workers.alive`: alive while the worker runs, the broker away included
+    (a worker waiting for it is not to be restarted); not alive when the process hangs
+    (stopped here with SIGSTOP), nor once it stopped."""
+    alive_file = os.path.join(tmp_path, "worker.alive")
+    with (
+        redis_server() as broker,
+        cluster(
+            clean,
+            settings,
+            smartcar,
+            broker.url,
+            workers=1,
+            beat=False,
+            CV_ALIVE_FILE=alive_file,
+            CV_HEARTBEAT_SECONDS="0.5",
+            CV_WORKER_DEAD_SECONDS="5",
+        ) as c,
+    ):
+        env = c.env
+        (worker,) = c.service.workers
+        run_until(lambda: os.path.exists(alive_file), 60, "the worker's first touch")
+        assert alive(env).returncode == 0
+
+        broker.kill()
+        time.sleep(4)  # longer than the probe's window (--max-age 2, below)
+        away = alive(env, "--max-age", "2")
+        broker.start()
+
+        (celery,) = worker.children()
+        os.kill(celery, signal.SIGSTOP)
+        try:
+            time.sleep(4)
+            hung = alive(env, "--max-age", "2")
+        finally:
+            os.kill(celery, signal.SIGCONT)
+        run_until(lambda: alive(env, "--max-age", "2").returncode == 0, 30, "alive again")
+
+        c.service.stop_workers()  # a clean stop removes the file
+        stopped = alive(env)
+
+    assert away.returncode == 0, away.stdout
+    assert hung.returncode == 1 and "untouched for" in hung.stdout, hung.stdout
+    assert stopped.returncode == 1 and "does not exist" in stopped.stdout, stopped.stdout
