@@ -1,6 +1,7 @@
 """Request rates (SPEC §4), kept in Redis so that every web process counts the same:
-per client and per user on the API, per source address on the OAuth callback and the
-providers' webhooks. Over a rate: RATE_LIMIT_EXCEEDED (429) with `Retry-After`.
+per client and per user on the API (per source address for a request without a valid
+token), per source address on the OAuth callback and the providers' webhooks. Over a
+rate: RATE_LIMIT_EXCEEDED (429) with `Retry-After`.
 
 The `limits` library does the counting (a fixed window per minute: one counter per key,
 one round trip). A Redis that cannot be reached lets requests through, with a warning:
@@ -77,6 +78,12 @@ class RateLimits:
         """One API request of this client's user: counts for the client and the user."""
         await self._hit(self._client, "client", who.client_id)
         await self._hit(self._user, "user", who.client_id, who.user_id)
+
+    async def unauthenticated(self, source: str | None) -> None:
+        """An API request with a missing or bad token: it has no client or user to count
+        against, so it counts against its source address (the callback's rate), which
+        bounds guessing tokens. Raises RateLimited when over."""
+        await self._hit(self._address, "api", source or "unknown")
 
     async def address(self, request: Request, what: str) -> Response | None:
         """A request to an unauthenticated endpoint (`what`), by its source address: None

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # A WebSocket message over the cap is refused (1009) before it is read whole, as
+        # an HTTP body over it is (api.limits.BodyLimit, which checks the messages too).
+        ws_max_size=settings.request_max_bytes,
         # uvicorn's own lines too: JSON (or text) with the request id, secrets redacted.
         log_config=logconfig.dict_config(settings.log_format, settings.log_level),
     )

@@ -31,6 +31,8 @@ __all__ = ["Admin", "Caller", "Context", "context_of", "wait_for"]
 
 T = TypeVar("T")
 
+_NO_VALID_TOKEN = (ErrorCode.AUTH_TOKEN_INVALID, ErrorCode.AUTH_TOKEN_EXPIRED)
+
 
 class Context:
     """Per request: the database, the settings, and the caller (checked on first use);
@@ -46,6 +48,7 @@ class Context:
         wakeups: Wakeups,
         rate_limits: RateLimits | None = None,
         response: Any = None,
+        source: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -55,6 +58,8 @@ class Context:
         # The HTTP response being made (None on a WebSocket): a 429 sets its status and
         # Retry-After header.
         self.response = response
+        # The client's address: a request without a valid token is counted against it.
+        self.source = source
         self._headers = headers
         self._principal: Principal | None = None
         self._checking: asyncio.Future[Principal] | None = None
@@ -92,9 +97,23 @@ class Context:
 
     async def _check(self) -> Principal:
         client_id, token = self._credentials()
-        who = self.signing_secrets.verify(client_id, token)
-        if who is None:
-            who = await self.run(lambda s: self.signing_secrets.verify_from(s, client_id, token))
+        try:
+            who = self.signing_secrets.verify(client_id, token)
+            if who is None:
+                who = await self.run(
+                    lambda s: self.signing_secrets.verify_from(s, client_id, token)
+                )
+        except DomainError as refused:
+            # No valid token, so no client or user to count: the source address is
+            # counted instead (a valid caller never is), and once over it is answered
+            # RATE_LIMIT_EXCEEDED rather than the refusal.
+            if self.rate_limits is not None and refused.code in _NO_VALID_TOKEN:
+                try:
+                    await self.rate_limits.unauthenticated(self.source)
+                except RateLimited as limited:
+                    self.limited(limited)
+                    raise limited from refused
+            raise
         logconfig.bind(client_id=who.client_id)  # the request's log lines name its client
         if self.rate_limits is not None:
             try:

@@ -1,10 +1,14 @@
 """Request rates (SPEC §4): per client and per user, counted in Redis so that every web
-process shares them; per source address on the OAuth callback and providers' webhooks.
-Over a rate: RATE_LIMIT_EXCEEDED, HTTP 429, `Retry-After` and `extensions.retry_after`."""
+process shares them; per source address on the OAuth callback, the providers' webhooks
+and API requests without a valid token. Over a rate: RATE_LIMIT_EXCEEDED, HTTP 429,
+`Retry-After` and `extensions.retry_after`."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from starlette.testclient import TestClient
@@ -111,3 +115,89 @@ def test_a_request_is_counted_once_whatever_its_fields(settings: Settings, tenan
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert "errors" not in answers[2].json()
     assert {e["extensions"]["code"] for e in answers[3].json()["errors"]} == {"RATE_LIMIT_EXCEEDED"}
+
+
+# -- callers without a valid token: per source address --------------------------------------
+
+
+@contextmanager
+def from_address(settings: Settings, address: str, per_minute: int = 3) -> Iterator[TestClient]:
+    """The API as seen from `address`, with a low rate per source address."""
+    from api.app import create_app
+
+    app = create_app(settings.model_copy(update={"rate_address_per_minute": per_minute}))
+    with TestClient(app, client=(address, 50000)) as client:
+        yield client
+    app.state.db.engine.dispose()
+
+
+def an_address() -> str:
+    """One of the test's own, so that no other test's requests count against it."""
+    return f"2001:db8::{uuid.uuid4().hex[:4]}"
+
+
+def test_requests_without_a_valid_token_are_limited_by_source_address(
+    settings: Settings, tenant: Tenant
+) -> None:
+    bad = [
+        {},  # no token at all
+        {**tenant.headers(), "authorization": "Bearer not-a-token"},
+        tenant.headers(ttl=timedelta(minutes=-5)),  # expired
+    ]
+    with from_address(settings, an_address()) as api:
+        refusals = [error_code(gql(api, LIST, headers=headers)) for headers in bad]
+        over = api.post("/graphql", json={"query": LIST}, headers=bad[1])
+
+    assert refusals == ["AUTH_TOKEN_INVALID", "AUTH_TOKEN_INVALID", "AUTH_TOKEN_EXPIRED"]
+    assert over.status_code == 429
+    assert 1 <= int(over.headers["retry-after"]) <= 60
+    assert error_code(over.json()) == "RATE_LIMIT_EXCEEDED"
+    assert over.json()["errors"][0]["extensions"]["retry_after"] == int(over.headers["retry-after"])
+
+
+def test_valid_callers_are_not_counted_against_their_address(
+    settings: Settings, tenant: Tenant
+) -> None:
+    """Six valid requests from an address allowed three a minute: none counted, none
+    refused; a bad token still gets its three, and a valid caller still gets through."""
+    with from_address(settings, an_address()) as api:
+        valid = [
+            api.post("/graphql", json={"query": LIST}, headers=tenant.headers()) for _ in range(6)
+        ]
+        refusals = [error_code(gql(api, LIST)) for _ in range(3)]
+        over = api.post("/graphql", json={"query": LIST})
+        still = api.post("/graphql", json={"query": LIST}, headers=tenant.headers())
+
+    assert [a.status_code for a in valid] == [200] * 6
+    assert all("errors" not in a.json() for a in valid)
+    assert refusals == ["AUTH_TOKEN_INVALID"] * 3
+    assert over.status_code == 429
+    assert still.status_code == 200 and "errors" not in still.json()
+
+
+def test_another_address_is_not_held_up(settings: Settings, clean: object) -> None:
+    with from_address(settings, an_address()) as api:
+        for _ in range(4):
+            api.post("/graphql", json={"query": LIST})
+    with from_address(settings, an_address()) as other:
+        assert error_code(gql(other, LIST)) == "AUTH_TOKEN_INVALID"
+
+
+def test_websocket_connections_without_a_valid_token_are_limited_by_address(
+    settings: Settings, tenant: Tenant
+) -> None:
+    """The token comes in `connection_init` and is checked once per connection: each
+    connection with a bad one counts, and the one over the rate is told so."""
+    bad = {**tenant.headers(), "authorization": "Bearer not-a-token"}
+    answers = []
+    with from_address(settings, an_address()) as api:
+        for _ in range(4):
+            with api.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+                ws.send_json({"type": "connection_init", "payload": bad})
+                assert ws.receive_json()["type"] == "connection_ack"
+                ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": LIST}})
+                answers.append(ws.receive_json()["payload"]["errors"][0])
+
+    codes = [a["extensions"]["code"] for a in answers]
+    assert codes == ["AUTH_TOKEN_INVALID"] * 3 + ["RATE_LIMIT_EXCEEDED"]
+    assert 1 <= answers[3]["extensions"]["retry_after"] <= 60

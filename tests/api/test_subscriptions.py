@@ -102,7 +102,9 @@ def test_a_connection_holds_a_bounded_number_of_subscriptions(
 
     assert sorted(m["id"] for m in firsts) == ["a", "b"]
     assert refused["id"] == "c" and refused["type"] == "error"
-    assert "limit" in refused["payload"][0]["message"]
+    # a clear error: which limit and its value, with a code (Strawberry's had neither)
+    assert "at most 2 operations" in refused["payload"][0]["message"]
+    assert refused["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert again["id"] == "d" and again["type"] == "next"
 
 
