@@ -78,8 +78,9 @@ def worker(db: Database, redis_url: str) -> Iterator[None]:
         shutdown_timeout=30,
     ):
         yield
-    from workers import runtime
+    from workers import heartbeat, runtime
 
+    heartbeat.stop()  # (the testing worker sends no worker_shutdown) no beat after this
     runtime.database().engine.dispose()
     runtime.events_redis().close()
 

@@ -64,11 +64,15 @@ def _beat(identity: str, every: float) -> None:
 
 def stop() -> None:
     """A clean stop: no more beats, and the row removed (nothing held is lost)."""
+    global _thread
     identity = liveness.process()
     if identity is None:
         return
     _stopping.set()
     liveness.set_process(None)
+    if _thread is not None and _thread is not threading.current_thread():
+        _thread.join(timeout=10)  # its beat in flight done: none after the row is gone
+    _thread = None
     try:
         liveness.forget(runtime.database(), identity)
     except Exception as exc:  # stale in a few seconds; the sweep removes it then

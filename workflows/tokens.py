@@ -18,7 +18,6 @@ arrived) is retried like any transient error, with the same refresh token:
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from datetime import datetime, timedelta
@@ -39,7 +38,7 @@ from workflows.errors import DomainError, ErrorCode
 from workflows.machine import Lifecycle, Status
 from workflows.stages import Stages
 from workflows.steps import Step
-from workflows.uninterrupted import uninterrupted
+from workflows.uninterrupted import to_the_end
 from workflows.vehicles import lock
 
 __all__ = [
@@ -132,26 +131,8 @@ def lose_access(session: Session, vehicle: ConnectedVehicle, error: ErrorCode) -
     return True
 
 
+@to_the_end  # a refresh token may be single use: the pair it buys is committed
 def _renew(
-    db: Database,
-    settings: Settings,
-    vehicle_id: str,
-    adapter: Adapter,
-    *,
-    ahead: float,
-    refused: str | None = None,
-    step: bool = False,
-) -> Tokens | None:
-    """`_renew_now`, run to its end even if the step is stopped meanwhile: a refresh
-    token may be single use, and the pair it buys is committed before anything else."""
-    return uninterrupted(
-        functools.partial(
-            _renew_now, db, settings, vehicle_id, adapter, ahead=ahead, refused=refused, step=step
-        )
-    )
-
-
-def _renew_now(
     db: Database,
     settings: Settings,
     vehicle_id: str,

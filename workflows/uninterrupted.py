@@ -4,12 +4,14 @@ token and committing what it bought."""
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
-__all__ = ["uninterrupted"]
+__all__ = ["to_the_end", "uninterrupted"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def uninterrupted(work: Callable[[], T]) -> T:
@@ -29,3 +31,13 @@ def uninterrupted(work: Callable[[], T]) -> T:
         return work()
     context = contextvars.copy_context()  # the request id and vehicle on its log lines
     return spawn(context.run, work).get()  # type: ignore[no-any-return]
+
+
+def to_the_end(fn: Callable[P, T]) -> Callable[P, T]:
+    """`fn`, each call of it `uninterrupted`."""
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        return uninterrupted(functools.partial(fn, *args, **kwargs))
+
+    return call
