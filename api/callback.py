@@ -90,7 +90,10 @@ async def oauth_callback(request: Request) -> Response:
     try:
         outcome = await _receive(db, dict(request.query_params))
     except CallbackError as exc:
-        return _page("This link cannot be used", str(exc), 400)
+        text = str(exc)
+        if "already used" in text:  # a reload after a lost answer lands here too
+            text += ". If you have just consented, your car is being connected: return to the app."
+        return _page("This link cannot be used", text, 400)
     except Unreadable:  # marked for operators (api.work)
         return _page(
             "This connection cannot be completed",

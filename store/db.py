@@ -151,4 +151,8 @@ def open_database(
 
 
 def _note_commit_asked(session: Session) -> None:
+    # Flushed first (what commit() would flush next): a statement the database drops
+    # here has changed nothing yet, and the work may run again; from the COMMIT on, its
+    # outcome is unknown.
+    session.flush()
     session.info[_COMMIT_ASKED] = True

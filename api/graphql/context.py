@@ -90,8 +90,10 @@ class Context:
         else from the client's row in a worker thread (once per client and TTL); then
         counted against the client's and the user's rates. Once per request: fields
         resolved at once share one check (and its failure), shielded from the
-        cancellation of any one of them."""
-        if self._checking is None:
+        cancellation of any one of them. A check that failed for a passing reason (the
+        database away, a rate) is made again by the next asker: a WebSocket's context
+        lives as long as its connection."""
+        if self._checking is None or _passed(self._checking):
             self._checking = asyncio.ensure_future(self._check())
         return await asyncio.shield(self._checking)
 
@@ -145,6 +147,14 @@ class Context:
         if self.response is not None:
             self.response.status_code = 503
             self.response.headers["retry-after"] = str(work.RETRY_AFTER_UNAVAILABLE)
+
+
+def _passed(check: asyncio.Future[Principal]) -> bool:
+    """Whether `check` ended in a failure that asking again may not meet."""
+    if not check.done() or check.cancelled():
+        return check.cancelled()
+    failure = check.exception()
+    return isinstance(failure, DomainError) and failure.code.retryable
 
 
 def context_of(info: Info) -> Context:
