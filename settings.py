@@ -84,10 +84,11 @@ class Settings(BaseSettings):
     stall_seconds: float = 60.0
     claim_timeout_seconds: float = 300.0
     # Worker processes that run steps say they live this often (worker_heartbeats); one
-    # silent for longer than `worker_dead_seconds` died: its claims fail
-    # AUTHORIZATION_INTERRUPTED and the steps it may have held are re-driven.
+    # silent for `worker_dead_seconds` is suspected, and dead if still silent two
+    # heartbeats later: its claims fail AUTHORIZATION_INTERRUPTED and the steps it may
+    # have held are re-driven.
     heartbeat_seconds: float = Field(default=3.0, gt=0)
-    worker_dead_seconds: float = Field(default=15.0, gt=0)
+    worker_dead_seconds: float = Field(default=10.0, gt=0)
     # A file each worker touches every heartbeat, for an orchestrator's liveness probe
     # (`python -m workers.alive`); unset: none.
     alive_file: str | None = None

@@ -270,7 +270,9 @@ class WorkerHeartbeat(Base):
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host, pid, boot token
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    beat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow)  # by its own clock
+    # When a sweep found it silent (by the sweeper's clock); its next beat clears it.
+    suspected_at: Mapped[datetime | None]
 
 
 class OAuthState(Base):

@@ -2,10 +2,12 @@
 worker itself, or each prefork child. A clean stop removes its row; a process killed
 leaves it to go stale, and the sweep then takes back what the process held.
 
-The beat runs in a thread of the process (a greenlet where gevent patched threading).
-A beat that fails (the database away) is logged once and tried again at the next: a
-worker is taken for dead only after CV_WORKER_DEAD_SECONDS without one, and the sweep
-needs the database too.
+The beat runs in a thread of the process (a greenlet where gevent patched threading),
+over a database connection of its own: a worker whose tasks hold every pooled
+connection still beats. A beat that fails (the database away) is logged once and tried
+again at the next; the sweep confirms a death only after a second look, so a worker
+silenced by an outage, which beats again as soon as the database is back, is never taken
+for dead. Claims are signed with the process's id only once a beat went through.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from celery.signals import worker_shutdown as worker_shutdown_signal
+from sqlalchemy import Engine
 
+from store.db import make_engine
 from workers import runtime
 from workflows import liveness
 
@@ -26,57 +30,66 @@ log = logging.getLogger(__name__)
 
 _stopping = threading.Event()
 _thread: threading.Thread | None = None
+_engine: Engine | None = None
+_identity: str | None = None
 
 
 def start(name: str = "") -> str:
     """Beat from this process from now on (once per process); its id."""
-    global _thread
-    identity = liveness.process()
-    if identity is not None and _thread is not None:
-        return identity
-    identity = liveness.new_identity(name)
-    every = runtime.settings().heartbeat_seconds
-    try:  # the first beat before any task: a claim is never signed by a silent process
-        liveness.beat(runtime.database(), identity)
-    except Exception as exc:
-        log.warning("heartbeat: first beat failed (%s); trying again", type(exc).__name__)
-    liveness.set_process(identity)
+    global _thread, _engine, _identity
+    if _identity is not None and _thread is not None:
+        return _identity
+    settings = runtime.settings()
+    _identity = identity = liveness.new_identity(name)
+    # one connection, never waited for long: not the tasks' pool
+    _engine = make_engine(settings.database_url, pool_size=1, max_overflow=0, pool_timeout=5)
     _stopping.clear()
-    _thread = threading.Thread(target=_beat, args=(identity, every), name="cv-heartbeat")
+    _beat_once(_engine, identity, failing=False)  # before any task: claims signed from here
+    _thread = threading.Thread(
+        target=_beat, args=(_engine, identity, settings.heartbeat_seconds), name="cv-heartbeat"
+    )
     _thread.daemon = True
     _thread.start()
     return identity
 
 
-def _beat(identity: str, every: float) -> None:
+def _beat_once(engine: Engine, identity: str, *, failing: bool) -> bool:
+    """One beat; whether it failed (logged when it starts or stops failing)."""
+    try:
+        liveness.beat(engine, identity)
+    except Exception as exc:
+        if not failing:
+            log.warning("heartbeat: a beat failed (%s); trying again", type(exc).__name__)
+        return True
+    if failing:
+        log.info("heartbeat: beating again")
+    if not _stopping.is_set():
+        liveness.set_process(identity)  # its claims are signed from now on
+    return False
+
+
+def _beat(engine: Engine, identity: str, every: float) -> None:
     failing = False
     while not _stopping.wait(every):
-        try:
-            liveness.beat(runtime.database(), identity)
-            if failing:
-                log.info("heartbeat: beating again")
-            failing = False
-        except Exception as exc:
-            if not failing:
-                log.warning("heartbeat: a beat failed (%s)", type(exc).__name__)
-            failing = True
+        failing = _beat_once(engine, identity, failing=failing)
 
 
 def stop() -> None:
-    """A clean stop: no more beats, and the row removed (nothing held is lost)."""
-    global _thread
-    identity = liveness.process()
-    if identity is None:
+    """A clean stop: no more beats, and the row removed (its tasks have ended)."""
+    global _thread, _engine, _identity
+    identity, engine = _identity, _engine
+    if identity is None or engine is None:
         return
     _stopping.set()
     liveness.set_process(None)
     if _thread is not None and _thread is not threading.current_thread():
         _thread.join(timeout=10)  # its beat in flight done: none after the row is gone
-    _thread = None
     try:
-        liveness.forget(runtime.database(), identity)
-    except Exception as exc:  # stale in a few seconds; the sweep removes it then
+        liveness.forget(engine, identity)
+    except Exception as exc:  # stale soon; the sweep removes it then
         log.warning("heartbeat: could not remove %s (%s)", identity, type(exc).__name__)
+    engine.dispose()
+    _thread = _engine = _identity = None
 
 
 def _pool_of(sender: Any) -> str:

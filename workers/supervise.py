@@ -9,11 +9,12 @@ same (systemd ``Restart=always``, an orchestrator's restart policy): see the REA
 
 - Exit 78 (EX_CONFIG: a missing or wrong setting, e.g. the secret key) is not retried:
   starting again would fail again. The supervisor exits 78 too.
-- SIGTERM and SIGINT are passed on to the process, once, which then stops for good; so
-  does the supervisor, with the process's exit code. (The process runs in a session of
-  its own, so that a signal to the supervisor's process group, as honcho and systemd
-  send, does not reach it twice; and dies with the supervisor, so that a `kill -9` of
-  the group still takes the whole process with it.)
+- SIGTERM, SIGINT and SIGHUP are passed on to the process, which then stops for good;
+  so does the supervisor, with the process's exit code (128 + the signal's number when
+  a signal ended it). The process runs in a session of its own, so a signal to the
+  supervisor's process group (as honcho and systemd send it) reaches it once, through
+  the supervisor; and it dies with the supervisor, so a `kill -9` of the group still
+  takes the whole process with it.
 - A process that ran for a while before it exited starts again after the shortest pause.
 """
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
+import os
 import signal
 import subprocess
 import sys
@@ -46,13 +49,20 @@ def _describe(code: int) -> str:
     return f"exited with code {code}"
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """In the child, before it runs: SIGKILL when the supervisor dies (Linux)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: a supervisor killed leaves it running
-        pass
+        return
+    if os.getppid() != parent:  # it died before the request was made
+        os._exit(1)
+
+
+def _exit_code(code: int) -> int:
+    """A shell's exit code: 128 + the signal's number for a process a signal ended."""
+    return 128 - code if code < 0 else code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,18 +90,23 @@ def main(argv: list[str] | None = None) -> int:
         if child is not None and child.poll() is None:
             child.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
 
+    supervisor = os.getpid()
     pause = args.min_pause
-    while True:
+    while not stopping:
         started = time.monotonic()
         child = subprocess.Popen(  # noqa: S603 - the operator's own command line
-            command, start_new_session=True, preexec_fn=_die_with_parent
+            command,
+            start_new_session=True,
+            preexec_fn=functools.partial(_die_with_parent, supervisor),
         )
+        if stopping and child.poll() is None:  # told to stop while it was being started
+            child.terminate()
         code = child.wait()
         if stopping:
-            return code
+            return _exit_code(code)
         if code == EX_CONFIG:
             _say(f"{command[0]} {_describe(code)} (a setting is wrong): not started again")
             return code
@@ -101,9 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + pause
         while not stopping and time.monotonic() < deadline:
             time.sleep(0.1)
-        if stopping:
-            return code
         pause = min(pause * 2, args.max_pause)
+    return 0
 
 
 if __name__ == "__main__":

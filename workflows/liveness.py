@@ -3,18 +3,25 @@ a live one is still doing (SPEC §6: a worker killed at any point never causes a
 be sent twice).
 
 A process that runs steps beats every ``CV_HEARTBEAT_SECONDS`` (a row of
-``worker_heartbeats``, written by ``workers.heartbeat``) and signs the codes it claims
-with its id. One silent for ``CV_WORKER_DEAD_SECONDS`` died (a kill, an OOM, a machine
-lost):
+``worker_heartbeats``, written by ``workers.heartbeat`` over a connection of its own)
+and, once it has beaten, signs the codes it claims with its id. The sweep judges in two
+passes, each on its own clock, so that neither clock skew between hosts nor a database
+outage that silenced every worker at once takes a live worker for dead:
 
-- a code it claimed may have left: its vehicle fails AUTHORIZATION_INTERRUPTED
-  (retryable: the user consents again), never released into a second send;
+1. *suspected*: silent for ``CV_WORKER_DEAD_SECONDS`` by the sweeper's clock; the
+   sweeper notes when it suspected it (`suspected_at`, its own clock again). Any beat
+   clears the suspicion.
+2. *dead*: still suspected two heartbeats later. Then:
+
 - the steps due before its last beat may have been its own, reserved or running (on
   Redis their messages come back only after the visibility timeout): they are re-driven
-  now, once. A step some live worker also holds runs twice, which every step allows.
+  now, once; its row is removed;
+- a code signed by a process that has no row any more may have left: its vehicle fails
+  AUTHORIZATION_INTERRUPTED (retryable: the user consents again), never released into a
+  second send. (A clean stop removes its row too, once its tasks have ended.)
 
-A claim whose process never beat (a test calling a step in process, a tool) is taken for
-dead only after ``CV_CLAIM_TIMEOUT_SECONDS``, as before.
+A claim never signed (a process that never beat: a test calling a step in process, a
+tool) is taken for abandoned after ``CV_CLAIM_TIMEOUT_SECONDS``, as is any claim that old.
 """
 
 from __future__ import annotations
@@ -24,27 +31,26 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, delete, exists, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Select, delete, exists, insert, or_, select, text, update
 
 from settings import Settings
-from store.db import Database
 from store.models import ConnectedVehicle, WorkerHeartbeat, utcnow
 
 __all__ = [
     "abandoned_claims_query",
     "beat",
-    "dead_workers_query",
+    "confirmed_dead_query",
     "forget",
     "new_identity",
     "process",
     "set_process",
+    "suspects_query",
 ]
 
 CV = ConnectedVehicle
 HB = WorkerHeartbeat
 
-# This process's heartbeat id, once it beats (None: it does not).
+# This process's heartbeat id, once it has beaten (None: it does not).
 _process: str | None = None
 
 
@@ -56,7 +62,7 @@ def new_identity(name: str = "") -> str:
 
 
 def set_process(identity: str | None) -> None:
-    """From now on this process beats as `identity` (None: it stopped)."""
+    """From now on this process's claims are signed with `identity` (None: unsigned)."""
     global _process
     _process = identity
 
@@ -66,59 +72,65 @@ def process() -> str | None:
     return _process
 
 
-def beat(db: Database, identity: str, now: datetime | None = None) -> None:
-    """One heartbeat: this process lives (its row made again if someone removed it)."""
+def beat(engine: Engine, identity: str, now: datetime | None = None) -> None:
+    """One heartbeat: this process lives (its row made again if it was removed), and
+    whatever suspicion the sweep had of it is cleared."""
     now = now or utcnow()
-    with db.session() as session:
-        found = session.execute(update(HB).where(HB.id == identity).values(beat_at=now))
-        if not found.rowcount:  # type: ignore[attr-defined]
-            session.add(HB(id=identity, started_at=now, beat_at=now))
-        session.commit()
+    with engine.begin() as conn:
+        found = conn.execute(
+            update(HB)
+            .where(HB.id == identity)
+            .values(beat_at=now, suspected_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        if not found.rowcount:
+            conn.execute(insert(HB).values(id=identity, started_at=now, beat_at=now))
 
 
-def forget(db: Database, identity: str) -> None:
-    """A clean stop: nothing this process held is lost (its tasks finished or went back
-    to the broker), so there is nothing to take back."""
-    with db.session() as session:
-        session.execute(delete(HB).where(HB.id == identity))
-        session.commit()
+def forget(engine: Engine, identity: str) -> None:
+    """A clean stop: its tasks have ended (or went back to the broker)."""
+    with engine.begin() as conn:
+        conn.execute(delete(HB).where(HB.id == identity))
 
 
-def alive_since(settings: Settings, now: datetime) -> datetime:
-    """A process that beat at or after this time lives."""
-    return now - timedelta(seconds=settings.worker_dead_seconds)
+def suspects_query(settings: Settings, now: datetime, limit: int) -> Select[HB]:
+    """Processes silent for the dead time and not suspected yet."""
+    silent_since = now - timedelta(seconds=settings.worker_dead_seconds)
+    return (
+        select(HB)
+        .where(HB.beat_at < silent_since, HB.suspected_at.is_(None))
+        .order_by(HB.beat_at)
+        .limit(limit)
+    )
+
+
+def confirmed_dead_query(settings: Settings, now: datetime, limit: int) -> Select[HB]:
+    """Processes suspected two heartbeats ago that have not beaten since (a beat clears
+    the suspicion): dead, whatever the clocks say."""
+    suspected_before = now - timedelta(seconds=2 * settings.heartbeat_seconds)
+    return (
+        select(HB).where(HB.suspected_at < suspected_before).order_by(HB.suspected_at).limit(limit)
+    )
 
 
 def abandoned_claims_query(
     settings: Settings, now: datetime, limit: int
 ) -> Select[ConnectedVehicle]:
-    """Codes claimed and not spent whose process died, or, unsigned, that waited past
-    the claim timeout. (A claim younger than the dead time is never taken: its process
-    may not have beaten yet.)"""
-    alive = alive_since(settings, now)
-    beating = exists().where(HB.id == CV.code_claimed_by, HB.beat_at >= alive)
+    """Pending vehicles' codes claimed and not spent, whose process is gone (no row: it
+    was found dead, or stopped), or claimed longer ago than the claim timeout. A claim
+    younger than the dead time is never taken."""
+    young = now - timedelta(seconds=settings.worker_dead_seconds)
+    owner_known = exists().where(HB.id == CV.code_claimed_by)
     return (
         select(CV)
         .where(text("code_claimed_at IS NOT NULL AND access_token IS NULL"))  # partial index
-        .where(CV.code_claimed_at < alive)
+        .where(CV.status == "pending", CV.code_claimed_at < young)
         .where(
             or_(
                 CV.code_claimed_at < now - timedelta(seconds=settings.claim_timeout_seconds),
-                (CV.code_claimed_by.is_not(None)) & ~beating,
+                CV.code_claimed_by.is_not(None) & ~owner_known,
             )
         )
         .order_by(CV.code_claimed_at)
         .limit(limit)
     )
-
-
-def dead_workers_query(settings: Settings, now: datetime, limit: int) -> Select[HB]:
-    """Processes that stopped beating without saying goodbye."""
-    return (
-        select(HB).where(HB.beat_at < alive_since(settings, now)).order_by(HB.beat_at).limit(limit)
-    )
-
-
-def remove(session: Session, worker: WorkerHeartbeat) -> None:
-    """A dead worker taken care of (in the sweep's transaction)."""
-    session.delete(worker)

@@ -163,7 +163,8 @@ class Lifecycle(TableMachine):
         self.vehicle.failure_retryable = retryable
         # A failed flow's code is of no further use, nor its claim (the sweep's pass over
         # claims never spent is for pending vehicles).
-        self.vehicle.auth_code = self.vehicle.code_claimed_at = None
+        self._forget_claim()
+        self.vehicle.auth_code = None
         if not retryable:  # e.g. another car, a scope refused: that access is not wanted
             self._forget_access()
         # (A retryable failure keeps tokens already bought: a re-drive validates with
@@ -174,7 +175,7 @@ class Lifecycle(TableMachine):
         self.vehicle.failure_message = None
         self.vehicle.failure_retryable = None
         self.vehicle.code_received_at = None
-        self.vehicle.code_claimed_at = None
+        self._forget_claim()
 
     def on_enter_pending(self, event: EventData) -> None:
         self.vehicle.pending_since = utcnow()  # its time to live runs from now
@@ -185,6 +186,7 @@ class Lifecycle(TableMachine):
     def on_enter_removed(self, event: EventData) -> None:
         self._forget_access()  # nothing of the user's access is kept once removed
         self.vehicle.auth_code = None
+        self._forget_claim()  # (a pending vehicle removed mid-exchange)
 
     def on_enter_deauthorized(self, event: EventData) -> None:
         error: ErrorCode = event.kwargs.get("error", ErrorCode.ACCESS_REVOKED)
@@ -202,8 +204,14 @@ class Lifecycle(TableMachine):
         """A new consent starts from nothing but the car it must bring back (`vin`)."""
         v = self.vehicle
         self._forget_access()
-        v.auth_code = v.code_received_at = v.code_claimed_at = v.link_completed_at = None
+        v.auth_code = v.code_received_at = v.link_completed_at = None
         v.authorization_url = None
+        self._forget_claim()
+
+    def _forget_claim(self) -> None:
+        """No run is spending a code of this vehicle's any more (the sweep's question
+        about abandoned claims reads these)."""
+        self.vehicle.code_claimed_at = self.vehicle.code_claimed_by = None
 
     def _forget_access(self) -> None:
         """The user's tokens, and what they read (the data snapshot, deleted as an

@@ -198,7 +198,8 @@ def exchange_code(
                 raise CodeSpent() from exc
             _release(db, vehicle_id)
             raise
-        except Exception as exc:
+        except Exception as exc:  # not foreseen: it may have left all the same
+            log.exception("vehicle %s: the code exchange failed unexpectedly", vehicle_id)
             raise CodeSpent() from exc
         save_tokens(db, vehicle_id, tokens)
         return tokens

@@ -1,19 +1,19 @@
 """The sweeper: the database is the truth and the broker may lose messages, so a periodic
 pass finds what should have happened and has not.
 
-1. A code claimed and never spent whose worker died (workflows.liveness), or, when its
-   worker is not known, that waited past the claim timeout: the code may have left, so
-   it is never sent again; the vehicle fails AUTHORIZATION_INTERRUPTED (retryable: its
-   user consents again).
-2. A worker that stopped beating: the steps due before its last beat may have been its
-   own (reserved or running), so they are re-driven now, once.
-3. A step due for longer than the stall deadline (its message was lost) is re-driven.
-4. A vehicle still waiting for its user past its time to live fails with
+1. A worker that stopped beating (workflows.liveness: suspected at one pass, still
+   silent at a later one) is dead: a code it claimed and never spent may have left, so
+   it is never sent again, and the vehicle fails AUTHORIZATION_INTERRUPTED (retryable:
+   its user consents again); so does a claim older than the claim timeout. The steps
+   due before its last beat may have been its own (reserved or running): re-driven now,
+   once.
+2. A step due for longer than the stall deadline (its message was lost) is re-driven.
+3. A vehicle still waiting for its user past its time to live fails with
    AUTHORIZATION_EXPIRED.
-5. A provider's webhook stored and not processed past the stall deadline (its job was
+4. A provider's webhook stored and not processed past the stall deadline (its job was
    lost) is processed again (processing is idempotent).
-6. An authorized vehicle whose tokens come due for a refresh (their expiry minus the
-   margin) is given its refresh step; a refresh step lost on its way is re-driven by 3.
+5. An authorized vehicle whose tokens come due for a refresh (their expiry minus the
+   margin) is given its refresh step; a refresh step lost on its way is re-driven by 2.
 
 Each question reads a small partial index; rows are taken with SKIP LOCKED on PostgreSQL,
 so any number of sweepers (beat on several hosts) can run at once: a row is handled by
@@ -37,7 +37,7 @@ from store.db import Database
 from store.models import ConnectedVehicle, ProviderWebhook, utcnow
 from workflows import steps
 from workflows.errors import ErrorCode
-from workflows.liveness import abandoned_claims_query, dead_workers_query
+from workflows.liveness import abandoned_claims_query, confirmed_dead_query, suspects_query
 from workflows.machine import Lifecycle
 from workflows.steps import Step
 from workflows.unreadable import alone
@@ -139,19 +139,31 @@ def sweep(
     with db.session() as session:
         # Each row on its own (workflows.unreadable): one that cannot be read is marked
         # and skipped, and the pass goes on.
+        # Workers found dead (suspected at an earlier pass, silent since): their rows go,
+        # so that the claims they signed are taken below; what they were last seen at
+        # says which steps may have been theirs.
+        last_beats = []
+        for worker in _take(session, db, confirmed_dead_query(settings, now, 100)):
+            log.warning("worker %s stopped beating: taking back what it held", worker.id)
+            last_beats.append(worker.beat_at)
+            session.delete(worker)
+        report.dead_workers = len(last_beats)
+        for worker in _take(session, db, suspects_query(settings, now, 100)):
+            worker.suspected_at = now  # dead if still silent at a later pass
+        session.flush()
+
         interrupted = ErrorCode.AUTHORIZATION_INTERRUPTED
         for vehicle in _vehicles(session, db, abandoned_claims_query(settings, now, batch)):
+            log.warning(
+                "vehicle %s: its code was claimed by %s, which is gone; not sent again",
+                vehicle.id,
+                vehicle.code_claimed_by or "a worker not known",
+            )
             lifecycle = Lifecycle(session, vehicle)
-            if lifecycle.may("fail"):
-                log.warning(
-                    "vehicle %s: its code was claimed by %s, which is gone; not sent again",
-                    vehicle.id,
-                    vehicle.code_claimed_by or "a worker not known",
-                )
-                fail = functools.partial(
-                    lifecycle.trigger_event, "fail", error=interrupted, retryable=True
-                )
-                report.claims_interrupted += alone(session, vehicle.id, fail)
+            fail = functools.partial(
+                lifecycle.trigger_event, "fail", error=interrupted, retryable=True
+            )
+            report.claims_interrupted += alone(session, vehicle.id, fail)
         session.flush()
 
         def redrive(query: Select[ConnectedVehicle]) -> None:
@@ -160,12 +172,9 @@ def sweep(
                 if alone(session, vehicle.id, functools.partial(steps.redrive, vehicle, now)):
                     report.redrive.append((vehicle.id, step))  # enqueued after the commit
 
-        for worker in _take(session, db, dead_workers_query(settings, now, 100)):
-            log.warning("worker %s stopped beating: re-driving what it may have held", worker.id)
-            redrive(stalled_query(worker.beat_at, batch))
-            session.delete(worker)
-            report.dead_workers += 1
-        session.flush()
+        if last_beats:  # (the latest last beat covers the others' steps too)
+            redrive(stalled_query(max(last_beats), batch))
+            session.flush()
 
         stall_deadline = now - timedelta(seconds=settings.stall_seconds)
         redrive(stalled_query(stall_deadline, batch))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextvars
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = ["to_the_end", "uninterrupted"]
 
@@ -30,7 +30,20 @@ def uninterrupted(work: Callable[[], T]) -> T:
     if not monkey.is_module_patched("socket"):
         return work()
     context = contextvars.copy_context()  # the request id and vehicle on its log lines
-    return spawn(context.run, work).get()  # type: ignore[no-any-return]
+
+    def outcome() -> tuple[bool, Any]:
+        # Caught here and raised in the caller: a greenlet that dies of an exception is
+        # also printed by gevent's hub, and these are the step's ordinary outcomes
+        # (a refused code, an answer lost).
+        try:
+            return True, context.run(work)
+        except BaseException as exc:
+            return False, exc
+
+    done, value = spawn(outcome).get()
+    if not done:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 def to_the_end(fn: Callable[P, T]) -> Callable[P, T]:

@@ -62,6 +62,7 @@ def test_redis_killed_and_started_again_while_both_workers_consume(
     assert_kept(report)
 
 
+@pytest.mark.extra  # (the supervisor's own runs: test_supervise.py)
 def test_a_worker_that_exits_is_started_again(
     clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
@@ -143,3 +144,29 @@ def test_the_liveness_probe(
     assert away.returncode == 0, away.stdout
     assert hung.returncode == 1 and "untouched for" in hung.stdout, hung.stdout
     assert stopped.returncode == 1 and "does not exist" in stopped.stdout, stopped.stdout
+
+
+def test_a_channel_used_after_its_transport_closed_raises_a_connection_error(
+    broker: str,
+) -> None:
+    """The guard itself, as the crash met it: a Redis channel whose transport was
+    detached (`Transport.client = None`, as kombu's Connection.collect leaves it) asked
+    for connection parameters. Without the guard: AttributeError, "Unrecoverable"."""
+    from types import SimpleNamespace
+
+    from kombu.connection import Connection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from workers.startup import _guard_closed_redis_channel
+
+    conf = SimpleNamespace(broker_url=broker)
+    _guard_closed_redis_channel(SimpleNamespace(app=SimpleNamespace(conf=conf)))
+    with Connection(broker) as conn:  # type: ignore[no-untyped-call]
+        channel = conn.default_channel
+        transport = channel.connection
+        client, transport.client = transport.client, None
+        try:
+            with pytest.raises(RedisConnectionError, match="connection was closed"):
+                channel._connparams()
+        finally:
+            transport.client = client

@@ -79,6 +79,7 @@ def test_a_worker_killed_midway(
     assert_kept(report, interrupted_with_a_worker=WORKER_PROCESSES)
 
 
+@pytest.mark.extra  # (Redis killed and started again: test_broker_restart.py)
 def test_redis_restarted_empty(clean: Database, settings: Settings, smartcar: FakeServer) -> None:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is needed for this fault test")
@@ -268,6 +269,7 @@ def test_postgres_connections_dropped(
     assert_kept(report)
 
 
+@pytest.mark.extra  # (the same fault on Redis: test_a_worker_killed_midway)
 def test_a_worker_killed_midway_on_rabbitmq(
     clean: Database, settings: Settings, smartcar: FakeServer, rabbitmq_vhost: str
 ) -> None:

@@ -16,6 +16,7 @@ from settings import Settings
 from store.db import Database
 from store.models import WorkerHeartbeat, utcnow
 from tests.fixtures import add_vehicle, bulk_vehicles, events_of, vehicle_row
+from workflows import liveness
 from workflows.clients import create_client
 from workflows.liveness import abandoned_claims_query
 from workflows.steps import Step
@@ -36,7 +37,8 @@ def rules(settings: Settings) -> Settings:
             "stall_seconds": 60,
             "claim_timeout_seconds": 300,
             "pending_ttl_seconds": 3600,
-            "worker_dead_seconds": 15,
+            "worker_dead_seconds": 10,
+            "heartbeat_seconds": 3,
         }
     )
 
@@ -80,13 +82,17 @@ def test_a_stalled_step_is_redriven_once_per_deadline(any_db: Database, rules: S
     assert later.redrive == [(stalled, Step.validate)]
 
 
+LATER = NOW + timedelta(seconds=7)  # two heartbeats (3 s) after a suspicion at NOW
+
+
 def test_a_dead_workers_claim_is_interrupted_never_released(
     any_db: Database, rules: Settings, workers_beat: Callable[..., None]
 ) -> None:
     """A killed worker may have sent the code: its vehicle fails AUTHORIZATION_INTERRUPTED
-    (retryable), at once (not after the claim timeout), and the code is never claimed
-    again. A live worker's claim is left alone however long its provider takes; an
-    unsigned one (no heartbeat known) waits for the claim timeout."""
+    (retryable) as soon as the worker is found dead (silent for the dead time at one
+    pass, still silent two heartbeats later), not after the claim timeout, and the code
+    is never claimed again. A claim signed by a process with no row at all is taken at
+    once; a live worker's claim is left alone; an unsigned one waits for the timeout."""
     workers_beat(dead=20, live=1)
 
     def claimed(age: float, by: str | None) -> str:
@@ -102,13 +108,15 @@ def test_a_dead_workers_claim_is_interrupted_never_released(
 
     of_the_dead = claimed(20, "dead")
     of_one_never_seen = claimed(20, "gone-without-a-trace")
-    just_claimed_by_the_dead = claimed(5, "dead")  # younger than the dead time: not yet
+    just_claimed_by_the_dead = claimed(1, "dead")  # younger than the dead time: not yet
     of_the_living = claimed(290, "live")
     unsigned_young, unsigned_old = claimed(200, None), claimed(301, None)
 
-    report = sweep(any_db, rules, now=NOW)
+    first = sweep(any_db, rules, now=NOW)  # "dead" is only suspected yet
+    second = sweep(any_db, rules, now=LATER)
 
-    assert report.claims_interrupted == 3
+    assert (first.claims_interrupted, first.dead_workers) == (2, 0)
+    assert (second.claims_interrupted, second.dead_workers) == (1, 1)
     for vehicle_id in (of_the_dead, of_one_never_seen, unsigned_old):
         row = vehicle_row(any_db, vehicle_id)
         assert (row.status, row.failure_code, row.failure_retryable) == (
@@ -116,30 +124,58 @@ def test_a_dead_workers_claim_is_interrupted_never_released(
             "AUTHORIZATION_INTERRUPTED",
             True,
         )
-        assert (row.auth_code, row.code_claimed_at, row.step) == (None, None, None)
+        assert (row.auth_code, row.code_claimed_at, row.code_claimed_by) == (None, None, None)
+        assert row.step is None
         assert events_of(any_db, vehicle_id) == ["connected_vehicle.failed"]
     for vehicle_id in (just_claimed_by_the_dead, of_the_living, unsigned_young):
         row = vehicle_row(any_db, vehicle_id)
         assert (row.status, row.auth_code) == ("pending", "c")
         assert row.code_claimed_at is not None
-    assert (of_the_dead, Step.validate) not in report.redrive
+    assert (of_the_dead, Step.validate) not in second.redrive  # failed, not re-driven
+
+
+def test_a_worker_that_beats_again_is_not_taken_for_dead(
+    any_db: Database, rules: Settings, workers_beat: Callable[..., None]
+) -> None:
+    """Silenced for a while (the database away, a clock that runs late), then beating
+    again: the suspicion is cleared, its claims and steps are left alone."""
+    workers_beat(quiet=20)
+    claim = given(
+        any_db,
+        age=600,
+        step="validate",
+        step_due_at=NOW - timedelta(seconds=30),
+        auth_code="c",
+        code_claimed_at=NOW - timedelta(seconds=30),
+        code_claimed_by="quiet",
+    )
+
+    sweep(any_db, rules, now=NOW)  # suspected
+    liveness.beat(any_db.engine, "quiet", now=NOW - timedelta(seconds=15))  # late clock
+    report = sweep(any_db, rules, now=LATER)
+
+    assert (report.dead_workers, report.claims_interrupted) == (0, 0)
+    assert vehicle_row(any_db, claim).code_claimed_at is not None
 
 
 def test_a_dead_workers_steps_are_redriven_at_once_and_once(
     any_db: Database, rules: Settings, workers_beat: Callable[..., None]
 ) -> None:
     """Steps due before a dead worker's last beat may have been its own (reserved or
-    running): re-driven now, not after the stall deadline; its heartbeat is then
-    removed, so the next pass does not re-drive them again. A live worker's are left."""
+    running): re-driven once it is found dead, not after the stall deadline; its
+    heartbeat is then removed, so the next pass does not re-drive them again. A live
+    worker's are left."""
     workers_beat(dead=20, live=1)
     held = given(any_db, age=120, step="validate", step_due_at=NOW - timedelta(seconds=25))
     later = given(any_db, age=120, step="validate", step_due_at=NOW - timedelta(seconds=10))
 
     first = sweep(any_db, rules, now=NOW)
-    again = sweep(any_db, rules, now=NOW + timedelta(seconds=1))
+    second = sweep(any_db, rules, now=LATER)
+    again = sweep(any_db, rules, now=LATER + timedelta(seconds=1))
 
-    assert first.dead_workers == 1
-    assert first.redrive == [(held, Step.validate)]
+    assert (first.dead_workers, first.redrive) == (0, [])
+    assert second.dead_workers == 1
+    assert second.redrive == [(held, Step.validate)]
     assert (again.dead_workers, again.redrive) == (0, [])
     with any_db.session() as session:
         left = {w.id for w in session.query(WorkerHeartbeat)}

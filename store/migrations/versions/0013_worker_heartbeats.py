@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=200), primary_key=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("suspected_at", sa.DateTime(timezone=True), nullable=True),
     )
     with op.batch_alter_table("connected_vehicles", schema=None) as batch_op:
         batch_op.add_column(sa.Column("code_claimed_by", sa.String(length=200), nullable=True))
