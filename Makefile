@@ -5,7 +5,7 @@ VENV := .venv
 GRAPHIQL := $(VENV)/share/cv-graphiql/installed.json
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-pythons lint venv schema bench clean
+.PHONY: run test test-faults test-pythons lint venv schema bench clean
 
 venv: $(VENV)/.synced $(GRAPHIQL)
 
@@ -32,6 +32,12 @@ run: venv
 
 test: venv
 	scripts/test
+
+# Every fault run over real processes, the second runs of each fault too (marker
+# `extra`: the killed worker on RabbitMQ, Redis restarted at once, a worker process
+# killed under its supervisor), which `make test` leaves out to stay well under 15 min.
+test-faults: venv
+	scripts/test -m "faults or extra" tests/faults
 
 # The fast tests (store, workflows, providers, api) on each of Python 3.11, 3.12 and 3.13
 # found here, each in a venv from the lock under var/pythons/; a missing one is skipped.
