@@ -35,7 +35,8 @@ test: venv
 
 # Every fault run over real processes, the second runs of each fault too (marker
 # `extra`: the killed worker on RabbitMQ, Redis restarted at once, a worker process
-# killed under its supervisor), which `make test` leaves out to stay well under 15 min.
+# killed under its supervisor, RabbitMQ restarted), which `make test` leaves out to stay
+# well under 15 min.
 test-faults: venv
 	scripts/test -m "faults or extra" tests/faults
 

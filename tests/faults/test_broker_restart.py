@@ -62,6 +62,40 @@ def test_redis_killed_and_started_again_while_both_workers_consume(
     assert_kept(report)
 
 
+@pytest.mark.extra  # (the same fault on Redis, above; this one restarts the machine's RabbitMQ)
+def test_rabbitmq_restarted_while_both_workers_consume(
+    clean: Database, settings: Settings, smartcar: FakeServer, rabbitmq_vhost: str
+) -> None:
+    """RabbitMQ stopped (its application, the queues kept: quorum queues) and started
+    again 3 s later under the Procfile's two workers: both reconnect and go on, and the
+    work sent after it is done too."""
+    from tests.fixtures import rabbitmqctl
+
+    with cluster(clean, settings, smartcar, rabbitmq_vhost, workers=0) as c:
+        workers = procfile_workers(c)
+        c.smartcar.fake.latency = LATENCY
+        c.put_in_flight(150)
+        run_until(lambda: c.count("authorized") >= 20, 60, "the first authorized")
+        rabbitmqctl("stop_app")
+        try:
+            time.sleep(3)
+        finally:
+            rabbitmqctl("start_app")
+            rabbitmqctl("await_startup")
+        fault_at = time.monotonic()
+        c.put_in_flight(50)  # work sent after the restart: taken by the reconnected workers
+        c.wait_until_terminal(120)
+        report = c.report("rabbitmq restarted", time.monotonic() - fault_at)
+        logs = [w.output(tail=10**7) for w in workers]
+        alive = [w.alive() for w in workers]
+        restarts = [w.restarts() for w in workers]
+
+    died = [line for log in logs for line in log.splitlines() if "Unrecoverable error" in line]
+    assert not died, died[0][:300] + " … " + died[0][-5000:]
+    assert alive == [True, True] and restarts == [0, 0], (alive, restarts)
+    assert_kept(report)
+
+
 @pytest.mark.extra  # (the supervisor's own runs: test_supervise.py)
 def test_a_worker_that_exits_is_started_again(
     clean: Database, settings: Settings, smartcar: FakeServer, broker: str
