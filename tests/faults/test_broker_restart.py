@@ -34,6 +34,15 @@ def procfile_workers(c: Cluster) -> list[Process]:
     return [steps, c.service.start_ops()]
 
 
+def assert_survived(workers: list[Process]) -> None:
+    """Every worker alive, never restarted, and no "Unrecoverable error" in its log."""
+    logs = [w.output(tail=10**7) for w in workers]
+    died = [line for log in logs for line in log.splitlines() if "Unrecoverable error" in line]
+    assert not died, died[0][:300] + " … " + died[0][-5000:]  # its traceback's end
+    alive, restarts = [w.alive() for w in workers], [w.restarts() for w in workers]
+    assert alive == [True] * len(workers) and restarts == [0] * len(workers), (alive, restarts)
+
+
 def test_redis_killed_and_started_again_while_both_workers_consume(
     clean: Database, settings: Settings, smartcar: FakeServer
 ) -> None:
@@ -50,13 +59,7 @@ def test_redis_killed_and_started_again_while_both_workers_consume(
         fault_at = time.monotonic()
         c.wait_until_terminal(120)
         report = c.report("redis killed, back 3 s later", time.monotonic() - fault_at)
-        logs = [w.output(tail=10**7) for w in workers]
-        alive = [w.alive() for w in workers]
-        restarts = [w.restarts() for w in workers]
-
-    died = [line for log in logs for line in log.splitlines() if "Unrecoverable error" in line]
-    assert not died, died[0][:300] + " … " + died[0][-5000:]  # its traceback's end
-    assert alive == [True, True] and restarts == [0, 0], (alive, restarts)
+        assert_survived(workers)
     # The tasks in flight were cancelled when the connection dropped; an exchange among
     # them still ran to its end and committed its tokens (no code lost, none sent twice).
     assert_kept(report)
@@ -86,13 +89,7 @@ def test_rabbitmq_restarted_while_both_workers_consume(
         c.put_in_flight(50)  # work sent after the restart: taken by the reconnected workers
         c.wait_until_terminal(120)
         report = c.report("rabbitmq restarted", time.monotonic() - fault_at)
-        logs = [w.output(tail=10**7) for w in workers]
-        alive = [w.alive() for w in workers]
-        restarts = [w.restarts() for w in workers]
-
-    died = [line for log in logs for line in log.splitlines() if "Unrecoverable error" in line]
-    assert not died, died[0][:300] + " … " + died[0][-5000:]
-    assert alive == [True, True] and restarts == [0, 0], (alive, restarts)
+        assert_survived(workers)
     assert_kept(report)
 
 
