@@ -14,6 +14,7 @@ permanent ones fail the vehicle with their code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 from dataclasses import dataclass
@@ -175,36 +176,45 @@ def exchange_code(
     code: str,
     code_verifier: str | None = None,
 ) -> Tokens:
-    """Spend the claimed code; commit the tokens before anything else can fail.
+    """Spend the claimed code; commit the tokens before anything else can fail. (Run
+    with the claim, to its end whatever stops the step: `_claim_and_spend`.)
 
     A request that never left (a connect error) or was refused before it was done (a
     5xx, a 429) releases the claim, and the error goes up for the retry policy: sending
     the code again is safe. Anything else may have spent it, and it is never sent again:
     an answer lost (a read timeout, a dropped connection, a gateway's 504) or not
-    understood is CodeSpent. The exchange and the commit of its tokens run to their end
-    even when the step is stopped meanwhile (`uninterrupted`: a task cancelled because
-    the broker connection dropped, its time limit); a killed process leaves its claim to
-    the sweep, which fails the vehicle AUTHORIZATION_INTERRUPTED (workflows.liveness)."""
-
-    def spend() -> Tokens:
-        try:
-            tokens = adapter.exchange_code(
-                code, redirect_uri=settings.callback_url, code_verifier=code_verifier
-            )
-        except PermanentError:
-            raise
-        except RetryableError as exc:
-            if exc.answer_lost:
-                raise CodeSpent() from exc
-            _release(db, vehicle_id)
-            raise
-        except Exception as exc:  # not foreseen: it may have left all the same
-            log.exception("vehicle %s: the code exchange failed unexpectedly", vehicle_id)
+    understood is CodeSpent. A killed process leaves its claim to the sweep, which fails
+    the vehicle AUTHORIZATION_INTERRUPTED (workflows.liveness)."""
+    try:
+        tokens = adapter.exchange_code(
+            code, redirect_uri=settings.callback_url, code_verifier=code_verifier
+        )
+    except PermanentError:
+        raise
+    except RetryableError as exc:
+        if exc.answer_lost:
             raise CodeSpent() from exc
-        save_tokens(db, vehicle_id, tokens)
-        return tokens
+        _release(db, vehicle_id)
+        raise
+    except Exception as exc:  # not foreseen: it may have left all the same
+        log.exception("vehicle %s: the code exchange failed unexpectedly", vehicle_id)
+        raise CodeSpent() from exc
+    save_tokens(db, vehicle_id, tokens)
+    return tokens
 
-    return uninterrupted(spend)
+
+def _claim_and_spend(
+    db: Database, settings: Settings, vehicle_id: str, transport: httpx.BaseTransport | None
+) -> tuple[_Work | None, Tokens | None]:
+    """The run's first transaction and, when it claimed a code, the code's exchange and
+    the commit of its tokens: one piece, run to its end (`uninterrupted`). A step
+    stopped between the claim's commit and the request (a connection given back to the
+    pool is a moment it can be stopped at) would leave a claim no one spends."""
+    work = _begin(db, settings, vehicle_id, transport)
+    if work is None or work.account is not None or work.code is None:
+        return work, None
+    code, verifier = work.code, work.code_verifier
+    return work, exchange_code(db, settings, vehicle_id, work.adapter, code, verifier)
 
 
 class CodeSpent(DomainError):
@@ -273,14 +283,15 @@ def validate(
 
     Transient provider errors propagate (the caller retries); permanent ones fail the
     vehicle with their code."""
-    work = _begin(db, settings, vehicle_id, transport)
-    if work is None:
-        return
-    adapter = work.adapter
     try:
+        work, tokens = uninterrupted(
+            functools.partial(_claim_and_spend, db, settings, vehicle_id, transport)
+        )
+        if work is None:
+            return
+        adapter = work.adapter
         account = work.account
-        if account is None and work.code is not None:
-            tokens = exchange_code(db, settings, vehicle_id, adapter, work.code, work.code_verifier)
+        if tokens is not None:
             account = adapter.account_of(tokens=tokens, user_id=None)
         elif account is None:  # tokens held, about to expire: refreshed first
             account = live_account(db, settings, vehicle_id, adapter, user_id=None)
