@@ -7,12 +7,16 @@ from starlette.responses import JSONResponse
 
 from workflows.errors import DomainError, ErrorCode
 
-__all__ = ["Unexpected", "extensions", "json_error"]
+__all__ = ["RETRY_AFTER_UNAVAILABLE", "Unexpected", "extensions", "json_error"]
 
 
 class Unexpected(Exception):
     """An error no one foresaw, already logged where it happened: answered
     INTERNAL_SERVER_ERROR, with no detail (its message could hold anything)."""
+
+
+# Seconds a caller is asked to wait (`Retry-After`) when the database is away.
+RETRY_AFTER_UNAVAILABLE = 2
 
 
 def extensions(code: ErrorCode) -> dict[str, object]:
@@ -29,7 +33,5 @@ def json_error(error: DomainError) -> JSONResponse:
     body = {"error": {"code": error.code.value, "message": error.message}}
     response = JSONResponse(body, status_code=error.status)
     if error.code is ErrorCode.SERVICE_UNAVAILABLE:
-        from api.work import RETRY_AFTER_UNAVAILABLE
-
         response.headers["retry-after"] = str(RETRY_AFTER_UNAVAILABLE)
     return response

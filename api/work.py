@@ -22,12 +22,9 @@ from store.db import Database, DatabaseAway
 from workflows import unreadable
 from workflows.errors import DomainError, ErrorCode
 
-__all__ = ["RETRY_AFTER_UNAVAILABLE", "ServiceUnavailable", "run"]
+__all__ = ["ServiceUnavailable", "run"]
 
 T = TypeVar("T")
-
-# Seconds a caller is asked to wait (`Retry-After`) when the database is away.
-RETRY_AFTER_UNAVAILABLE = 2
 
 
 class ServiceUnavailable(DomainError):

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from providers import RetryableError, RetryPolicy
 from providers.retry import DATABASE_OUTAGE
+from store.db import DATABASE_AWAY
 from workers import runtime
 from workers.enqueue import FAILED_HERE
 from workflows import steps, unreadable
@@ -72,7 +71,7 @@ class ProviderTask(Task):  # type: ignore[misc]
             # sweep would re-drive it for ever), and the worker goes on with the rest.
             unreadable.mark_now(runtime.database(), vehicle_id, exc)
             return None
-        except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout) as exc:
+        except DATABASE_AWAY as exc:
             # The database went away (a restart, a dropped connection) or every pooled
             # connection is busy: not the provider's fault and no attempt spent; the pool
             # reconnects (or frees up) by the next try.

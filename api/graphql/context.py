@@ -20,6 +20,7 @@ from strawberry.types import Info
 
 import logconfig
 from api import work
+from api.errors import RETRY_AFTER_UNAVAILABLE
 from api.ratelimit import RateLimited, RateLimits
 from api.wakeups import Wakeups
 from settings import Settings
@@ -146,7 +147,7 @@ class Context:
         """Answer 503 with Retry-After (the error itself says SERVICE_UNAVAILABLE)."""
         if self.response is not None:
             self.response.status_code = 503
-            self.response.headers["retry-after"] = str(work.RETRY_AFTER_UNAVAILABLE)
+            self.response.headers["retry-after"] = str(RETRY_AFTER_UNAVAILABLE)
 
 
 def _passed(check: asyncio.Future[Principal]) -> bool:

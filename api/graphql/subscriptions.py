@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from strawberry.types import Info
 
 import metrics
-from api.errors import Unexpected
+from api.errors import RETRY_AFTER_UNAVAILABLE, Unexpected
 from api.graphql.context import Caller, context_of
 from api.graphql.types import ConnectedVehicleType
-from api.work import RETRY_AFTER_UNAVAILABLE, ServiceUnavailable
+from api.work import ServiceUnavailable
 from store.models import ConnectedVehicle, OutboxEvent
 from workflows import vehicles
 from workflows.clients import Principal

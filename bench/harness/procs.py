@@ -24,6 +24,7 @@ __all__ = [
     "Process",
     "answers",
     "cli",
+    "command",
     "free_port",
     "path_env",
     "process",
@@ -154,18 +155,29 @@ def process(
                 print(f"----- {name} (exit {proc.returncode}) -----\n{proc.output()}")
 
 
-def cli(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
-    """The operators' tool `cv`; its standard output (AssertionError when it fails)."""
-    result = subprocess.run(
-        [str(BIN / "cv"), *args],
+def command(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """`argv` run to its end in the project's root, its output captured as text."""
+    return subprocess.run(
+        argv,
         cwd=ROOT,
         env=env,
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
+
+
+def cli(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
+    """The operators' tool `cv`; its standard output (AssertionError when it fails)."""
+    result = command([str(BIN / "cv"), *args], env=env, stdin=stdin)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from bench.harness import Cluster, cluster, redis_server, run_until
-from bench.harness.procs import BIN, ROOT, Process
+from bench.harness.procs import BIN, Process, command
 from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
@@ -118,15 +118,7 @@ def test_a_worker_that_exits_is_started_again(
 
 
 def alive(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "python"), "-m", "workers.alive", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return command([str(BIN / "python"), "-m", "workers.alive", *args], env=env)
 
 
 def test_the_liveness_probe(

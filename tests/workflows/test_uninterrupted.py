@@ -5,11 +5,10 @@ caller as if it ran in place. Run in a child process patched as a gevent worker 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 
-from bench.harness import ROOT
+from bench.harness.procs import command
 
 SCRIPT = textwrap.dedent(
     """
@@ -49,14 +48,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_work_runs_to_its_end_when_its_caller_is_killed() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = command([sys.executable, "-c", SCRIPT])
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
