@@ -19,7 +19,7 @@ import sys
 import time
 from contextlib import ExitStack
 
-from bench.harness import (
+from harness import (
     Cluster,
     RedisServer,
     Report,

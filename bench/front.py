@@ -10,7 +10,6 @@ import time
 import httpx
 from sqlalchemy import create_engine, text
 
-from bench.harness import PG_ADMIN_URL
 from bench.load import LoadResult, Request, hammer, run_load
 from bench.record import (
     Figure,
@@ -22,6 +21,7 @@ from bench.record import (
     ratio_below,
 )
 from bench.stack import CREATE, Stack
+from harness import PG_ADMIN_URL
 
 __all__ = ["requests", "waiting"]
 

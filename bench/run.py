@@ -35,8 +35,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.harness import ROOT, procfile_argv
 from bench.record import Figure, Results
+from harness import ROOT, procfile_argv
 
 PARTS = ("api", "waiting", "e2e", "latency", "scale", "sqlite")
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.harness import Tenant, make_tenant
 from bench.record import Figure, Results, median, ratio_at_most
 from bench.stack import Stack
+from harness import Tenant, make_tenant
 from workers.relay import relay_once
 from workflows.sweep import sweep
 

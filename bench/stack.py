@@ -18,7 +18,7 @@ import httpx
 import redis
 from sqlalchemy import func, select
 
-from bench.harness import (
+from harness import (
     Process,
     Service,
     Tenant,
@@ -35,8 +35,8 @@ from bench.harness import (
     use_environment,
     wait_for,
 )
-from bench.harness.procfile import QUEUES, get_option, procfile_argv
-from bench.harness.procs import Browsers
+from harness.procfile import QUEUES, get_option, procfile_argv
+from harness.procs import Browsers
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer, serve_fake
 from providers.fakes.smartcar import FakeSmartcar

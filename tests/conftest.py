@@ -52,8 +52,8 @@ os.environ.update(
 )
 
 # The harness's (after the environment is set: importing it reads the settings).
-from bench.harness.database import admin_execute  # noqa: E402
-from bench.harness.database import migrated_database as _migrated  # noqa: E402
+from harness.database import admin_execute  # noqa: E402
+from harness.database import migrated_database as _migrated  # noqa: E402
 from settings import Settings, get_settings  # noqa: E402
 from store.db import Database  # noqa: E402
 

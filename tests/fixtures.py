@@ -17,11 +17,11 @@ from starlette.testclient import TestClient
 
 # The tenant, the fakes' servers and the user's consent live with the harness the bench
 # shares; re-exported here for the tests.
-from bench.harness.tenant import APP_ID as APP_ID
-from bench.harness.tenant import APP_SECRET as APP_SECRET
-from bench.harness.tenant import CLIENT_PAGE as CLIENT_PAGE  # registered by make_tenant
-from bench.harness.tenant import Tenant as Tenant
-from bench.harness.tenant import make_tenant as make_tenant
+from harness.tenant import APP_ID as APP_ID
+from harness.tenant import APP_SECRET as APP_SECRET
+from harness.tenant import CLIENT_PAGE as CLIENT_PAGE  # registered by make_tenant
+from harness.tenant import Tenant as Tenant
+from harness.tenant import make_tenant as make_tenant
 from providers.fakes import FAKES
 from providers.fakes.browser import consent as consent
 from providers.fakes.serve import FakeServer as FakeServer
@@ -92,7 +92,7 @@ def beat(worker: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     production. Per module: it runs only beside the tests that use it."""
     import os
 
-    from bench.harness.procs import BIN, path_env, process
+    from harness.procs import BIN, path_env, process
 
     schedule = tmp_path_factory.mktemp("beat") / "schedule"
     env = path_env({**os.environ, "CV_SWEEP_INTERVAL_SECONDS": "0.5"})

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from bench.harness.tenant import CLIENT_PAGE
+from harness.tenant import CLIENT_PAGE
 from settings import Settings
 from store.db import Database
 from store.models import Base

@@ -9,8 +9,8 @@ import time
 
 import httpx
 
-from bench.harness import free_port, path_env, process, wait_for
-from bench.harness.procs import BIN
+from harness import free_port, path_env, process, wait_for
+from harness.procs import BIN
 from logconfig import RedactSecrets
 from store.db import Database
 

@@ -25,9 +25,9 @@ from starlette.testclient import TestClient
 
 import metrics
 from api.metrics import ScrapeGauges
-from bench.harness import answers, free_port, process, wait_for
-from bench.harness.broker import celery_client
 from celeryconfig import QUEUES
+from harness import answers, free_port, process, wait_for
+from harness.broker import celery_client
 from providers import ADAPTERS
 from providers.http import MeteredTransport
 from providers.names import Provider

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from bench.harness import cli
+from harness import cli
 from settings import Settings
 from tests.api.test_callback import callback_path
 from tests.fixtures import FakeServer, Tenant, consent, create_vehicle, vehicle_row, wait_until
@@ -154,7 +154,7 @@ def test_the_tool_shows_a_vehicle_without_its_tokens(clean) -> None:
 def test_the_tool_says_when_there_is_no_such_vehicle(clean) -> None:
     import subprocess
 
-    from bench.harness.procs import BIN, ROOT
+    from harness.procs import BIN, ROOT
 
     result = subprocess.run(
         [str(BIN / "cv"), "vehicles", "show", "no-such-id"],

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from bench.harness import cli
+from harness import cli
 from tests.fixtures import GET, Tenant, create_vehicle, error_code, gql
 
 FOREIGN = Fernet(Fernet.generate_key())  # a key this service does not have

@@ -16,8 +16,8 @@ from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
-from bench.harness import free_port, path_env, process, wait_for
-from bench.harness.procs import BIN
+from harness import free_port, path_env, process, wait_for
+from harness.procs import BIN
 from settings import Settings
 from store.db import Database
 from tests.api.test_limits import ALIASES, LIST, TOKENS

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
-from bench.harness import cli, wait_for
+from harness import cli, wait_for
 from tests.browser.conftest import Browsing
 from tests.e2e.stack import JOURNEYS, Service, graphql, operator_sets_up
 

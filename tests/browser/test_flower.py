@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
-from bench.harness import wait_for
+from harness import wait_for
 from tests.browser.conftest import Browsing
 from tests.e2e.stack import FLOWER_LOGIN, GET_STATUS, Service, graphql, operator_sets_up, walk
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.harness import (
+from harness import (
     answers,
     cli,
     free_port,
@@ -23,7 +23,7 @@ from bench.harness import (
     web_argv,
     worker_argv,
 )
-from bench.harness.tenant import CLIENT_PAGE
+from harness.tenant import CLIENT_PAGE
 from providers.fakes.browser import consent
 from store.db import Database
 from tests.conftest import REDIS_BASE, REDIS_DB

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bench.harness import cli, wait_for
+from harness import cli, wait_for
 from tests.e2e.stack import (
     FLOWER_LOGIN,
     GET_STATUS,

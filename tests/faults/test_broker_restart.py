@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from bench.harness import Cluster, cluster, redis_server, run_until
-from bench.harness.procs import BIN, Process, command
+from harness import Cluster, cluster, redis_server, run_until
+from harness.procs import BIN, Process, command
 from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from bench.harness import Report, cluster, path_env, redis_server, run_until
-from bench.harness.procs import BIN
+from harness import Report, cluster, path_env, redis_server, run_until
+from harness.procs import BIN
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer
 from settings import Settings
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.faults
 
 # A request to the fake takes this long: work stays in flight long enough to be hit.
 LATENCY = 0.02
-# Pool processes of a worker (bench.harness.cluster starts workers with 4).
+# Pool processes of a worker (harness.cluster starts workers with 4).
 WORKER_PROCESSES = 4
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bench.harness import cluster, wait_for
-from bench.harness.procfile import procfile_argv, worker_argv
+from harness import cluster, wait_for
+from harness.procfile import procfile_argv, worker_argv
 from providers.fakes.serve import FakeServer, serve_in_thread
 from settings import Settings
 from store.db import Database

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import ROOT, run_until
+from harness import ROOT, run_until
 
 pytestmark = pytest.mark.faults
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bench.harness import cluster
+from harness import cluster
 from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 import celeryconfig
-from bench.harness import free_port, path_env, process, wait_for
-from bench.harness.procfile import QUEUE_OPTION, QUEUES, expand, get_option, procfile
+from harness import free_port, path_env, process, wait_for
+from harness.procfile import QUEUE_OPTION, QUEUES, expand, get_option, procfile
 from settings import Settings
 from workers.app import app
 from workflows.registry import REGISTRY

@@ -13,8 +13,8 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from bench.harness import path_env
-from bench.harness.procs import BIN, ROOT
+from harness import path_env
+from harness.procs import BIN, ROOT
 from store.db import Database
 from tests.api.test_callback import callback_path
 from tests.fixtures import FakeServer, Tenant, consent, create_vehicle

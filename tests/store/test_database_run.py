@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from bench.harness import admin_execute
+from harness import admin_execute
 from store.db import Database, DatabaseAway
 from store.models import Client
 from workflows.clients import create_client

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from bench.harness.procs import BIN, ROOT
+from harness.procs import BIN, ROOT
 from settings import Settings
 from store.db import Database
 from tests.conftest import SECRET_KEY, migrated_database

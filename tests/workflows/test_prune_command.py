@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness.procs import BIN, ROOT
+from harness.procs import BIN, ROOT
 from store.db import Database
 from store.models import ProviderWebhook, utcnow
 from tests.conftest import migrated_database

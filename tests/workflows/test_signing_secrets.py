@@ -154,7 +154,7 @@ def test_a_rotation_with_grace_accepts_the_old_secret_until_it_ends(
 def test_the_tool_rotates_a_secret_with_a_grace(clean: Database, client: Client) -> None:
     import os
 
-    from bench.harness import cli
+    from harness import cli
 
     out = cli("client", "rotate-secret", client.id, "--grace", "3600", env=dict(os.environ))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from bench.harness.procs import command
+from harness.procs import command
 
 SCRIPT = textwrap.dedent(
     """

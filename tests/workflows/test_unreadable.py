@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from bench.harness import cli
+from harness import cli
 from settings import Settings
 from store.db import Database
 from store.models import utcnow

@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from sqlalchemy import func, select
 
-from bench.harness.broker import celery_client
-from bench.harness.procs import Browsers, free_port, path_env
-from bench.harness.service import Service, service
-from bench.harness.tenant import Tenant, make_tenant, register_app
+from harness.broker import celery_client
+from harness.procs import Browsers, free_port, path_env
+from harness.service import Service, service
+from harness.tenant import Tenant, make_tenant, register_app
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer
 from providers.names import Provider

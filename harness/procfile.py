@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bench.harness.procs import ROOT
+from harness.procs import ROOT
 
 __all__ = [
     "expand",

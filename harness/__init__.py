@@ -12,22 +12,22 @@ Procfile's lines. It imports the service and its fakes, never the tests.
   through the web), and the fault report.
 """
 
-from bench.harness.broker import RedisServer, celery_client, redis_server
-from bench.harness.cluster import Cluster, Report, cluster
-from bench.harness.database import (
+from harness.broker import RedisServer, celery_client, redis_server
+from harness.cluster import Cluster, Report, cluster
+from harness.database import (
     PG_ADMIN_URL,
     admin_execute,
     migrated_database,
     postgres_database,
 )
-from bench.harness.env import new_secret_key, use_environment
-from bench.harness.procfile import (
+from harness.env import new_secret_key, use_environment
+from harness.procfile import (
     procfile_argv,
     task_processes,
     web_argv,
     worker_argv,
 )
-from bench.harness.procs import (
+from harness.procs import (
     BIN,
     ROOT,
     Process,
@@ -39,8 +39,8 @@ from bench.harness.procs import (
     run_until,
     wait_for,
 )
-from bench.harness.service import Service, service
-from bench.harness.tenant import APP_ID, APP_SECRET, Tenant, make_tenant, register_app
+from harness.service import Service, service
+from harness.tenant import APP_ID, APP_SECRET, Tenant, make_tenant, register_app
 
 __all__ = [
     "APP_ID",

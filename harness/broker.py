@@ -14,7 +14,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from bench.harness.procs import free_port
+from harness.procs import free_port
 
 __all__ = ["RedisServer", "celery_client", "redis_server"]
 

@@ -11,8 +11,8 @@ from tempfile import TemporaryDirectory
 
 import httpx
 
-from bench.harness.procfile import QUEUES, procfile_argv, task_processes, web_argv, worker_argv
-from bench.harness.procs import BIN, Process, wait_for
+from harness.procfile import QUEUES, procfile_argv, task_processes, web_argv, worker_argv
+from harness.procs import BIN, Process, wait_for
 
 __all__ = ["SUPERVISE", "Service", "service"]
 
