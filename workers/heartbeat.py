@@ -44,9 +44,12 @@ def start(name: str = "") -> str:
     # one connection, never waited for long: not the tasks' pool
     _engine = make_engine(settings.database_url, pool_size=1, max_overflow=0, pool_timeout=5)
     _stopping.clear()
-    _beat_once(_engine, identity, failing=False)  # before any task: claims signed from here
+    # before any task: claims signed from here; a failure is said here, once
+    failing = _beat_once(_engine, identity, failing=False)
     _thread = threading.Thread(
-        target=_beat, args=(_engine, identity, settings.heartbeat_seconds), name="cv-heartbeat"
+        target=_beat,
+        args=(_engine, identity, settings.heartbeat_seconds, failing),
+        name="cv-heartbeat",
     )
     _thread.daemon = True
     _thread.start()
@@ -68,8 +71,7 @@ def _beat_once(engine: Engine, identity: str, *, failing: bool) -> bool:
     return False
 
 
-def _beat(engine: Engine, identity: str, every: float) -> None:
-    failing = False
+def _beat(engine: Engine, identity: str, every: float, failing: bool) -> None:
     while not _stopping.wait(every):
         failing = _beat_once(engine, identity, failing=failing)
 
