@@ -7,6 +7,8 @@ twice. These settings make a lost or repeated message rare; the workflow makes i
 from kombu.entity import Exchange, Queue
 
 from settings import get_settings
+from workflows.registry import TASKS, Job
+from workflows.registry import Queue as Queue_
 
 _settings = get_settings()
 
@@ -25,18 +27,15 @@ timezone = "UTC"
 
 # Three queues, so that nothing slow stands in front of an authorization: a dead client
 # endpoint (timeouts of seconds per delivery) or a long housekeeping pass waits in its
-# own queue, served by the Procfile's `ops` worker; `worker` serves the steps.
-STEPS, WEBHOOKS, HOUSEKEEPING = "cv", "cv.webhooks", "cv.housekeeping"
-QUEUES = (STEPS, WEBHOOKS, HOUSEKEEPING)
+# own queue, served by the Procfile's `ops` worker; `worker` serves the steps. Each
+# task's queue is the registry's (workflows.registry), its route made from it.
+STEPS, WEBHOOKS, HOUSEKEEPING = Queue_.steps.value, Queue_.webhooks.value, Queue_.housekeeping.value
+QUEUES = tuple(q.value for q in Queue_)
 task_default_queue = STEPS
 # Declared, so that a worker started without -Q (a test's) serves all three.
 task_queues = [Queue(name, Exchange(name), routing_key=name) for name in QUEUES]
 task_routes = {
-    "cv.deliver_webhook": {"queue": WEBHOOKS},
-    "cv.deliver_webhooks": {"queue": HOUSEKEEPING},
-    "cv.relay_outbox": {"queue": HOUSEKEEPING},
-    "cv.sweep": {"queue": HOUSEKEEPING},
-    "cv.prune": {"queue": HOUSEKEEPING},
+    name: {"queue": spec.queue.value} for name, spec in TASKS.items() if spec.queue != STEPS
 }
 
 # At least once: the message is acked after the task ran, so a worker that dies mid-task
@@ -115,11 +114,11 @@ beat_schedule = {
     # The database is the truth, the broker only a trigger: this pass re-drives what a
     # lost message or a dead worker left undone, expires abandoned authorizations, and
     # publishes events whose relay kick was lost. Safe on several beat hosts at once.
-    "sweep": {"task": "cv.sweep", "schedule": _settings.sweep_interval_seconds},
+    "sweep": {"task": Job.sweep.value, "schedule": _settings.sweep_interval_seconds},
     # Client webhooks' schedules live in the database; this sends what has come due.
-    "deliver-webhooks": {"task": "cv.deliver_webhooks", "schedule": 2.0},
+    "deliver-webhooks": {"task": Job.deliver_webhooks.value, "schedule": 2.0},
     # Retention: published events, finished webhook deliveries and processed provider
     # webhooks older than CV_RETENTION_DAYS are deleted in small batches, or those tables
     # grow for ever. Safe on several beat hosts at once (SKIP LOCKED on PostgreSQL).
-    "prune": {"task": "cv.prune", "schedule": 3600.0},
+    "prune": {"task": Job.prune.value, "schedule": 3600.0},
 }

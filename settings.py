@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # How long a mutation waits for its job's outcome before it answers `pending`.
     mutation_wait_seconds: float = 8.0
     # A waiting mutation is woken by its vehicle's change (pub/sub); it re-reads the
-    # vehicle this often anyway, in case a wake was lost (200 waiters: 40 reads/s).
+    # vehicle this often anyway, in case a wake was lost (200 waiters: 20 reads/s).
     wait_recheck_seconds: float = 10.0
     # Subscriptions per WebSocket connection (more get an error, the connection stays);
     # an idle subscription re-reads its vehicle this often in case a wake was lost.

@@ -113,7 +113,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(BodyLimit, max_bytes=settings.request_max_bytes),
         ],
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # every method: the view answers one it does not serve as a GraphQL error
+            Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
             Mount(graphiql.STATIC_PATH, graphiql.static_files()),  # GraphiQL's page's files
             Route("/oauth/callback", oauth_callback, methods=["GET"]),

@@ -1,42 +1,26 @@
 """The one module through which `api` reaches the workers.
 
-The API's database handle carries :data:`dispatcher`: what a transaction sets in motion
-(a step made due, an event recorded) is enqueued when it commits, from the one
-after-commit hook (workflows.dispatch), in the request's worker thread. The few jobs that
-no transaction asks for are sent by name here, best effort.
+The API's database handle carries :func:`dispatcher`: what a transaction sets in motion
+(a step made due, a task asked for, an event recorded) is enqueued when it commits, from
+the one after-commit hook (workflows.dispatch), in the request's worker thread.
 """
 
 from __future__ import annotations
 
-import logging
 from functools import cache
 
 from workers import runtime
+from workers.after_commit import dispatcher as after_commit
 from workers.app import app as celery_app
-from workers.enqueue import Enqueuer
+from workflows.dispatch import Dispatcher
 
-__all__ = [
-    "broker_reachable",
-    "deliver_webhooks",
-    "dispatcher",
-    "process_provider_webhook",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["broker_reachable", "dispatcher"]
 
 
 @cache
-def dispatcher() -> Enqueuer:
-    """This process's dispatcher (for `open_database(..., dispatcher=…)`)."""
-    return Enqueuer(celery_app, runtime.events_redis)
-
-
-def process_provider_webhook(webhook_id: str) -> bool:
-    return dispatcher().send("cv.process_provider_webhook", webhook_id)
-
-
-def deliver_webhooks() -> bool:
-    return dispatcher().send("cv.deliver_webhooks")
+def dispatcher() -> Dispatcher:
+    """This process's after-commit dispatcher (for `open_database(..., dispatcher=…)`)."""
+    return after_commit(celery_app, runtime.events_redis)
 
 
 def broker_reachable(timeout: float = 2.0) -> bool:

@@ -6,19 +6,18 @@ from __future__ import annotations
 import re
 import secrets
 
-import anyio.to_thread
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import jobs, work
+from api import work
 from api.errors import json_error
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle
 from workflows.authorization import redrive
 from workflows.errors import DomainError
-from workflows.webhooks import replay
+from workflows.webhook_endpoints import replay
 
 __all__ = ["redrive_endpoint", "replay_endpoint"]
 
@@ -84,7 +83,4 @@ async def replay_endpoint(request: Request) -> Response:
         status = await work.run(db, run)
     except DomainError as exc:
         return json_error(exc)
-    # in a thread: never block the event loop on the broker (a send that fails is
-    # logged; the schedule's beat sends what is due anyway)
-    await anyio.to_thread.run_sync(jobs.deliver_webhooks)
     return JSONResponse({"id": request.path_params["id"], "status": status}, status_code=202)

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 
-import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import jobs, work
+from api import work
 from api.errors import json_error
 from api.ratelimit import RateLimits
 from providers.names import Provider
@@ -57,9 +56,8 @@ async def _receive(db: Database, provider: Provider, raw: bytes, header: str | N
         )
         return JSONResponse({"challenge": answer})
 
+    # (its processing is enqueued when it commits, in the worker thread of work.run)
     received = await work.run(
         db, lambda s: provider_events.receive(s, provider, client_id, raw, body)
     )
-    if not received.duplicate:  # in a thread: never block the event loop on the broker
-        await anyio.to_thread.run_sync(jobs.process_provider_webhook, received.webhook_id)
     return JSONResponse({"received": True, "duplicate": received.duplicate})

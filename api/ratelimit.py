@@ -24,8 +24,8 @@ from starlette.responses import Response
 
 from api.errors import json_error
 from settings import Settings
-from workflows.clients import Principal
 from workflows.errors import DomainError, ErrorCode
+from workflows.user_tokens import Principal
 
 __all__ = ["RateLimited", "RateLimits"]
 

@@ -13,13 +13,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from workers.app import app as celery
+from workflows.registry import Job
 
 __all__ = ["app"]
 
 
 async def enqueue(request: Request) -> Response:
     await request.body()  # read what a client sent, as the API does
-    celery.send_task("cv.noop")
+    celery.send_task(Job.noop)
     return JSONResponse({"data": {"ok": True}})
 
 

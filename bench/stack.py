@@ -43,6 +43,7 @@ from providers.fakes.smartcar import FakeSmartcar
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle
+from workflows.registry import Job
 
 __all__ = ["CREATE", "Journeys", "Stack", "open_stack"]
 
@@ -194,7 +195,7 @@ class Stack:
     def send_noops(self, n: int) -> None:
         with self.celery.connection_for_write() as conn, conn.Producer() as producer:
             for _ in range(n):
-                self.celery.send_task("cv.noop", producer=producer)
+                self.celery.send_task(Job.noop, producer=producer)
 
     # -- the user's journey ------------------------------------------------------------
 

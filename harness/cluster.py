@@ -34,7 +34,9 @@ from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle, OutboxEvent
 from workflows.authorization import create_connected_vehicle, receive_callback
-from workflows.clients import Principal
+from workflows.registry import REGISTRY
+from workflows.steps import Step
+from workflows.user_tokens import Principal
 
 __all__ = ["CREATE", "Cluster", "Report", "cluster"]
 
@@ -49,7 +51,7 @@ class Report:
     `double_exchanges`: codes the fake exchanged for tokens twice (it refuses a spent
     code, so this stays 0 whatever the service does); `codes_sent_twice`: codes that
     reached the fake's token endpoint more than once, spent or not (a worker killed after
-    the provider answered may leave one such code per pool process, see README)."""
+    the provider answered may leave one such code per pool process, see docs/operations.md)."""
 
     fault: str
     started: int
@@ -223,11 +225,10 @@ class Cluster:
                 self.codes.append(code)
 
     def enqueue_all(self) -> None:
+        validate = REGISTRY[Step.validate].name
         with self.celery.connection_for_write() as conn, conn.Producer() as producer:
             for vehicle_id in self.vehicles:
-                self.celery.send_task(
-                    "cv.validate_authorization", args=[vehicle_id], producer=producer
-                )
+                self.celery.send_task(validate, args=[vehicle_id], producer=producer)
 
     def count(self, *statuses: str) -> int:
         with self.db.session() as session:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.procs import ROOT
+from workflows.registry import Queue
 
 __all__ = [
     "expand",
@@ -33,8 +34,8 @@ POOL = ("-P", "--pool")
 CONCURRENCY = ("-c", "--concurrency")
 HOSTNAME = ("-n", "--hostname")
 QUEUE_OPTION = ("-Q", "--queues")
-# Every queue the tasks are routed to (celeryconfig).
-QUEUES = ("cv", "cv.webhooks", "cv.housekeeping")
+# Every queue the tasks are routed to (the task registry's).
+QUEUES = tuple(q.value for q in Queue)
 
 
 def procfile(path: Path = PROCFILE) -> dict[str, str]:

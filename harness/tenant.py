@@ -11,12 +11,9 @@ from providers.fakes.serve import FakeServer
 from providers.names import Provider
 from store.db import Database
 from store.models import Client
-from workflows.clients import (
-    add_redirect_uri,
-    create_client,
-    mint_user_token,
-    set_provider_credentials,
-)
+from workflows.clients import add_redirect_uri, create_client
+from workflows.provider_credentials import set_provider_credentials
+from workflows.user_tokens import mint_user_token
 
 __all__ = ["APP_ID", "APP_SECRET", "CLIENT_PAGE", "Tenant", "make_tenant", "register_app"]
 

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import httpx
 
-from providers.base import (
-    AccountRef,
-    Adapter,
-    AppTokenCache,
-    Credentials,
-    Tokens,
-    VehicleInfo,
-)
+from providers.base import Adapter
 from providers.code_flow import CodeFlowAdapter
 from providers.enode import EnodeAdapter
 from providers.errors import PermanentError, ProviderError, Reason, RetryableError
@@ -25,6 +18,7 @@ from providers.names import Provider, Scope
 from providers.retry import RetryPolicy
 from providers.smartcar import SmartcarAdapter
 from providers.tesla import TeslaAdapter
+from providers.values import AccountRef, AppTokenCache, Credentials, Tokens, VehicleInfo
 
 __all__ = [
     "ADAPTERS",

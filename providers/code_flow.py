@@ -26,9 +26,11 @@ with warnings.catch_warnings():
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from providers.base import AccountRef, Adapter, Tokens, transport_failure
+from providers.base import Adapter
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
 from providers.http import DeadlineExceeded, deadline
+from providers.plumbing import transport_failure
+from providers.values import AccountRef, Tokens
 
 __all__ = ["CodeFlowAdapter", "OAuth2Client"]
 

@@ -22,13 +22,14 @@ from urllib.parse import urlencode
 
 import httpx
 
-from providers import enode_events
-from providers.base import AccountRef, Adapter, VehicleInfo
+import providers.enode_events as enode_events
+from providers.base import Adapter
 from providers.code_flow import OAuth2Client  # Authlib's client, imported there once
 from providers.data import VehicleData
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
 from providers.http import DeadlineExceeded, deadline
 from providers.names import Provider, Scope
+from providers.values import AccountRef, VehicleInfo
 from providers.webhooks import ProviderEvent
 
 __all__ = ["EnodeAdapter"]

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 from authlib.common.urls import url_decode
 
-from providers.base import AccountRef, VehicleInfo
 from providers.code_flow import CodeFlowAdapter
 from providers.data import (
     KM_PER_MILE,
@@ -35,6 +34,7 @@ from providers.data import (
     timestamp,
 )
 from providers.names import Provider, Scope
+from providers.values import AccountRef, VehicleInfo
 
 __all__ = ["HighMobilityAdapter"]
 

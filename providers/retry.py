@@ -10,18 +10,22 @@ how much an adapter may re-try a read inside one try.
   blip then costs a moment rather than a backoff. Later attempts re-try nothing inline
   (``for_attempt``), so a read is sent at most ``max_attempts + inline_retries`` times
   over the whole step, never their product.
-- A **database outage** (the connection dropped, PostgreSQL restarting) spends no
-  attempt: it is waited out on its own schedule (``DATABASE_OUTAGE``).
+
+The same type keeps every other schedule: a client webhook's deliveries
+(``workflows.webhook_delivery.DELIVERY``), a broker send (``workers.enqueue.BROKER_SEND``),
+a database outage under a step (``workers.retry.DATABASE_OUTAGE``), tokens bought with
+something single use waited into the database (``workflows.session.SAVING_SPENT``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["DATABASE_OUTAGE", "SAVING_SPENT", "RetryPolicy"]
+__all__ = ["RetryPolicy"]
 
 
 class _RetrySettings(Protocol):
@@ -32,11 +36,18 @@ class _RetrySettings(Protocol):
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """A retry schedule: how many attempts, and the wait after each failed one. The
+    waits double from `base` up to `cap` (full jitter), or follow a fixed `table` (the
+    last entry repeated) spread by ±`spread`. Steps, webhook deliveries and broker
+    sends each keep one of these."""
+
     max_attempts: int
-    base: float
-    cap: float
+    base: float = 0.0
+    cap: float = math.inf
     inline_retries: int = 2
     inline_wait_max: float = 2.0
+    table: tuple[float, ...] = ()
+    spread: float | None = None  # None: full jitter, anywhere in [0, ceiling]
 
     @classmethod
     def of(cls, settings: _RetrySettings) -> RetryPolicy:
@@ -55,13 +66,24 @@ class RetryPolicy:
         return dataclasses.replace(self, inline_retries=0)
 
     def ceiling(self, attempt: int) -> float:
-        """The longest wait after `attempt` failed tries: `base` doubled, up to `cap`."""
+        """The longest wait after `attempt` failed tries: `base` doubled, up to `cap`
+        (or the table's entry)."""
+        if self.table:
+            return min(self.cap, self.table[min(attempt, len(self.table)) - 1])
         return min(self.cap, self.base * 2.0 ** (attempt - 1))
+
+    def exhausted(self, attempts: int) -> bool:
+        """Whether `attempts` tries are all the schedule allows."""
+        return attempts >= self.max_attempts
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds before the next try, after `attempt` failed tries (counting from 1):
-        full jitter, at least the provider's Retry-After, at most `cap`."""
-        delay = random.uniform(0, self.ceiling(attempt))
+        jittered, at least the provider's Retry-After, at most `cap`."""
+        ceiling = self.ceiling(attempt)
+        if self.spread is None:
+            delay = random.uniform(0, ceiling)
+        else:
+            delay = ceiling * random.uniform(1 - self.spread, 1 + self.spread)
         if retry_after is not None:
             delay = max(delay, retry_after)
         return min(delay, self.cap)
@@ -72,12 +94,3 @@ class RetryPolicy:
             return retry_after
         wait = 0.05 * 2**attempt
         return random.uniform(wait / 2, wait)
-
-
-# Tokens bought with a spent code are waited for a few seconds into the database: the
-# code cannot be spent again (workflows.provider_steps).
-SAVING_SPENT = RetryPolicy(max_attempts=6, base=0.2, cap=3.2, inline_retries=0)
-
-# The database going away is not the provider's fault: no attempt spent, tried for a
-# while (about five minutes in all) with the same backoff.
-DATABASE_OUTAGE = RetryPolicy(max_attempts=20, base=1.0, cap=30.0, inline_retries=0)

@@ -12,8 +12,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from providers import smartcar_webhooks
-from providers.base import AccountRef, VehicleInfo
+import providers.smartcar_webhooks as smartcar_webhooks
 from providers.code_flow import CodeFlowAdapter
 from providers.data import (
     PART_TYPES,
@@ -30,6 +29,7 @@ from providers.errors import PermanentError, Reason, RetryableError, parse_retry
 from providers.http import concurrently
 from providers.names import Provider, Scope
 from providers.smartcar_webhooks import REAUTHENTICATE, Fields, coordinates, required, resolution
+from providers.values import AccountRef, VehicleInfo
 from providers.webhooks import ProviderEvent
 
 __all__ = ["SmartcarAdapter"]

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 import httpx
 import jwt
 
-from providers.base import AccountRef, VehicleInfo
 from providers.code_flow import CodeFlowAdapter
 from providers.data import (
     Battery,
@@ -29,6 +28,7 @@ from providers.data import (
 )
 from providers.errors import PermanentError, Reason, RetryableError, parse_retry_after
 from providers.names import Provider, Scope
+from providers.values import AccountRef, VehicleInfo
 
 __all__ = ["TeslaAdapter"]
 

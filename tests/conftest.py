@@ -7,26 +7,22 @@ The environment is set here, before any module of the service reads its settings
 from __future__ import annotations
 
 import os
-import random
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-PG_ADMIN_URL = os.environ.get(
-    "CV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+# This run's database, Redis db and key (tests/helpers/run.py imports no service module).
+from tests.helpers.run import (
+    DB_NAME,
+    PG_URL,
+    REDIS_BASE,
+    REDIS_DB,
+    SECRET_KEY,
+    TABLES,
+    migrated_database,
 )
-REDIS_BASE = os.environ.get("CV_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-# An odd db for this run (the end-to-end processes take the next one); CV_TEST_REDIS_DB
-# picks it, so that two runs side by side do not share one.
-REDIS_DB = int(os.environ.get("CV_TEST_REDIS_DB") or random.randrange(1, 14, 2))
-DB_NAME = f"cv_test_{uuid.uuid4().hex[:10]}"
-PG_URL = make_url(PG_ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
-SECRET_KEY = Fernet.generate_key().decode()
 
 os.environ.update(
     {
@@ -52,10 +48,9 @@ os.environ.update(
 )
 
 # The harness's (after the environment is set: importing it reads the settings).
-from harness.database import admin_execute  # noqa: E402
-from harness.database import migrated_database as _migrated  # noqa: E402
-from settings import Settings, get_settings  # noqa: E402
-from store.db import Database  # noqa: E402
+from harness.database import admin_execute
+from settings import Settings, get_settings
+from store.db import Database
 
 get_settings.cache_clear()
 
@@ -65,12 +60,6 @@ pytest_plugins = ["tests.fixtures"]
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return get_settings()
-
-
-def migrated_database(url: str) -> Database:
-    """A database at `url` migrated to the latest schema, with the shipped catalogue
-    (the harness's, under this run's key)."""
-    return _migrated(url, SECRET_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -94,22 +83,6 @@ def redis_url() -> Iterator[str]:
     url = f"{REDIS_BASE}/{REDIS_DB}"
     yield url
     redis.Redis.from_url(url).flushdb()
-
-
-# Emptied after each test, children first; the catalogue stays.
-TABLES = (
-    "webhook_attempts",
-    "webhook_deliveries",
-    "webhook_endpoints",
-    "provider_webhooks",
-    "oauth_states",
-    "vehicle_snapshots",
-    "outbox_events",
-    "connected_vehicles",
-    "provider_credentials",
-    "app_tokens",
-    "clients",
-)
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ __all__ = ["app"]
 app = Celery("connected_vehicles", include=["workers.tasks"])
 app.config_from_object("celeryconfig")
 
+from workers import runtime  # noqa: E402
+
+runtime.bind(app)  # its dispatcher sends to this app's broker
+
 from workers.alive import Alive  # noqa: E402
 
 app.steps["worker"].add(Alive)  # CV_ALIVE_FILE: a liveness probe's file

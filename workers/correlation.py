@@ -24,6 +24,7 @@ from celery.signals import (
 import logconfig
 import telemetry
 from settings import get_settings
+from workflows.registry import STEP_TASKS
 
 __all__ = ["HEADER"]
 
@@ -51,10 +52,9 @@ def _carry_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 def _enter(task: Any = None, args: Any = None, **_: Any) -> None:
-    from workers.retry import ProviderTask
-
     request_id = getattr(task.request, HEADER, None) if task is not None else None
-    vehicle_id = args[0] if isinstance(task, ProviderTask) and args else None
+    step = task is not None and task.name in STEP_TASKS
+    vehicle_id = args[0] if step and args else None
     logconfig.begin(
         request_id=request_id if logconfig.well_formed(request_id) else None,
         vehicle_id=vehicle_id if isinstance(vehicle_id, str) else None,

@@ -1,10 +1,10 @@
 """Sending work to the workers: by task name, after commit, never blocking for long.
 
-:class:`Enqueuer` is the dispatcher of the API's and the worker's database handles
-(workflows.dispatch): when a transaction commits it enqueues the steps it made due (by
-the step registry), kicks the outbox relay, and wakes whoever waits for the vehicles it
-changed (their ids on ``cv:changed``). It runs in the thread that committed: in the
-API that is the request's one worker thread, never the event loop.
+:class:`Enqueuer` is the broker's listener of the API's and the worker's database handles
+(workflows.dispatch, workers.after_commit): when a transaction commits it enqueues the
+steps it made due and the tasks it asked for (by the task registry), and kicks the
+outbox relay. It runs in the thread that committed: in the API that is the request's
+one worker thread, never the event loop.
 
 The relay kick is debounced: the first commit with events kicks at once; commits within
 the next 50 ms are covered by one trailing kick sent when that window ends (a timer: no
@@ -17,53 +17,45 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from contextvars import ContextVar
 
-import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-import metrics
-from providers.names import Provider
+from providers.retry import RetryPolicy
 from workflows.dispatch import AfterCommit
-from workflows.errors import ErrorCode
-from workflows.events import CHANGED
-from workflows.registry import task_name
+from workflows.registry import Job, task_name
 
-__all__ = ["FAILED_HERE", "RELAY_TASK", "Enqueuer"]
+__all__ = ["BROKER_SEND", "Enqueuer"]
 
 log = logging.getLogger(__name__)
 
-RELAY_TASK = "cv.relay_outbox"
-# The vehicles the commits of the running task made `failed` (id, failure code): a step
-# task sets it around its run (workers.retry.ProviderTask) and reads it after.
-FAILED_HERE: ContextVar[list[tuple[str, str | None]] | None] = ContextVar(
-    "cv_failed_here", default=None
-)
-# The labels of cv_authorizations_total: any other value is `other`.
-_PROVIDERS = frozenset(p.value for p in Provider)
-_CODES = frozenset(c.value for c in ErrorCode)
-# A few quick tries: the intent is already committed (the sweep re-drives what is not
-# sent), and a request must not hang on a broker that is down.
-_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
+# A few quick tries (after 0.1 s, then 0.3 s): the intent is already committed (the sweep
+# re-drives what is not sent), and a request must not hang on a broker that is down.
+BROKER_SEND = RetryPolicy(max_attempts=3, table=(0.1, 0.3), spread=0.0, inline_retries=0)
+
+
+def _kombu(policy: RetryPolicy) -> dict[str, float]:
+    """The schedule as kombu's publish retries it (it reconnects between tries): a
+    start and a linear step."""
+    first, second = policy.ceiling(1), policy.ceiling(2)
+    return {
+        "max_retries": policy.max_attempts - 1,
+        "interval_start": first,
+        "interval_step": second - first,
+        "interval_max": second,
+    }
+
+
+_RETRY = _kombu(BROKER_SEND)
 
 
 class Enqueuer:
-    def __init__(
-        self,
-        app: Celery,
-        events: Callable[[], redis.Redis[bytes]],
-        *,
-        relay_debounce: float = 0.05,
-    ) -> None:
+    def __init__(self, app: Celery, *, relay_debounce: float = 0.05) -> None:
         self.app = app
-        self._events = events
         self._debounce = relay_debounce
         self._lock = threading.Lock()
         self._quiet_until = 0.0
         self._trailing = False
-        self._warned = False
 
     def __call__(self, work: AfterCommit) -> None:
         """Each piece on its own: one that fails (logged) does not stop the others."""
@@ -74,16 +66,10 @@ class Enqueuer:
                 log.error("vehicle %s is due an unknown step %r", vehicle_id, step)
                 continue
             self.send(name, vehicle_id)
+        for name, args in work.tasks:
+            self.send(name, *args)
         if work.events:
             self.kick_relay()
-        if work.changed:
-            self.wake(work.changed)
-        failed = FAILED_HERE.get()
-        for vehicle_id, provider, status, code in work.decided:
-            outcome = status if status == "authorized" else metrics.fold(code, _CODES)
-            metrics.AUTHORIZATIONS.labels(metrics.fold(provider, _PROVIDERS), outcome).inc()
-            if failed is not None and status == "failed":
-                failed.append((vehicle_id, code))
 
     def send(self, name: str, *args: str) -> bool:
         try:
@@ -111,7 +97,7 @@ class Enqueuer:
                 return
             else:
                 return  # the trailing kick, already due, stands for this commit
-        if not self.send(RELAY_TASK):
+        if not self.send(Job.relay_outbox):
             with self._lock:
                 self._quiet_until = 0.0  # the next commit tries again
 
@@ -119,18 +105,4 @@ class Enqueuer:
         with self._lock:
             self._trailing = False
             self._quiet_until = time.monotonic() + self._debounce
-        self.send(RELAY_TASK)
-
-    def wake(self, vehicle_ids: list[str]) -> None:
-        """Best effort: a waiter that misses its wake re-reads on its own safety timer."""
-        try:
-            pipe = self._events().pipeline(transaction=False)
-            for vehicle_id in vehicle_ids:
-                pipe.publish(CHANGED, vehicle_id)
-            pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            log.warning("could not publish changes (%s)", type(exc).__name__)
-        except ValueError as exc:  # no Redis for events (a RabbitMQ broker): say so once
-            if not self._warned:
-                self._warned = True
-                log.warning("waiters are not woken: no events Redis (%s)", exc)
+        self.send(Job.relay_outbox)

@@ -20,7 +20,7 @@ from tornado import web
 from tornado.escape import xhtml_escape
 from tornado.ioloop import IOLoop
 
-from workflows.registry import REGISTRY
+from workflows.registry import STEP_TASKS
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RedriveHandler", "RedriveTaskView", "failed_vehicle", "install"]
 
-STEP_TASKS = frozenset(spec.task for spec in REGISTRY.values())
 MARKER = b'<div class="detail-actions">'
 
 

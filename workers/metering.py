@@ -23,14 +23,14 @@ from celery.signals import (
 )
 
 import metrics
-from workers.retry import WorkflowFailed
-from workflows.registry import REGISTRY
+from workflows.registry import REGISTRY, Job
+from workflows.steps import WorkflowFailed
 
 __all__ = ["STEP_NAMES"]
 
 # Task name → step name, for the tasks that carry a workflow step.
-STEP_NAMES: dict[str, str] = {spec.task: spec.step.value for spec in REGISTRY.values()}
-_DELIVER, _SWEEP = "cv.deliver_webhook", "cv.sweep"
+STEP_NAMES: dict[str, str] = {spec.name: spec.step.value for spec in REGISTRY.values()}
+_DELIVER, _SWEEP = Job.deliver_webhook.value, Job.sweep.value
 # A delivery's status after an attempt → the attempt's outcome.
 _DELIVERY_OUTCOME = {
     "succeeded": "succeeded",

@@ -25,7 +25,7 @@ from sqlalchemy import Select, select, text, update
 
 from store.db import Database
 from store.models import OutboxEvent, utcnow
-from workflows import webhooks
+from workflows import webhook_fanout
 from workflows.events import ALL_EVENTS, CHANGED, vehicle_channel
 
 __all__ = [
@@ -144,7 +144,7 @@ def relay_once(
             .values(published_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        webhooks.fan_out(session, events)  # the clients' endpoints, same transaction
+        webhook_fanout.fan_out(session, events)  # the clients' endpoints, same transaction
         session.commit()
     if not db.is_postgres:
         _publish(client, events)

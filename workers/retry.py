@@ -1,8 +1,14 @@
-"""The retry policy of provider steps, applied: the policy itself is declared once in
-``providers.retry`` (attempts, backoff, inline re-tries, database outages). The attempt
-count lives in the database (workflows.steps), not in the broker's redelivery count: a
-step gets exactly ``CV_RETRY_MAX_ATTEMPTS`` attempts, then the task's `on_exhausted`
-decides the outcome."""
+"""The retry policy of provider steps, applied: the schedule type is declared once in
+``providers.retry`` (attempts, backoff, inline re-tries); each step's schedule is the
+registry's (workflows.registry). The attempt count lives in the database
+(workflows.steps), not in the broker's redelivery count: a step gets exactly
+``CV_RETRY_MAX_ATTEMPTS`` attempts, then the task's `on_exhausted` decides the outcome.
+
+A **database outage** (the connection dropped, PostgreSQL restarting) spends no attempt:
+it is waited out on its own schedule (:data:`DATABASE_OUTAGE`), beside the rule above.
+
+A step's outcome comes back from its run: a vehicle the run failed raises
+:class:`WorkflowFailed` once everything is committed, and the task ends FAILURE."""
 
 from __future__ import annotations
 
@@ -13,59 +19,45 @@ from typing import Any
 from celery import Task
 
 from providers import RetryableError, RetryPolicy
-from providers.retry import DATABASE_OUTAGE
+from settings import Settings
 from store.db import DATABASE_AWAY
 from workers import runtime
-from workers.enqueue import FAILED_HERE
-from workflows import steps, unreadable
+from workflows import unreadable
+from workflows.locked import record_failure
+from workflows.steps import Failed, Outcome, WorkflowFailed
 from workflows.unreadable import UNREADABLE
 
-__all__ = ["ProviderTask", "WorkflowFailed"]
+__all__ = ["DATABASE_OUTAGE", "ProviderTask", "WorkflowFailed"]
+
+# The database going away is not the provider's fault: no attempt spent, tried for a
+# while (about five minutes in all) with the same backoff.
+DATABASE_OUTAGE = RetryPolicy(max_attempts=20, base=1.0, cap=30.0, inline_retries=0)
 
 log = logging.getLogger(__name__)
 
 
-class WorkflowFailed(Exception):
-    """The step's vehicle ended `failed`. Raised after everything was committed, so that
-    the task ends FAILURE with the vehicle's id and code (Flower's Failed filter finds
-    it; its Re-drive button acts on it): the message is acked like any other, nothing is
-    retried or redelivered."""
-
-    def __init__(self, vehicle_id: str, code: str | None) -> None:
-        super().__init__(vehicle_id, code)
-        self.vehicle_id = vehicle_id
-        self.code = code
-
-    def __str__(self) -> str:
-        return f"vehicle {self.vehicle_id} failed: {self.code}"
-
-
 class ProviderTask(Task):  # type: ignore[misc]
-    """Base of tasks that run one provider step for the vehicle id they are given.
-    A task sets `on_exhausted(vehicle_id)`."""
+    """Base of tasks that run one provider step for the vehicle id they are given: the
+    run returns its outcome. A task sets its `schedule` (the registry's) and
+    `on_exhausted(vehicle_id) -> Outcome`."""
 
-    on_exhausted: Callable[[str], None]
+    schedule: Callable[[Settings], RetryPolicy]
+    on_exhausted: Callable[[str], Outcome]
     # Celery's own count must never stop a retry: the database counts attempts. (A
     # `max_retries=None` passed to `retry()` means "the task's default", which is 3.)
     max_retries = None
     # An expected outcome: logged without a traceback.
     throws = (WorkflowFailed,)
 
-    def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
-        failed: list[tuple[str, str | None]] = []
-        noted = FAILED_HERE.set(failed)  # the dispatcher adds what this run's commits failed
-        try:
-            result = self._step(vehicle_id, *args, **kwargs)
-        finally:
-            FAILED_HERE.reset(noted)
-        for failed_id, code in failed:
-            if failed_id == vehicle_id:
-                raise WorkflowFailed(vehicle_id, code)
-        return result
+    def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> None:
+        outcome = self._step(vehicle_id, *args, **kwargs)
+        if isinstance(outcome, Failed):
+            raise WorkflowFailed(vehicle_id, outcome.code)
 
-    def _step(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Any:
+    def _step(self, vehicle_id: str, *args: Any, **kwargs: Any) -> Outcome:
         try:
-            return super().__call__(vehicle_id, *args, **kwargs)
+            outcome: Outcome = super().__call__(vehicle_id, *args, **kwargs)
+            return outcome
         except UNREADABLE as exc:
             # Reading it again fails again: the row is marked, its step cleared (the
             # sweep would re-drive it for ever), and the worker goes on with the rest.
@@ -77,7 +69,7 @@ class ProviderTask(Task):  # type: ignore[misc]
             # reconnects (or frees up) by the next try.
             outage = DATABASE_OUTAGE
             tries = self.request.retries + 1
-            if tries >= outage.max_attempts:
+            if outage.exhausted(tries):
                 raise
             wait = outage.backoff(tries)
             log.warning(
@@ -88,8 +80,8 @@ class ProviderTask(Task):  # type: ignore[misc]
             )
             raise self.retry(exc=exc, countdown=wait) from exc
         except RetryableError as exc:
-            policy, retry_after = RetryPolicy.of(runtime.settings()), exc.retry_after
-            delay = steps.record_failure(
+            policy, retry_after = self.schedule(runtime.settings()), exc.retry_after
+            delay = record_failure(
                 runtime.database(),
                 vehicle_id,
                 str(exc),
@@ -98,7 +90,6 @@ class ProviderTask(Task):  # type: ignore[misc]
             )
             if delay is None:
                 log.warning("%s: giving up: %s", self.name, exc)
-                self.on_exhausted(vehicle_id)
-                return None
+                return self.on_exhausted(vehicle_id)
             log.info("%s: %s; next try in %.1fs", self.name, exc, delay)
             raise self.retry(exc=exc, countdown=delay) from exc

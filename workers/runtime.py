@@ -1,6 +1,9 @@
 """Per-process resources of a worker: settings, the database, the events Redis, and the
 dispatcher that enqueues what a committed transaction set in motion.
 
+The Celery app is handed in by ``workers.app`` when it is made (:func:`bind`): this
+module imports nothing of the app's, so no import runs back up to it.
+
 Created on first use in the process that uses them (a prefork child), never inherited
 across a fork: connections are not shared between processes. The database pool is sized
 for the worker's concurrency (settings.db_pool_size and db_max_overflow): a step holds a
@@ -13,13 +16,28 @@ import os
 from functools import cache
 
 import redis
+from celery import Celery
 
 import providers.http
 import telemetry
 from settings import Settings, get_settings
 from store.db import Database, open_database
+from workers.after_commit import dispatcher
+from workers.enqueue import Enqueuer
 
-__all__ = ["database", "events_redis", "settings"]
+__all__ = ["bind", "database", "enqueuer", "events_redis", "settings"]
+
+_app: list[Celery] = []
+
+
+def bind(app: Celery) -> None:
+    """The app whose broker this process's dispatcher sends to."""
+    _app[:] = [app]
+
+
+def _the_app() -> Celery:
+    assert _app, "workers.app binds its app on import"
+    return _app[0]
 
 
 def settings() -> Settings:
@@ -28,15 +46,12 @@ def settings() -> Settings:
 
 @cache
 def _database(pid: int) -> Database:
-    from workers.app import app
-    from workers.enqueue import Enqueuer
-
     s = settings()
     providers.http.configure(max_connections=s.provider_max_connections)
     db = open_database(
         s.database_url,
         s.secret_key.get_secret_value(),
-        dispatcher=Enqueuer(app, events_redis),
+        dispatcher=dispatcher(_the_app(), events_redis),
         pool_size=s.db_pool_size,
         max_overflow=s.db_max_overflow,
     )
@@ -46,6 +61,16 @@ def _database(pid: int) -> Database:
 
 def database() -> Database:
     return _database(os.getpid())
+
+
+@cache
+def _enqueuer(pid: int) -> Enqueuer:
+    return Enqueuer(_the_app())
+
+
+def enqueuer() -> Enqueuer:
+    """Sends by name what no transaction asked for (the relay's follow-up, say)."""
+    return _enqueuer(os.getpid())
 
 
 @cache

@@ -5,7 +5,8 @@ comes back. This is the second line of defence, for a process that exits anyway 
 error nobody foresaw, an out-of-memory kill): it is started again, after a pause that
 doubles up to a limit, and the reason is said on stderr. `make run` and the test and
 bench harness start the Procfile's lines under it; in production the platform does the
-same (systemd ``Restart=always``, an orchestrator's restart policy): see the README.
+same (systemd ``Restart=always``, an orchestrator's restart policy): see
+docs/production.md, "Keep them running".
 
 - Exit 78 (EX_CONFIG: a missing or wrong setting, e.g. the secret key) is not retried:
   starting again would fail again. The supervisor exits 78 too.

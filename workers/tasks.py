@@ -1,12 +1,17 @@
 """Thin tasks: load by id, run one workflow step, let the retry policy handle errors.
 
-Nothing here enqueues by hand what a transaction set in motion (a step made due, the
-relay kick after an event): the database handle's dispatcher does it after commit
-(workflows.dispatch, workers.enqueue)."""
+Every task is declared by the registry (workflows.registry: its name, queue, whether it
+sends events, its retry schedule) and made here with :func:`task`. Nothing here enqueues
+by hand what a transaction set in motion (a step made due, a task asked for, the relay
+kick after an event): the database handle's dispatcher does it after commit
+(workflows.dispatch, workers.after_commit); what no transaction asks for goes through
+the same enqueuer (``runtime.enqueuer``)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from celery import Task
 
@@ -14,9 +19,9 @@ from workers import runtime
 from workers.app import app
 from workers.relay import Announcer, relay_once
 from workers.retry import ProviderTask
-from workflows import authorization, provider_events, retention, sweep, webhooks
-from workflows.registry import REGISTRY, StepSpec
-from workflows.steps import Step
+from workflows import authorization, provider_events, retention, sweep, webhook_delivery
+from workflows.registry import REGISTRY, TASKS, Job, StepSpec
+from workflows.steps import Outcome, Step
 
 __all__ = [
     "STEP_TASKS",
@@ -32,21 +37,34 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """The Celery task of registry entry `name`: its name and whether it sends events
+    (its queue is celeryconfig's route, made from the same entry)."""
+    spec = TASKS[name]
+    return app.task(name=spec.name, send_events=spec.events, **options)  # type: ignore[no-any-return]
+
+
 def _step_task(spec: StepSpec) -> Task:
     """The task that carries one workflow step: run it for the vehicle; the retry policy
-    (ProviderTask) counts attempts and, when they are spent, calls `spec.exhausted`."""
+    (ProviderTask) counts attempts and, when they are spent, calls `spec.exhausted`; a
+    Failed outcome ends the task FAILURE."""
 
-    def run(self: ProviderTask, vehicle_id: str) -> None:
-        spec.run(runtime.database(), runtime.settings(), vehicle_id)
+    def run(self: ProviderTask, vehicle_id: str) -> Outcome:
+        return spec.run(runtime.database(), runtime.settings(), vehicle_id)
 
     run.__name__ = run.__qualname__ = spec.step.value
     run.__doc__ = f"Run the workflow step {spec.step.value!r} for a vehicle."
 
-    def exhausted(vehicle_id: str) -> None:
-        spec.exhausted(runtime.database(), vehicle_id)
+    def exhausted(vehicle_id: str) -> Outcome:
+        return spec.exhausted(runtime.database(), vehicle_id)
 
-    return app.task(
-        base=ProviderTask, bind=True, name=spec.task, on_exhausted=staticmethod(exhausted)
+    assert spec.retry is not None
+    return task(
+        spec.name,
+        base=ProviderTask,
+        bind=True,
+        schedule=staticmethod(spec.retry),
+        on_exhausted=staticmethod(exhausted),
     )(run)
 
 
@@ -58,7 +76,7 @@ STEP_TASKS: dict[Step, Task] = {step: _step_task(spec) for step, spec in REGISTR
 _ANNOUNCER = Announcer(app)
 
 
-@app.task(name="cv.relay_outbox", send_events=False)  # housekeeping: not in Flower
+@task(Job.relay_outbox)
 def relay_outbox() -> int:
     total = 0
     while True:
@@ -67,24 +85,25 @@ def relay_outbox() -> int:
         if n < 500:
             break
     if total:
-        deliver_webhooks.delay()
+        runtime.enqueuer().send(Job.deliver_webhooks)
     return total
 
 
-@app.task(name="cv.deliver_webhooks", send_events=False)  # housekeeping: not in Flower
+@task(Job.deliver_webhooks)
 def deliver_webhooks() -> int:
     """Send what is due (beat, and after every relay): one task per delivery, so a slow
     endpoint holds up only its own."""
-    due = webhooks.take_due(runtime.database())
+    due = webhook_delivery.take_due(runtime.database())
+    enqueuer = runtime.enqueuer()
     for delivery_id in due:
-        deliver_webhook.delay(delivery_id)
+        enqueuer.send(Job.deliver_webhook, delivery_id)
     return len(due)
 
 
-@app.task(name="cv.deliver_webhook", send_events=False)  # housekeeping: not in Flower
+@task(Job.deliver_webhook)
 def deliver_webhook(delivery_id: str) -> str:
     settings = runtime.settings()
-    return webhooks.attempt(
+    return webhook_delivery.attempt(
         runtime.database(),
         delivery_id,
         allow_private=settings.webhooks_allow_private,
@@ -92,19 +111,17 @@ def deliver_webhook(delivery_id: str) -> str:
     )
 
 
-@app.task(name="cv.process_provider_webhook")
+@task(Job.process_provider_webhook)
 def process_provider_webhook(webhook_id: str) -> str | None:
     return provider_events.process(runtime.database(), webhook_id)
 
 
-@app.task(name="cv.sweep", send_events=False)  # housekeeping: not in Flower
+@task(Job.sweep)
 def sweep_workflows() -> dict[str, int]:
-    """The periodic sweep (beat): re-drive stalled steps (enqueued when its transaction
-    commits), expire abandoned authorizations, make token refreshes due, re-publish
-    events the relay has not."""
+    """The periodic sweep (beat): re-drive stalled steps and provider webhooks not
+    processed (enqueued when its transaction commits), expire abandoned authorizations,
+    make token refreshes due, re-publish events the relay has not."""
     report = sweep.sweep(runtime.database(), runtime.settings())
-    for webhook_id in report.provider_webhooks:
-        process_provider_webhook.delay(webhook_id)
     published = relay_outbox()
     if report.redrive or report.expired or report.claims_interrupted or report.refreshes:
         log.info(
@@ -126,7 +143,7 @@ def sweep_workflows() -> dict[str, int]:
     }
 
 
-@app.task(name="cv.prune", send_events=False)  # housekeeping: not in Flower
+@task(Job.prune)
 def prune() -> dict[str, int]:
     """Retention (beat, hourly): delete what is older than CV_RETENTION_DAYS and done
     with, CV_RETENTION_BATCH rows per transaction, within half the task's time limit
@@ -148,7 +165,7 @@ def prune() -> dict[str, int]:
     return counts
 
 
-@app.task(name="cv.redrive")
+@task(Job.redrive)
 def redrive(vehicle_id: str, force: bool = False) -> dict[str, str | None]:
     """An operator's re-drive of a failed vehicle (e.g. from Flower:
     POST /api/task/async-apply/cv.redrive {"args": ["<id>"]})."""
@@ -158,7 +175,7 @@ def redrive(vehicle_id: str, force: bool = False) -> dict[str, str | None]:
     return {"id": vehicle_id, "status": vehicle.status, "step": step}
 
 
-@app.task(name="cv.noop")
+@task(Job.noop)
 def noop(*args: object) -> None:
     """Does nothing: `make bench` drains a queue of these to measure what the worker
     setup itself costs per task (the baseline of the end-to-end figure)."""

@@ -12,8 +12,8 @@ from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle
 from workflows.app_tokens import StoredAppTokens
-from workflows.clients import credentials_for
 from workflows.errors import DomainError, ErrorCode
+from workflows.provider_credentials import credentials_for
 
 __all__ = ["adapter_of"]
 

@@ -18,13 +18,14 @@ from providers import ADAPTERS, Adapter, Provider, Scope, adapter_for
 from settings import Settings
 from store.models import CatalogueVehicle, ConnectedVehicle, OAuthState, utcnow
 from workflows import steps
-from workflows.clients import Principal, check_redirect_uri, credentials_for
+from workflows.clients import check_redirect_uri
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
-from workflows.machine import Lifecycle, Status
-from workflows.stages import Stage, Stages
+from workflows.machine import Lifecycle, Stage, Status
+from workflows.provider_credentials import credentials_for
 from workflows.states import hash_state, new_state, retire_states
 from workflows.steps import Step
+from workflows.user_tokens import Principal
 from workflows.vehicles import LABEL_MAX, checked_text, lock, owned
 
 __all__ = [
@@ -176,7 +177,7 @@ def receive_callback(
         raise CallbackError("unknown state")
     if row.used_at is not None:  # resumed: spent by this request's earlier try
         session.commit()  # nothing changed; ends the transaction and its locks
-        failed = vehicle.failure_code if vehicle.status == Status.failed else None
+        failed = vehicle.failure_code if Lifecycle(None, vehicle).is_(Status.failed) else None
         return CallbackOutcome(
             vehicle.id,
             vehicle.status,
@@ -189,18 +190,12 @@ def receive_callback(
         raise CallbackError("the callback carries neither a code nor an error")
     row.used_at = now
 
-    failure: ErrorCode | None = None
-    if vehicle.status == Status.pending:
-        stages = Stages(vehicle)
-        if error:
-            failure = ErrorCode(adapter.callback_error(error).value)
-            Lifecycle(session, vehicle).trigger_event("fail", error=failure)
-        elif adapter.returns_code and stages.may("receive_code"):
-            stages.trigger_event("receive_code", code=code)
-            steps.schedule(vehicle, Step.validate)  # enqueued on commit
-        elif not adapter.returns_code and stages.may("come_back"):
-            stages.trigger_event("come_back")
-            steps.schedule(vehicle, Step.validate)  # enqueued on commit
+    machine, failure = Lifecycle(session, vehicle), None
+    if error:  # the user refused, or the provider failed the consent
+        refused = ErrorCode(adapter.callback_error(error).value)
+        failure = refused if machine.fire_if("fail", error=refused) else None
+    elif machine.fire_if("receive_code" if adapter.returns_code else "come_back", code=code):
+        steps.schedule(vehicle, Step.validate)  # enqueued on commit
     session.commit()
     return CallbackOutcome(vehicle.id, vehicle.status, vehicle.redirect_uri, failure)
 
@@ -214,28 +209,21 @@ def request_validation(
     """Answer authorizeConnectedVehicle from the vehicle's status; the validation job is
     scheduled (enqueued on commit) once: a second call joins the first."""
     vehicle = owned(session, who, vehicle_id, for_update=True)
-    status = Status(vehicle.status)
-    if status is Status.authorized:
+    machine = Lifecycle(session, vehicle)
+    if not machine.is_(Status.pending):
         session.commit()  # nothing changed; ends the transaction and its lock
-        return vehicle
-    if status is Status.failed:
-        session.commit()  # nothing changed; ends the transaction and its lock
-        failure = ErrorCode(vehicle.failure_code or ErrorCode.PROVIDER_REJECTED)
-        raise DomainError(failure, provider=vehicle.provider)
-    if status is not Status.pending:
-        session.commit()  # nothing changed; ends the transaction and its lock
+        if machine.is_(Status.authorized):
+            return vehicle
+        if machine.is_(Status.failed):
+            failure = ErrorCode(vehicle.failure_code or ErrorCode.PROVIDER_REJECTED)
+            raise DomainError(failure, provider=vehicle.provider)
         raise DomainError(ErrorCode.CONNECTED_VEHICLE_NOT_PENDING)
-
-    stages = Stages(vehicle)
-    if stages.state not in (Stage.linking, Stage.awaiting_user):  # the user is back
-        enqueue = vehicle.step != Step.validate
-    elif code and ADAPTERS[Provider(vehicle.provider)].returns_code and stages.may("receive_code"):
-        stages.trigger_event("receive_code", code=code)
-        enqueue = True
-    else:
-        session.commit()  # nothing changed; ends the transaction and its lock
-        raise DomainError(ErrorCode.CONNECTED_VEHICLE_FORBIDDEN)
-    if enqueue:
+    if machine.is_(Stage.linking, Stage.awaiting_user):  # not back: the code comes here
+        returns_code = ADAPTERS[Provider(vehicle.provider)].returns_code
+        if not (code and returns_code and machine.fire_if("receive_code", code=code)):
+            session.commit()  # nothing changed; ends the transaction and its lock
+            raise DomainError(ErrorCode.CONNECTED_VEHICLE_FORBIDDEN)
+    if vehicle.step != Step.validate:  # (a second call joins the first)
         steps.schedule(vehicle, Step.validate)
     session.commit()
     return vehicle
@@ -249,12 +237,11 @@ def remove_connected_vehicle(session: Session, who: Principal, vehicle_id: str) 
     provider, then `removed`); one that never was, or no longer is, is `removed` at once.
     Asking again is harmless."""
     vehicle = owned(session, who, vehicle_id, for_update=True)
-    lifecycle = Lifecycle(session, vehicle)  # its table says which way, if any
-    if lifecycle.may("request_removal"):
-        lifecycle.trigger_event("request_removal")
+    machine = Lifecycle(session, vehicle)  # its table says which way, if any
+    if machine.fire_if("request_removal"):
         steps.schedule(vehicle, Step.revoke)
-    elif lifecycle.may("remove"):
-        lifecycle.trigger_event("remove")
+    else:
+        machine.fire_if("remove")
     session.commit()
     return vehicle
 

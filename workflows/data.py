@@ -25,24 +25,23 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from providers import Adapter, PermanentError, Reason, RetryableError
+from providers import PermanentError, Reason, RetryableError
 from providers.data import VehicleData, parts_for
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle, VehicleSnapshot, utcnow
-from workflows.adapters import adapter_of
-from workflows.clients import Principal
 from workflows.dispatch import note_change, note_job
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 from workflows.machine import Status
+from workflows.session import AccessLost, VehicleSession
 from workflows.steps import Step
-from workflows.tokens import AccessLost, live_account, lose_access
-from workflows.vehicles import lock, view_owned
+from workflows.user_tokens import Principal
+from workflows.vehicles import view_owned
 
 __all__ = ["Asked", "DataView", "ask", "fetch", "fetch_exhausted", "look", "store"]
 
-# (`attempts=0` below: a fetch is one attempt of its own, whatever step the vehicle is at.)
+# (`attempts=0` in `fetch`: a fetch is one attempt of its own, whatever step the vehicle is at.)
 
 log = logging.getLogger(__name__)
 
@@ -170,27 +169,6 @@ def _failed(db: Database, vehicle_id: str, why: str) -> None:
         session.commit()
 
 
-def _read(
-    db: Database,
-    settings: Settings,
-    vehicle_id: str,
-    adapter: Adapter,
-    user_id: str | None,
-    provider_vehicle_id: str,
-    parts: set[str],
-) -> VehicleData:
-    """One read with valid tokens. Lost access with a token just made valid is tried
-    once more after a forced refresh (the provider may have ended that token only)."""
-    account = live_account(db, settings, vehicle_id, adapter, user_id=user_id)
-    try:
-        return adapter.read_data(account, provider_vehicle_id, parts)
-    except PermanentError as exc:
-        if exc.reason is not Reason.ACCESS_REVOKED or not adapter.refreshes:
-            raise
-    account = live_account(db, settings, vehicle_id, adapter, user_id=user_id, refused=account)
-    return adapter.read_data(account, provider_vehicle_id, parts)
-
-
 def fetch(
     db: Database,
     settings: Settings,
@@ -199,40 +177,35 @@ def fetch(
     transport: httpx.BaseTransport | None = None,
 ) -> None:
     """The fetch job: read what the vehicle's scope covers, store it as its snapshot."""
-    with db.session() as session:
-        vehicle = session.get(ConnectedVehicle, vehicle_id)
-        if vehicle is None or vehicle.status != Status.authorized:
-            session.commit()
-            if vehicle is not None:
-                _failed(db, vehicle_id, f"the vehicle is {vehicle.status}")
+    vs = VehicleSession(db, settings, vehicle_id, transport=transport, attempts=0)
+    with vs.locked() as v:
+        if v is None:
             return
-        adapter = adapter_of(db, session, settings, vehicle, transport, attempts=0)
-        user_id = vehicle.provider_user_id
-        provider_vehicle_id = vehicle.provider_vehicle_id or ""
-        parts = parts_for(vehicle.scope or [])
-        session.commit()
+        if not v.is_(Status.authorized):
+            status = v.row.status
+        else:
+            status, adapter = None, v.adapter
+            provider_vehicle_id = v.row.provider_vehicle_id or ""
+            parts = parts_for(v.row.scope or [])
+    if status is not None:
+        _failed(db, vehicle_id, f"the vehicle is {status}")
+        return
     try:
-        data = _read(db, settings, vehicle_id, adapter, user_id, provider_vehicle_id, parts)
+        data = vs.call(lambda account: adapter.read_data(account, provider_vehicle_id, parts))
     except AccessLost:
         _failed(db, vehicle_id, "access lost at the provider")
         return
     except PermanentError as exc:
         if exc.reason is Reason.ACCESS_REVOKED:
-            with db.session() as session:
-                vehicle = lock(session, vehicle_id)
-                if vehicle is not None:
-                    lose_access(session, vehicle, ErrorCode.ACCESS_REVOKED)
-                session.commit()
+            vs.fire("deauthorize", error=ErrorCode.ACCESS_REVOKED)
         _failed(db, vehicle_id, str(exc))
         return
     except RetryableError as exc:  # asleep, or down: the last snapshot stands
         _failed(db, vehicle_id, str(exc))
         return
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is not None and vehicle.status == Status.authorized:
-            store(session, vehicle, data, merge=False)
-        session.commit()
+    with vs.locked(Status.authorized) as v:
+        if v is not None:
+            store(v.session, v.row, data, merge=False)
 
 
 def fetch_exhausted(db: Database, vehicle_id: str) -> None:

@@ -7,17 +7,18 @@ reads the rows; ``after_transaction_end``, once the connection is back in the po
 hands over) gives the database handle's dispatcher what the transaction asked for, once:
 
 - the steps now due (each vehicle's ``step``, read at commit time: a step scheduled and
-  then cleared in the same transaction is not enqueued);
+  then cleared in the same transaction is not enqueued), and other tasks it asked for
+  (``note_task``: a stored provider webhook's processing);
 - whether any event was recorded (the relay is kicked once per transaction at most);
 - the vehicles that changed (whoever waits for one of them is woken);
-- the vehicles whose status became authorized or failed (counted; a step that failed
-  its vehicle shows in Flower as a failed task).
+- the vehicles whose status became authorized or failed (counted).
 
 A transaction that rolls back hands over nothing. The dispatcher belongs to the
 database handle the session came from (``open_database(..., dispatcher=…)``): the API's
-and the worker's send to the broker (``workers.enqueue``); this room knows no broker.
-A handle without one (a migration, a test that drives the workflow by hand) sends
-nothing.
+and the worker's are ``listeners(…)`` of their own (the broker's enqueuer, the waiters'
+wake-up, the metrics: ``workers.after_commit``), each called on its own; this room
+knows no broker. A handle without one (a migration, a test that drives the workflow by
+hand) sends nothing.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ __all__ = [
     "DISPATCHER",
     "AfterCommit",
     "Dispatcher",
+    "listeners",
     "note_change",
     "note_event",
     "note_job",
     "note_step",
+    "note_task",
 ]
 
 _KEY = "cv.after_commit"
@@ -51,6 +54,7 @@ class AfterCommit:
     """What one committed transaction asks for."""
 
     steps: list[tuple[str, str]] = field(default_factory=list)  # (vehicle id, step)
+    tasks: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (name, args)
     events: bool = False
     changed: list[str] = field(default_factory=list)  # vehicle ids, each once
     # Each vehicle whose status became authorized or failed: (id, provider, status,
@@ -64,11 +68,26 @@ class _Noted:
     jobs: dict[tuple[str, str], None] = field(default_factory=dict)  # (vehicle id, step)
     changed: dict[int, ConnectedVehicle] = field(default_factory=dict)
     touched: dict[str, None] = field(default_factory=dict)  # changed, no event
+    tasks: dict[tuple[str, tuple[str, ...]], None] = field(default_factory=dict)
     decided: dict[int, ConnectedVehicle] = field(default_factory=dict)  # status set
 
 
 Dispatcher = Callable[[AfterCommit], None]
 log = logging.getLogger(__name__)
+
+
+def listeners(*each: Dispatcher) -> Dispatcher:
+    """One dispatcher that hands a commit's work to each listener in turn; one that
+    raises (logged) does not stop the others."""
+
+    def dispatch(work: AfterCommit) -> None:
+        for listener in each:
+            try:
+                listener(work)
+            except Exception:
+                log.exception("an after-commit listener failed (the sweep makes up for it)")
+
+    return dispatch
 
 
 def _noted(vehicle: ConnectedVehicle) -> _Noted:
@@ -89,6 +108,12 @@ def note_job(vehicle: ConnectedVehicle, step: str) -> None:
     _noted(vehicle).jobs[(vehicle.id, step)] = None
 
 
+def note_task(session: Session, name: str, *args: str) -> None:
+    """Enqueue task `name` (a name of workflows.registry) once this transaction commits."""
+    noted: _Noted = session.info.setdefault(_KEY, _Noted())
+    noted.tasks[(name, args)] = None
+
+
 def note_event(vehicle: ConnectedVehicle) -> None:
     """An event of the vehicle was recorded: kick the relay, wake its waiters."""
     _noted(vehicle).changed[id(vehicle)] = vehicle
@@ -105,6 +130,7 @@ def _collect(noted: _Noted) -> AfterCommit:
         if v.step is not None:  # still due at commit (not cleared since it was noted)
             out.steps.append((v.id, v.step))
     out.steps.extend(noted.jobs)
+    out.tasks = list(noted.tasks)
     changed = [v.id for v in noted.changed.values()] + list(noted.touched)
     out.changed = list(dict.fromkeys(changed))
     out.decided = [
@@ -157,7 +183,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     dispatcher: Dispatcher | None = session.info.get(DISPATCHER)
     if work is None or dispatcher is None:
         return
-    if not (work.steps or work.events or work.changed or work.decided):
+    if not (work.steps or work.tasks or work.events or work.changed or work.decided):
         return
     try:
         dispatcher(work)

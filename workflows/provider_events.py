@@ -1,5 +1,6 @@
 """Providers' webhooks: verified on the raw body before anything is parsed, stored once
-(deduplicated by the provider's delivery id), then processed by a job.
+(deduplicated by the provider's delivery id), then processed by a job, enqueued when the
+delivery is committed.
 
 What a delivery looks like, how it is signed and what it means is each provider's own
 knowledge (its adapter: ``verify_webhook``, ``delivery_key``, ``parse_webhook``); here
@@ -28,9 +29,10 @@ from providers.webhooks import Happening, ProviderEvent
 from store.db import Database
 from store.models import ConnectedVehicle, ProviderCredentials, ProviderWebhook, utcnow
 from workflows import data
+from workflows.dispatch import note_task
 from workflows.errors import ErrorCode
-from workflows.machine import Status
-from workflows.tokens import lose_access
+from workflows.machine import Lifecycle, Status
+from workflows.registry import Job
 
 __all__ = [
     "Received",
@@ -108,6 +110,8 @@ def receive(
     row = ProviderWebhook(provider=provider.value, delivery_key=key, client_id=client_id, body=body)
     session.add(row)
     try:
+        session.flush()
+        note_task(session, Job.process_provider_webhook, row.id)  # once it is stored
         session.commit()
     except IntegrityError:  # the same delivery, stored by a concurrent request
         session.rollback()
@@ -134,7 +138,7 @@ def _connected(
 
 
 def _deauthorize(session: Session, vehicle: ConnectedVehicle, error: ErrorCode) -> str:
-    if not lose_access(session, vehicle, error):
+    if not Lifecycle(session, vehicle).fire_if("deauthorize", error=error):
         return f"{vehicle.id}: {vehicle.status}, left alone"
     return f"{vehicle.id}: deauthorized ({error.value})"
 
@@ -162,7 +166,7 @@ def _apply(session: Session, client_id: str, provider: Provider, event: Provider
         return f"{what}: another vehicle of the account, nothing to do"
     if event.happening is Happening.access_lost:
         return _deauthorize(session, vehicle, ErrorCode.ACCESS_REVOKED)
-    if event.data is None or vehicle.status != Status.authorized:
+    if event.data is None or not Lifecycle(session, vehicle).is_(Status.authorized):
         return f"{what}: {vehicle.id} is {vehicle.status}, left alone"
     data.store(session, vehicle, event.data, merge=True)
     return f"{what}: {vehicle.id}: snapshot updated"

@@ -4,11 +4,11 @@ account, decide), and give the access back on removal. One adapter interface ser
 both flows: the workflow asks what the provider does (``returns_code``,
 ``link_made_at_provider``, ``uses_pkce``, ``refreshes``), never which provider it is.
 
-Plain functions over a database and an adapter; every change under the vehicle's row lock,
-the network only between transactions. The code is single use: it is claimed, and the
-claim committed, before it is spent; the tokens it buys are committed before anything
-else can fail. Transient provider errors propagate to the caller's retry policy;
-permanent ones fail the vehicle with their code.
+Each step reads top to bottom through a vehicle session (workflows.session): every
+change under the vehicle's row lock, the network only between transactions. The code is
+single use: it is claimed, and the claim committed, before it is spent; the tokens it
+buys are committed before anything else can fail. Transient provider errors propagate to
+the caller's retry policy; permanent ones fail the vehicle with their code.
 """
 
 from __future__ import annotations
@@ -26,22 +26,21 @@ from sqlalchemy.orm import Session
 from providers import AccountRef, Adapter, PermanentError, RetryableError, Tokens
 from settings import Settings
 from store.db import Database
-from store.models import CatalogueVehicle, OAuthState, utcnow
-from workflows import liveness, steps
-from workflows.adapters import adapter_of
+from store.models import CatalogueVehicle, OAuthState
+from workflows import liveness
 from workflows.errors import DomainError, ErrorCode
-from workflows.events import record_event
-from workflows.machine import Lifecycle, Status
-from workflows.stages import Stages
+from workflows.locked import fire
+from workflows.machine import Stage, Status
+from workflows.session import AccessLost, VehicleSession, refresh_due
 from workflows.states import new_state
-from workflows.tokens import AccessLost, live_account, refresh_due, save_tokens, tokens_of
+from workflows.steps import Failed, Outcome
 from workflows.uninterrupted import uninterrupted
-from workflows.vehicles import lock
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "AccountCheck",
+    "CodeSpent",
     "exchange_code",
     "fail",
     "finish_removal",
@@ -59,45 +58,41 @@ def start_link(
     vehicle_id: str,
     *,
     transport: httpx.BaseTransport | None = None,
-) -> None:
+) -> Outcome:
     """The job of a flow whose consent link is made at the provider (Enode): ask for it
     and hand its URL to the vehicle. Safe to run twice: the first URL saved wins."""
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is None or vehicle.status != Status.pending:
-            return
-        if not Stages(vehicle).may("link_made"):
-            return  # made already
-        adapter = adapter_of(db, session, settings, vehicle, transport)
-        user_id, scope = vehicle.provider_user_id or vehicle.id, list(vehicle.scope)
-        session.commit()
+    vs = VehicleSession(db, settings, vehicle_id, transport=transport)
+    with vs.locked(may="link_made") as v:  # (made already: nothing to do)
+        if v is None:
+            return None
+        adapter = v.adapter
+        user_id, scope = v.row.provider_user_id or v.row.id, list(v.row.scope)
     state = secrets.token_urlsafe(32)
     try:
         url = adapter.start_consent(
             state=state, callback_url=settings.callback_url, scopes=scope, user_id=user_id
         )
     except PermanentError as exc:
-        fail(db, vehicle_id, ErrorCode(exc.reason.value))
-        return
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        stages = Stages(vehicle) if vehicle and vehicle.status == Status.pending else None
-        if vehicle is not None and stages is not None and stages.may("link_made"):
-            new_state(session, settings, vehicle, state=state)
-            stages.trigger_event("link_made", url=url)
-            vehicle.updated_at = utcnow()
-            steps.clear(vehicle)  # now the user has to act
-            record_event(session, "connected_vehicle.updated", vehicle)
-        session.commit()
+        return fail(db, vehicle_id, ErrorCode(exc.reason.value))
+    with vs.locked(may="link_made") as v:
+        if v is not None:
+            new_state(v.session, settings, v.row, state=state)
+            v.fire("link_made", url=url)
+    return None
 
 
-def fail(db: Database, vehicle_id: str, error: ErrorCode, *, retryable: bool = False) -> None:
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        lifecycle = Lifecycle(session, vehicle) if vehicle is not None else None
-        if lifecycle is not None and lifecycle.may("fail"):  # else: decided already
-            lifecycle.trigger_event("fail", error=error, retryable=retryable)
-        session.commit()
+def fail(db: Database, vehicle_id: str, error: ErrorCode, *, retryable: bool = False) -> Outcome:
+    """Fail the vehicle unless it was decided already."""
+    return _failed(fire(db, vehicle_id, "fail", error=error, retryable=retryable), error)
+
+
+def _failed(fired: bool, error: ErrorCode) -> Outcome:
+    return Failed(error.value) if fired else None
+
+
+def give_up(db: Database, vehicle_id: str) -> Outcome:
+    """After the last retry: fail with PROVIDER_UNAVAILABLE, which may be retried."""
+    return fail(db, vehicle_id, ErrorCode.PROVIDER_UNAVAILABLE, retryable=True)
 
 
 # A catalogue vehicle's make never changes: each process reads it once.
@@ -116,10 +111,8 @@ def _make_of(session: Session, catalogue_id: str) -> str:
 
 @dataclass(frozen=True)
 class _Work:
-    """What a validation run holds after its first transaction."""
+    """What a validation run learnt in its first transaction."""
 
-    adapter: Adapter
-    account: AccountRef | None  # known already: tokens bought, or a linked user
     scope: list[str]
     make: str
     expected_vin: str | None  # reauthorized: the car it had must come back
@@ -127,55 +120,38 @@ class _Work:
     code_verifier: str | None = None
 
 
-def _begin(
-    db: Database, settings: Settings, vehicle_id: str, transport: httpx.BaseTransport | None
-) -> _Work | None:
-    """Under the row lock: the account to read, or the code claimed for this run.
-    None when there is nothing (more) for this run to do."""
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is None or vehicle.status != Status.pending:
+def _begin(vs: VehicleSession) -> _Work | None:
+    """Under the row lock: what validation must know, and the code claimed for this run
+    when there is one to spend. None when there is nothing (more) for this run to do:
+    another run holds the code, there is none yet, or the user is not back."""
+    with vs.locked(Stage.code_received, Stage.tokens_held, Stage.returned) as v:
+        if v is None:
             return None
-        make = _make_of(session, vehicle.vehicle_id)
-        adapter = adapter_of(db, session, settings, vehicle, transport)
-        known = (list(vehicle.scope), make, vehicle.vin)
-        user_id = vehicle.provider_user_id or vehicle.id
-        if not adapter.returns_code:  # the user's return is the news: read as the app
-            if vehicle.link_completed_at is None:
-                return None
-            return _Work(adapter, adapter.account_of(tokens=None, user_id=user_id), *known)
-        tokens = tokens_of(vehicle)
-        if tokens is not None:
-            if not tokens.valid_for(60):  # bought a while ago: refreshed before use
-                session.commit()
-                return _Work(adapter, None, *known, code=None)
-            return _Work(adapter, adapter.account_of(tokens=tokens, user_id=None), *known)
-        stages = Stages(vehicle)
-        if not stages.may("claim"):
-            return None  # another run holds the code, or there is none yet
-        code = vehicle.auth_code
-        assert code is not None
+        row = v.row
+        work = _Work(list(row.scope), _make_of(v.session, row.vehicle_id), row.vin)
+        if not v.adapter.returns_code or v.tokens() is not None:
+            return work  # read the account (as the app, or with the tokens held)
         verifier = None
-        if adapter.uses_pkce:
-            verifier = session.execute(
+        if v.adapter.uses_pkce:
+            verifier = v.session.execute(
                 select(OAuthState.code_verifier)
-                .where(OAuthState.vehicle_id == vehicle_id, OAuthState.code_verifier.is_not(None))
+                .where(OAuthState.vehicle_id == row.id, OAuthState.code_verifier.is_not(None))
                 .order_by(OAuthState.created_at.desc())
                 .limit(1)
             ).scalar_one_or_none()
-        stages.trigger_event("claim", owner=liveness.process())  # committed before it is spent
-        session.commit()
-        return _Work(adapter, None, *known, code=code, code_verifier=verifier)
+        code = row.auth_code
+        v.fire("claim", owner=liveness.process())  # committed before it is spent
+        return _Work(work.scope, work.make, work.expected_vin, code, verifier)
 
 
-def exchange_code(
-    db: Database,
-    settings: Settings,
-    vehicle_id: str,
-    adapter: Adapter,
-    code: str,
-    code_verifier: str | None = None,
-) -> Tokens:
+class CodeSpent(DomainError):
+    """The exchange's answer was lost: the code may be spent, its tokens unknown."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.AUTHORIZATION_INTERRUPTED)
+
+
+def exchange_code(vs: VehicleSession, code: str, code_verifier: str | None = None) -> Tokens:
     """Spend the claimed code; commit the tokens before anything else can fail. (Run
     with the claim, to its end whatever stops the step: `_claim_and_spend`.)
 
@@ -186,53 +162,32 @@ def exchange_code(
     understood is CodeSpent. A killed process leaves its claim to the sweep, which fails
     the vehicle AUTHORIZATION_INTERRUPTED (workflows.liveness)."""
     try:
-        tokens = adapter.exchange_code(
-            code, redirect_uri=settings.callback_url, code_verifier=code_verifier
+        tokens = vs.adapter.exchange_code(
+            code, redirect_uri=vs.settings.callback_url, code_verifier=code_verifier
         )
     except PermanentError:
         raise
     except RetryableError as exc:
         if exc.answer_lost:
             raise CodeSpent() from exc
-        _release(db, vehicle_id)
+        vs.fire("release")  # not spent: the next attempt claims it again
         raise
     except Exception as exc:  # not foreseen: it may have left all the same
-        log.exception("vehicle %s: the code exchange failed unexpectedly", vehicle_id)
+        log.exception("vehicle %s: the code exchange failed unexpectedly", vs.vehicle_id)
         raise CodeSpent() from exc
-    save_tokens(db, vehicle_id, tokens)
+    vs.save_tokens(tokens)
     return tokens
 
 
-def _claim_and_spend(
-    db: Database, settings: Settings, vehicle_id: str, transport: httpx.BaseTransport | None
-) -> tuple[_Work | None, Tokens | None]:
+def _claim_and_spend(vs: VehicleSession) -> _Work | None:
     """The run's first transaction and, when it claimed a code, the code's exchange and
     the commit of its tokens: one piece, run to its end (`uninterrupted`). A step
     stopped between the claim's commit and the request (a connection given back to the
     pool is a moment it can be stopped at) would leave a claim no one spends."""
-    work = _begin(db, settings, vehicle_id, transport)
-    if work is None or work.account is not None or work.code is None:
-        return work, None
-    code, verifier = work.code, work.code_verifier
-    return work, exchange_code(db, settings, vehicle_id, work.adapter, code, verifier)
-
-
-class CodeSpent(DomainError):
-    """The exchange's answer was lost: the code may be spent, its tokens unknown."""
-
-    def __init__(self) -> None:
-        super().__init__(ErrorCode.AUTHORIZATION_INTERRUPTED)
-
-
-def _release(db: Database, vehicle_id: str) -> None:
-    """The claimed code was not spent: the next attempt claims it again."""
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is not None and vehicle.status == Status.pending:
-            stages = Stages(vehicle)
-            if stages.may("release"):
-                stages.trigger_event("release")
-        session.commit()
+    work = _begin(vs)
+    if work is not None and work.code is not None:
+        exchange_code(vs, work.code, work.code_verifier)
+    return work
 
 
 @dataclass(frozen=True)
@@ -275,7 +230,7 @@ def validate(
     vehicle_id: str,
     *,
     transport: httpx.BaseTransport | None = None,
-) -> None:
+) -> Outcome:
     """The validation job: exchange the code (once; a link flow has none), validate the
     account, and move the vehicle to authorized or failed. Safe to run twice or
     concurrently. Three transactions at most: claim (with what validation needs to
@@ -283,49 +238,35 @@ def validate(
 
     Transient provider errors propagate (the caller retries); permanent ones fail the
     vehicle with their code."""
+    vs = VehicleSession(db, settings, vehicle_id, transport=transport)
     try:
-        work, tokens = uninterrupted(
-            functools.partial(_claim_and_spend, db, settings, vehicle_id, transport)
-        )
+        work = uninterrupted(functools.partial(_claim_and_spend, vs))
         if work is None:
-            return
-        adapter = work.adapter
-        account = work.account
-        if tokens is not None:
-            account = adapter.account_of(tokens=tokens, user_id=None)
-        elif account is None:  # tokens held, about to expire: refreshed first
-            account = live_account(db, settings, vehicle_id, adapter, user_id=None)
-        check = validate_account(
-            adapter, account, scope=work.scope, make=work.make, expected_vin=work.expected_vin
+            return None
+        check = vs.call(
+            lambda account: validate_account(
+                vs.adapter,
+                account,
+                scope=work.scope,
+                make=work.make,
+                expected_vin=work.expected_vin,
+            )
         )
     except AccessLost:
-        fail(db, vehicle_id, ErrorCode.ACCESS_REVOKED)
-        return
+        return fail(db, vehicle_id, ErrorCode.ACCESS_REVOKED)
     except CodeSpent:  # the user consents again (reauthorize, or an operator's re-drive)
         log.warning("vehicle %s: the code exchange's answer was lost; not sent again", vehicle_id)
-        fail(db, vehicle_id, ErrorCode.AUTHORIZATION_INTERRUPTED, retryable=True)
-        return
+        return fail(db, vehicle_id, ErrorCode.AUTHORIZATION_INTERRUPTED, retryable=True)
     except PermanentError as exc:
-        fail(db, vehicle_id, ErrorCode(exc.reason.value))
-        return
+        return fail(db, vehicle_id, ErrorCode(exc.reason.value))
     if check.error is not None:
-        fail(db, vehicle_id, check.error)
-        return
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        lifecycle = Lifecycle(session, vehicle) if vehicle is not None else None
-        if vehicle is not None and lifecycle is not None and lifecycle.may("authorize"):
-            lifecycle.trigger_event(
-                "authorize", vin=check.vin, provider_vehicle_id=check.provider_vehicle_id
-            )
-            if adapter.refreshes:  # from now on its tokens are kept valid
-                vehicle.refresh_due_at = refresh_due(vehicle.token_expires_at, settings)
-        session.commit()
-
-
-def give_up(db: Database, vehicle_id: str) -> None:
-    """After the last retry: fail with PROVIDER_UNAVAILABLE, which may be retried."""
-    fail(db, vehicle_id, ErrorCode.PROVIDER_UNAVAILABLE, retryable=True)
+        return fail(db, vehicle_id, check.error)
+    with vs.locked(may="authorize") as v:
+        if v is not None:
+            v.fire("authorize", vin=check.vin, provider_vehicle_id=check.provider_vehicle_id)
+            if vs.adapter.refreshes:  # from now on its tokens are kept valid
+                v.row.refresh_due_at = refresh_due(v.row.token_expires_at, settings)
+    return None
 
 
 def revoke(
@@ -334,29 +275,21 @@ def revoke(
     vehicle_id: str,
     *,
     transport: httpx.BaseTransport | None = None,
-) -> None:
+) -> Outcome:
     """The removal job: give the access back at the provider, then `removed` (which
     forgets every token). Access already gone at the provider is as good as given back."""
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is None or vehicle.status != Status.pending_removal:
-            return
-        adapter = adapter_of(db, session, settings, vehicle, transport)
-        user_id, provider_vehicle_id = vehicle.provider_user_id, vehicle.provider_vehicle_id
-        session.commit()
-    # Gone already (the user revoked it, say): as good as given back.
-    with contextlib.suppress(PermanentError, AccessLost):
-        account = live_account(db, settings, vehicle_id, adapter, user_id=user_id)
-        adapter.revoke(account, provider_vehicle_id)
-    finish_removal(db, vehicle_id)
+    vs = VehicleSession(db, settings, vehicle_id, transport=transport)
+    with vs.locked(Status.pending_removal) as v:
+        if v is None:
+            return None
+        adapter, provider_vehicle_id = v.adapter, v.row.provider_vehicle_id
+    with contextlib.suppress(PermanentError, AccessLost):  # gone already: as good as given back
+        vs.call(lambda account: adapter.revoke(account, provider_vehicle_id))
+    return finish_removal(db, vehicle_id)
 
 
-def finish_removal(db: Database, vehicle_id: str) -> None:
+def finish_removal(db: Database, vehicle_id: str) -> Outcome:
     """`pending_removal` → `removed`; also after the last failed try at the provider: the
     user asked for the removal, the service keeps nothing."""
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        lifecycle = Lifecycle(session, vehicle) if vehicle is not None else None
-        if lifecycle is not None and lifecycle.may("complete_removal"):
-            lifecycle.trigger_event("complete_removal")
-        session.commit()
+    fire(db, vehicle_id, "complete_removal")
+    return None

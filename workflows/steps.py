@@ -4,16 +4,22 @@ the broker's redelivery count, so a lost or repeated message changes no decision
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from store.db import Database
 from store.models import ConnectedVehicle, utcnow
 from workflows.dispatch import note_step
-from workflows.vehicles import lock
 
-__all__ = ["Step", "clear", "record_failure", "redrive", "schedule"]
+__all__ = [
+    "Failed",
+    "Outcome",
+    "Step",
+    "WorkflowFailed",
+    "clear",
+    "redrive",
+    "schedule",
+]
 
 
 class Step(StrEnum):
@@ -24,6 +30,34 @@ class Step(StrEnum):
     # Read the car's data into its snapshot. Not a vehicle's `step` (it runs beside a
     # refresh): its request lives on the snapshot row (workflows.data).
     fetch = "fetch"
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A step's outcome: this run failed its vehicle with `code` (the task then ends
+    FAILURE, for Flower's Failed filter and its Re-drive button)."""
+
+    code: str
+
+
+class WorkflowFailed(Exception):
+    """The step's vehicle ended `failed`. Raised after everything was committed, so that
+    the task ends FAILURE with the vehicle's id and code (Flower's Failed filter finds
+    it; its Re-drive button acts on it): the message is acked like any other, nothing is
+    retried or redelivered."""
+
+    def __init__(self, vehicle_id: str, code: str | None) -> None:
+        super().__init__(vehicle_id, code)
+        self.vehicle_id = vehicle_id
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"vehicle {self.vehicle_id} failed: {self.code}"
+
+
+# What a step's run (or its end after the last attempt) tells its task: None, the step
+# is done or goes on (another attempt, another run).
+Outcome = Failed | None
 
 
 def schedule(vehicle: ConnectedVehicle, step: Step) -> None:
@@ -48,28 +82,3 @@ def clear(vehicle: ConnectedVehicle) -> None:
     """Nothing is due any more (the step is done, or the vehicle left `pending`)."""
     vehicle.step = None
     vehicle.step_due_at = None
-
-
-def record_failure(
-    db: Database,
-    vehicle_id: str,
-    error: str,
-    *,
-    max_attempts: int,
-    delay_for: Callable[[int], float],
-) -> float | None:
-    """Count a failed attempt of the vehicle's step and keep its error. Returns the delay
-    before the next attempt (the step is then due at that time), or None when the
-    attempts are spent."""
-    with db.session() as session:
-        vehicle = lock(session, vehicle_id)
-        if vehicle is None:
-            return None
-        vehicle.attempts = (vehicle.attempts or 0) + 1
-        vehicle.last_error = error[:500]
-        delay = None
-        if vehicle.attempts < max_attempts:
-            delay = delay_for(vehicle.attempts)
-            vehicle.step_due_at = utcnow() + timedelta(seconds=delay)
-        session.commit()
-        return delay

@@ -36,9 +36,11 @@ from store.crypto import Encrypted
 from store.db import Database
 from store.models import ConnectedVehicle, ProviderWebhook, utcnow
 from workflows import steps
+from workflows.dispatch import note_task
 from workflows.errors import ErrorCode
 from workflows.liveness import abandoned_claims_query, confirmed_dead_query, suspects_query
 from workflows.machine import Lifecycle
+from workflows.registry import Job
 from workflows.steps import Step
 from workflows.unreadable import alone
 
@@ -188,6 +190,7 @@ def sweep(
 
         for row in _take(session, db, unprocessed_webhooks_query(stall_deadline, batch)):
             report.provider_webhooks.append(row.id)
+            note_task(session, Job.process_provider_webhook, row.id)  # enqueued on commit
 
         for vehicle in _vehicles(session, db, refresh_due_query(now, batch)):
 

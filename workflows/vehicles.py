@@ -25,10 +25,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 import logconfig
 from store.crypto import Encrypted, SecretKeyError, decrypt
 from store.models import CatalogueVehicle, ConnectedVehicle, utcnow
-from workflows.clients import Principal
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
 from workflows.unreadable import mark, reading
+from workflows.user_tokens import Principal
 
 __all__ = [
     "LABEL_MAX",

@@ -6,7 +6,9 @@ The page (``index.html``) and its own script and style (``static/``) live here. 
 and React are the npm registry's packages at the versions and digests pinned in
 ``assets.json``, installed into the environment by ``scripts/graphiql_assets.py`` (run
 by ``make venv``), never fetched at run time. A small form on the page fills the API's
-two headers (``x-client-id``, ``authorization: Bearer <user token>``).
+two headers (``x-client-id``, ``authorization: Bearer <user token>``), and the editor
+opens on the demo's example document (``static/cv-example.graphql``: the README's
+walk-through, as operations to run one by one) instead of GraphiQL's stock text.
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ from api.ratelimit import RateLimited, RateLimits
 from api.wakeups import Wakeups
 from settings import Settings
 from store.db import Database
-from workflows.clients import Principal, SigningSecrets
 from workflows.errors import DomainError, ErrorCode
+from workflows.signing_secrets import SigningSecrets
+from workflows.user_tokens import Principal
 
 __all__ = ["Admin", "Caller", "Context", "context_of", "wait_for"]
 

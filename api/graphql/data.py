@@ -8,12 +8,14 @@ the field's permission (:class:`~api.graphql.context.Caller`)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from sqlalchemy.orm import Session
 from strawberry.types import Info
 
 from api.graphql.context import Caller, context_of, wait_for
+from api.graphql.inputs import VEHICLE_ID
 from providers.data import VehicleData
 from workflows import data
 from workflows.errors import DomainError, ErrorCode
@@ -22,46 +24,81 @@ from workflows.machine import Status
 __all__ = ["DataQuery"]
 
 
-@strawberry.type(name="Battery")
+_MEASURED = "When the provider measured this part, where it says; null where it does not."
+
+
+@strawberry.type(
+    name="Battery",
+    description="The traction battery. Null where the vehicle's `scope` lacks `charge_state`.",
+)
 class BatteryType:
-    percentage: float | None
-    range_km: float | None
-    capacity_kwh: float | None
-    updated_at: datetime | None
+    percentage: float | None = strawberry.field(description="State of charge, percent (0 to 100).")
+    range_km: float | None = strawberry.field(description="Estimated range on this charge, km.")
+    capacity_kwh: float | None = strawberry.field(
+        description="Usable capacity, kWh, where the provider says."
+    )
+    updated_at: datetime | None = strawberry.field(description=_MEASURED)
 
 
-@strawberry.type(name="Charge")
+@strawberry.type(
+    name="Charge",
+    description="Charging. Null where the vehicle's `scope` lacks `charge_state`.",
+)
 class ChargeType:
-    is_plugged_in: bool | None
-    is_charging: bool | None
-    charge_rate_kw: float | None
-    charge_limit_percentage: float | None
-    time_remaining_minutes: float | None
-    updated_at: datetime | None
+    is_plugged_in: bool | None = strawberry.field(
+        description="Whether a charging cable is connected."
+    )
+    is_charging: bool | None = strawberry.field(
+        description="Whether energy is flowing into the battery now."
+    )
+    charge_rate_kw: float | None = strawberry.field(description="Charging power now, kW.")
+    charge_limit_percentage: float | None = strawberry.field(
+        description="The state of charge charging stops at, percent (0 to 100)."
+    )
+    time_remaining_minutes: float | None = strawberry.field(
+        description="Minutes until charging completes, as the provider estimates; null"
+        " when not charging or not known."
+    )
+    updated_at: datetime | None = strawberry.field(description=_MEASURED)
 
 
-@strawberry.type(name="Location")
+@strawberry.type(
+    name="Location",
+    description="Where the car is. Null where the vehicle's `scope` lacks `location`.",
+)
 class LocationType:
-    latitude: float
-    longitude: float
-    updated_at: datetime | None
+    latitude: float = strawberry.field(description="Latitude, decimal degrees (WGS 84).")
+    longitude: float = strawberry.field(description="Longitude, decimal degrees (WGS 84).")
+    updated_at: datetime | None = strawberry.field(description=_MEASURED)
 
 
-@strawberry.type(name="Odometer")
+@strawberry.type(
+    name="Odometer",
+    description="Distance driven. Null where the vehicle's `scope` lacks `odometer`.",
+)
 class OdometerType:
-    value_km: float
-    updated_at: datetime | None
+    value_km: float = strawberry.field(description="The odometer's reading, km.")
+    updated_at: datetime | None = strawberry.field(description=_MEASURED)
 
 
-@strawberry.type(name="ConnectedVehicleData")
+@strawberry.type(
+    name="ConnectedVehicleData",
+    description="The car's live data from the last snapshot the service stored (the API"
+    " never calls the provider): four parts, each null where the vehicle's `scope` lacks"
+    " it or the provider did not answer it. Percentages 0 to 100, distances km, energy kWh,"
+    " power kW.",
+)
 class ConnectedVehicleDataType:
-    id: strawberry.ID  # the connected vehicle's
-    battery: BatteryType | None
-    charge: ChargeType | None
-    location: LocationType | None
-    odometer: OdometerType | None
-    # When the service stored this snapshot (each part says when it was measured).
-    fetched_at: datetime | None
+    id: strawberry.ID = strawberry.field(description="The connected vehicle's id.")
+    battery: BatteryType | None = strawberry.field(description="The battery (`charge_state`).")
+    charge: ChargeType | None = strawberry.field(description="Charging (`charge_state`).")
+    location: LocationType | None = strawberry.field(description="Position (`location`).")
+    odometer: OdometerType | None = strawberry.field(description="Odometer (`odometer`).")
+    fetched_at: datetime | None = strawberry.field(
+        description="When the service last read every part the scope covers from the"
+        " provider (UTC); null when only a provider's webhook has filled the snapshot."
+        " Each part's `updated_at` says when it was measured."
+    )
 
     @classmethod
     def of(cls, view: data.DataView, snapshot: VehicleData) -> ConnectedVehicleDataType:
@@ -86,9 +123,19 @@ def _settled(view: data.DataView, before: data.DataView) -> bool:
 
 @strawberry.type
 class DataQuery:
-    @strawberry.field(name="connectedVehicleData", permission_classes=[Caller])
+    @strawberry.field(
+        name="connectedVehicleData",
+        permission_classes=[Caller],
+        description="The car's live data, answered from the last snapshot (the API never"
+        " calls the provider). A snapshot older than the service's maximum age (setting"
+        " CV_DATA_MAX_AGE_SECONDS) makes a job fetch a new one, once however many ask, and"
+        " the query waits a bounded time for it; otherwise, or when that fetch fails, the"
+        " last snapshot is the answer. Errors: CONNECTED_VEHICLE_NOT_FOUND,"
+        " CONNECTED_VEHICLE_FORBIDDEN (not `authorized`), PROVIDER_UNAVAILABLE (no snapshot"
+        " yet and the provider failing or slow: ask again), RATE_LIMIT_EXCEEDED.",
+    )
     async def connected_vehicle_data(
-        self, info: Info, id: strawberry.ID
+        self, info: Info, id: Annotated[strawberry.ID, VEHICLE_ID]
     ) -> ConnectedVehicleDataType:
         ctx = context_of(info)
         who = ctx.caller

@@ -5,8 +5,10 @@ raised them."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -14,6 +16,7 @@ from graphql import GraphQLError
 from sqlalchemy.exc import DataError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -104,14 +107,42 @@ class Schema(strawberry.Schema):
                 error.extensions = _INTERNAL
 
 
-@strawberry.type
+# Said once, on the root types: what every field takes and may answer.
+_CALLER = (
+    " Every field needs two headers: `x-client-id` (the client) and `Authorization: Bearer"
+    " <user token>` (a JWT, HS256 with the client's signing secret, `sub` the user's id,"
+    " `exp` at most the service's limit ahead, 24 h by default). Each error carries"
+    " `extensions.code`, `extensions.exception.code` (the same) and"
+    " `extensions.exception.status` (the HTTP status it stands for). Any field may answer"
+    " AUTH_TOKEN_INVALID or AUTH_TOKEN_EXPIRED (401), RATE_LIMIT_EXCEEDED (429, with"
+    " `extensions.retry_after` in seconds),"
+    " SERVICE_UNAVAILABLE (503: nothing was done, ask again; `extensions.retryable`),"
+    " BAD_USER_INPUT (400: a malformed document or one over the limits, a bad value)."
+)
+
+
+@strawberry.type(
+    description="Connected vehicles, their live data, the catalogue, webhook endpoints." + _CALLER
+)
 class AllQueries(Query, DataQuery, WebhookQuery):
     pass
 
 
-@strawberry.type
+@strawberry.type(
+    description="Connect, validate, re-consent, rename and remove vehicles; manage webhook"
+    " endpoints. Where a provider must be called, a job does it after the commit, and the"
+    " mutation waits a bounded time for the outcome." + _CALLER
+)
 class AllMutations(Mutation, WebhookMutation):
     pass
+
+
+# The one scalar of the schema, its serialization unchanged, said precisely.
+_DATETIME = dataclasses.replace(
+    DateTimeDefinition,
+    description="An instant: ISO-8601 with its offset from UTC, e.g."
+    " `2026-11-29T00:59:12+00:00`. The service's own times are in UTC.",
+)
 
 
 # Documents parsed and validated, kept per process (Strawberry's caches are shared by
@@ -128,6 +159,7 @@ def build_schema(settings: Settings) -> Schema:
         mutation=AllMutations,
         subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=False),
+        scalar_overrides={datetime: _DATETIME},
         extensions=[
             OperationName,  # the request's root field, for its metrics
             *graphql_limits(settings),

@@ -9,7 +9,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import func, select
@@ -19,24 +19,34 @@ from strawberry.types import Info
 import metrics
 from api.errors import RETRY_AFTER_UNAVAILABLE, Unexpected
 from api.graphql.context import Caller, context_of
+from api.graphql.inputs import VEHICLE_ID
 from api.graphql.types import ConnectedVehicleType
 from api.work import ServiceUnavailable
 from store.models import ConnectedVehicle, OutboxEvent
 from workflows import vehicles
-from workflows.clients import Principal
 from workflows.errors import DomainError
 from workflows.unreadable import reading
+from workflows.user_tokens import Principal
 
 __all__ = ["Subscription"]
 
 log = logging.getLogger(__name__)
 
 
-@strawberry.type
+@strawberry.type(description="Live changes, over a WebSocket at /graphql (graphql-transport-ws).")
 class Subscription:
-    @strawberry.subscription(name="connectedVehicle", permission_classes=[Caller])
+    @strawberry.subscription(
+        name="connectedVehicle",
+        permission_classes=[Caller],
+        description="The vehicle as it is now, then again at every change, in order, none"
+        " missed, whichever worker made it. Over a WebSocket at /graphql"
+        " (graphql-transport-ws; over HTTP it is refused); from a browser, the two headers"
+        " go in `connection_init`'s payload. Errors, as an `error` message for the"
+        " operation: CONNECTED_VEHICLE_NOT_FOUND, CONNECTED_VEHICLE_UNREADABLE,"
+        " BAD_USER_INPUT (over the connection's cap of operations at once).",
+    )
     async def connected_vehicle(
-        self, info: Info, id: strawberry.ID
+        self, info: Info, id: Annotated[strawberry.ID, VEHICLE_ID]
     ) -> AsyncGenerator[ConnectedVehicleType, None]:
         """The vehicle now, then every change, in order. The changes are read from the
         outbox (the database is the truth), so none is missed or repeated, whichever

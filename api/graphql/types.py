@@ -1,6 +1,7 @@
-"""The GraphQL types of connected vehicles and of the catalogue (SPEC §3), with the seed
-API's names kept exactly: the outputs, the domain's enums, and the inputs that vehicles'
-queries and mutations take."""
+"""The GraphQL types of connected vehicles and of the catalogue (SPEC §2, §3), with the seed
+API's names kept exactly, each type and field described for the schema's readers. The
+domain's enums are exposed in :mod:`api.graphql.enums`, the inputs in
+:mod:`api.graphql.inputs`."""
 
 from __future__ import annotations
 
@@ -9,61 +10,88 @@ from typing import Any
 
 import strawberry
 
+import api.graphql.enums  # noqa: F401  (registers the domain's enums before they are used)
 from providers.names import Provider, Scope
 from store.models import CatalogueVehicle, ConnectedVehicle
 from workflows.events import vehicle_view
 from workflows.machine import Status
 
-__all__ = [
-    "AuthorizeConnectedVehicleInput",
-    "AuthorizeConnectedVehicleOptions",
-    "ConnectedVehicleFilter",
-    "ConnectedVehicleType",
-    "CreateConnectedVehicleInput",
-    "CreateConnectedVehicleOptions",
-    "Failure",
-    "ReauthorizeConnectedVehicleInput",
-    "RemoveConnectedVehicleInput",
-    "UpdateConnectedVehicleInput",
-    "VehicleConnect",
-    "VehicleConnectFilter",
-    "VehicleFilter",
-    "VehicleType",
-]
-
-# The domain's enums, exposed under the seed API's names (strawberry.enum registers the
-# class itself, so fields below are typed with the domain's enums).
-strawberry.enum(Status, name="ConnectedVehicleStatus")
-strawberry.enum(Provider, name="CarConnectivityProvider")
-strawberry.enum(Scope, name="ConnectScope")
+__all__ = ["ConnectedVehicleType", "Failure", "VehicleConnect", "VehicleType"]
 
 
 # -- outputs ----------------------------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(
+    description="Why a connected vehicle is `failed` or `deauthorized`: an error of the API,"
+    " as `authorizeConnectedVehicle` answers it for a failed vehicle."
+)
 class Failure:
-    code: str
-    message: str
-    retryable: bool
+    code: str = strawberry.field(
+        description="The error code (`extensions.code` of the API's errors), e.g."
+        " AUTHORIZATION_DENIED, AUTH_CODE_INVALID, SCOPE_NOT_GRANTED,"
+        " CONNECT_MULTIPLE_VEHICLES_NOT_ALLOWED, AUTHORIZATION_EXPIRED, ACCESS_REVOKED,"
+        " PROVIDER_UNAVAILABLE. Branch on this."
+    )
+    message: str = strawberry.field(
+        description="The code's message, in English, for people; `$PROVIDER` filled in."
+    )
+    retryable: bool = strawberry.field(
+        description="True when the cause was passing (PROVIDER_UNAVAILABLE,"
+        " AUTHORIZATION_INTERRUPTED): the service's operators may re-drive the vehicle."
+        " Either way, `reauthorizeConnectedVehicle` asks the user to consent again, on the"
+        " same id."
+    )
 
 
-@strawberry.type(name="ConnectedVehicle")
+@strawberry.type(
+    name="ConnectedVehicle",
+    description="A user's car connected through a provider: a state machine (`status`) that"
+    " the service drives. Belongs to one client and one user: another's is"
+    " CONNECTED_VEHICLE_NOT_FOUND, never visible.",
+)
 class ConnectedVehicleType:
-    id: strawberry.ID
-    vehicle_id: strawberry.ID
-    status: Status
-    authorization_url: str | None
-    provider: Provider
-    scope: list[Scope | None] | None
-    label: str | None
-    vin: str | None
-    failure: Failure | None
-    created_at: datetime
-    updated_at: datetime
-    authorized_at: datetime | None
-    # In connectedVehicleList: pass the last one's as `after` for the next page.
-    cursor: str | None = None
+    id: strawberry.ID = strawberry.field(
+        description="The connected vehicle's id, kept for its whole life (a re-consent keeps it)."
+    )
+    vehicle_id: strawberry.ID = strawberry.field(
+        description="The catalogue vehicle it was created for (`vehicle(id)`), e.g."
+        " `tesla-model-3`."
+    )
+    status: Status = strawberry.field(description="Where it is in its life.")
+    authorization_url: str | None = strawberry.field(
+        description="Where to send the user to log in at the provider and consent. Set"
+        " while `pending` only, and shown to the vehicle's owner only (events and webhooks"
+        " never carry it: it holds the OAuth state). Enode's is made by a job: null until"
+        " then (read `connectedVehicle` again, or follow the subscription)."
+    )
+    provider: Provider = strawberry.field(description="The provider it is connected through.")
+    scope: list[Scope | None] | None = strawberry.field(
+        description="The data asked for (by default every ConnectScope); once `authorized`,"
+        " all of it was granted. `connectedVehicleData` answers these parts only."
+    )
+    label: str | None = strawberry.field(
+        description="The client's own name for it (at most 200 characters); null when none."
+    )
+    vin: str | None = strawberry.field(
+        description="The car's VIN, read from the provider at validation; null before. A"
+        " re-consent must bring the same VIN back (else CONNECTED_VEHICLE_MISMATCH)."
+    )
+    failure: Failure | None = strawberry.field(
+        description="Why it is `failed` or `deauthorized`; null in any other status."
+    )
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
+    updated_at: datetime = strawberry.field(
+        description="When it last changed: status, label, authorization URL (UTC)."
+    )
+    authorized_at: datetime | None = strawberry.field(
+        description="When validation last made it `authorized` (UTC); null if it never was."
+    )
+    cursor: str | None = strawberry.field(
+        default=None,
+        description="In `connectedVehicleList` only (null elsewhere): an opaque cursor;"
+        " pass the last vehicle's as `after` for the next page.",
+    )
 
     @classmethod
     def of(cls, v: ConnectedVehicle) -> ConnectedVehicleType:
@@ -99,19 +127,35 @@ class ConnectedVehicleType:
         )
 
 
-@strawberry.type
+@strawberry.type(description="How a catalogue vehicle can be connected.")
 class VehicleConnect:
-    providers: list[Provider]
+    providers: list[Provider] = strawberry.field(
+        description="The providers it can be connected through (`createConnectedVehicle`'s"
+        " `provider`; another is CONNECT_PROVIDER_NOT_SUPPORTED)."
+    )
 
 
-@strawberry.type(name="Vehicle")
+@strawberry.type(
+    name="Vehicle",
+    description="An EV model of the catalogue (it ships with the service; operators extend"
+    " it): what a user picks before connecting their car.",
+)
 class VehicleType:
-    id: strawberry.ID
-    make: str
-    model: str
-    year_from: int | None
-    year_to: int | None
-    connect: VehicleConnect
+    id: strawberry.ID = strawberry.field(
+        description="Its id, e.g. `tesla-model-3`: `createConnectedVehicle`'s `vehicle_id`."
+    )
+    make: str = strawberry.field(
+        description="The maker, e.g. `Tesla`. Validation checks the car found at the"
+        " provider is of this make (else CONNECT_PROVIDER_NOT_SUPPORTED)."
+    )
+    model: str = strawberry.field(description="The model, e.g. `Model 3`.")
+    year_from: int | None = strawberry.field(
+        description="The first model year it covers; null when not known."
+    )
+    year_to: int | None = strawberry.field(
+        description="The last model year it covers; null while it is still made."
+    )
+    connect: VehicleConnect = strawberry.field(description="How it can be connected.")
 
     @classmethod
     def of(cls, v: CatalogueVehicle) -> VehicleType:
@@ -123,66 +167,3 @@ class VehicleType:
             year_to=v.year_to,
             connect=VehicleConnect(providers=[Provider(p) for p in v.providers]),
         )
-
-
-# -- the queries' filters ---------------------------------------------------------------------
-
-
-@strawberry.input
-class ConnectedVehicleFilter:
-    status: Status | None = None
-
-
-@strawberry.input
-class VehicleConnectFilter:
-    providers: list[Provider] | None = None
-
-
-@strawberry.input
-class VehicleFilter:
-    connect: VehicleConnectFilter | None = None
-
-
-# -- the mutations' inputs --------------------------------------------------------------------
-
-
-@strawberry.input
-class CreateConnectedVehicleOptions:
-    redirect_uri: str | None = None
-    scope: list[Scope] | None = None
-
-
-@strawberry.input
-class CreateConnectedVehicleInput:
-    vehicle_id: strawberry.ID
-    provider: Provider
-    label: str | None = None
-    options: CreateConnectedVehicleOptions | None = None
-
-
-@strawberry.input
-class AuthorizeConnectedVehicleOptions:
-    code: str | None = None
-
-
-@strawberry.input
-class AuthorizeConnectedVehicleInput:
-    id: strawberry.ID
-    options: AuthorizeConnectedVehicleOptions | None = None
-
-
-@strawberry.input
-class ReauthorizeConnectedVehicleInput:
-    id: strawberry.ID
-    options: CreateConnectedVehicleOptions | None = None
-
-
-@strawberry.input
-class RemoveConnectedVehicleInput:
-    id: strawberry.ID
-
-
-@strawberry.input
-class UpdateConnectedVehicleInput:
-    id: strawberry.ID
-    label: str | None = None

@@ -4,7 +4,9 @@ wakeups, rate limits) and a :class:`~api.graphql.context.Context` per request.
 
 The WebSocket has the limits HTTP has: a message over the size cap closes it
 (:class:`api.limits.BodyLimit`); a document over its token, depth or alias limit, and a
-subscription over the connection's cap, is an `error` message (BAD_USER_INPUT)."""
+subscription over the connection's cap, is an `error` message (BAD_USER_INPUT). Over
+HTTP, a request the view refuses before any GraphQL runs is a GraphQL error body too
+(:mod:`api.graphql.refusals`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from cross_web import HTTPException  # what Strawberry's HTTP layer answers as a
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.schema.schema import StreamResult
@@ -26,13 +29,14 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Subscr
 from api import graphiql
 from api.errors import extensions
 from api.graphql.context import Context
+from api.graphql.refusals import refusal
 from api.graphql.schema import build_schema
 from api.ratelimit import RateLimits
 from api.wakeups import Wakeups
 from settings import Settings
 from store.db import Database
-from workflows.clients import SigningSecrets
 from workflows.errors import ErrorCode
+from workflows.signing_secrets import SigningSecrets
 
 __all__ = ["GraphQLApp"]
 
@@ -92,6 +96,19 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.wakeups = Wakeups(settings.events_url)
         self.rate_limits = RateLimits(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strawberry's, but what its HTTP layer refuses (no query, a body it cannot read,
+        a subscription over HTTP, …) is a GraphQL error body, never plain text
+        (:func:`~api.graphql.refusals.refusal`)."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except HTTPException as exc:
+            response = refusal(exc)
+        await response(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """A browser's GET: GraphiQL from this service's own files (`api.graphiql`), not

@@ -8,7 +8,8 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from tests.fixtures import GET, Tenant, error_code, gql, make_tenant
+from harness.tenant import Tenant, make_tenant
+from tests.helpers.api import GET, error_code, gql
 
 LIST = "{ connectedVehicleList { id } }"
 

@@ -7,20 +7,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from harness.tenant import Tenant, make_tenant
+from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
-from tests.fixtures import (
-    AUTHORIZE,
-    CREATE,
-    GET,
-    FakeServer,
-    Tenant,
-    create_vehicle,
-    error_code,
-    gql,
-    make_tenant,
-    row_counts,
-)
+from tests.helpers.api import AUTHORIZE, CREATE, GET, create_vehicle, error_code, gql
+from tests.helpers.store import row_counts
 from workflows.errors import ErrorCode
 from workflows.machine import Lifecycle
 from workflows.vehicles import lock
@@ -200,7 +192,7 @@ def test_authorize_answers_by_status(
 
 
 def test_update_changes_the_label_and_tells_of_it(api: TestClient, tenant: Tenant) -> None:
-    from tests.fixtures import events_of
+    from tests.helpers.store import events_of
 
     vehicle = create_vehicle(api, tenant.headers())
     body = gql(api, UPDATE, {"input": {"id": vehicle["id"], "label": "Blue"}}, tenant.headers())
@@ -213,7 +205,7 @@ REMOVE = """mutation($input: RemoveConnectedVehicleInput!) {
 
 
 def test_a_vehicle_never_authorized_is_removed_at_once(api: TestClient, tenant: Tenant) -> None:
-    from tests.fixtures import events_of
+    from tests.helpers.store import events_of
 
     vehicle = create_vehicle(api, tenant.headers())
     body = gql(api, REMOVE, {"input": {"id": vehicle["id"]}}, tenant.headers())

@@ -7,7 +7,7 @@ the production-like settings (webhook URLs must be public https). For every inpu
 - no secret in the answer (body and headers) or in any log line.
 
 Each test tallies what it sent; the module prints the figures at its end (`-s` shows
-them; the README quotes them).
+them; docs/operations.md quotes them).
 """
 
 from __future__ import annotations
@@ -31,14 +31,16 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from harness.tenant import CLIENT_PAGE
+from harness.tenant import CLIENT_PAGE, Tenant
+from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
 from store.models import Base
-from tests.fixtures import FakeServer, Tenant, add_vehicle, create_vehicle
-from tests.integration.test_provider_webhooks import SECRET as PROVIDER_WEBHOOK_SECRET
-from tests.integration.test_provider_webhooks import hook, sign
-from workflows.webhooks import create_endpoint
+from tests.helpers.api import create_vehicle
+from tests.helpers.store import add_vehicle
+from tests.helpers.webhooks import SECRET as PROVIDER_WEBHOOK_SECRET
+from tests.helpers.webhooks import hook, sign
+from workflows.webhook_endpoints import create_endpoint
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -9,22 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
+from harness.tenant import CLIENT_PAGE, Tenant
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from store.models import OAuthState, utcnow
-from tests.fixtures import (
-    CLIENT_PAGE,
-    FakeServer,
-    Tenant,
-    consent,
-    create_vehicle,
-    events_of,
-    row_counts,
-    vehicle_row,
-)
-
-
-def callback_path(location: str) -> str:
-    parts = urlsplit(location)
-    return f"{parts.path}?{parts.query}"
+from tests.helpers.api import callback_path, create_vehicle
+from tests.helpers.store import events_of, row_counts, vehicle_row
 
 
 def query(url: str) -> dict[str, str]:

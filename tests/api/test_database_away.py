@@ -13,17 +13,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from api import callback
+from harness.tenant import CLIENT_PAGE, Tenant
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
-from tests.fixtures import (
-    CLIENT_PAGE,
-    FakeServer,
-    Tenant,
-    consent,
-    create_vehicle,
-    row_counts,
-    vehicle_row,
-)
+from tests.helpers.api import create_vehicle
+from tests.helpers.store import row_counts, vehicle_row
 from workflows.authorization import CallbackError, receive_callback
 
 AWAY = "postgresql+psycopg://postgres@127.0.0.1:1/nothing-listens-here"

@@ -1,7 +1,8 @@
 """GraphiQL served whole by the service: the page a browser gets at /graphql loads
 nothing from another origin (its Content-Security-Policy allows no other), every file
-it names is served, and its form fills the API's two headers. The files themselves are
-the npm registry's, at the pinned versions and digests (`api/graphiql/assets.json`)."""
+it names is served, its form fills the API's two headers, and its editor opens on the
+demo's example document, valid against the schema. The files themselves are the npm
+registry's, at the pinned versions and digests (`api/graphiql/assets.json`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from types import ModuleType
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from graphql import OperationDefinitionNode, parse, validate
 from starlette.testclient import TestClient
 
 from api import graphiql
+from api.graphql import build_schema
+from settings import Settings
 from tests.fixtures import Tenant, gql
 
 ORIGIN = "http://testserver"
@@ -159,6 +163,47 @@ def test_the_form_fills_the_api_s_two_headers_and_a_query_with_them_works(
     # Then GraphiQL's requests, carrying those headers, are answered
     body = gql(api, "{ connectedVehicleList { id status } }", headers=headers)
     assert body == {"data": {"connectedVehicleList": []}}
+
+
+def test_the_editor_opens_on_the_demo_s_example_document(
+    api: TestClient, settings: Settings
+) -> None:
+    # Given the page's script: it reads the example (beside it) and hands it to GraphiQL
+    _, page = browse(api)
+    script = api.get(urljoin(PAGE_URL, page.scripts()[-1])).text
+    [reference] = re.findall(r"\"([^\"]*cv-example\.graphql)\"", script)
+    assert "defaultQuery: example" in script
+    # When the browser asks for it, as the script does (relative to the page)
+    answer = api.get(urljoin(PAGE_URL, reference))
+    assert answer.status_code == 200
+    assert answer.text == (ROOT / "api/graphiql/static/cv-example.graphql").read_text()
+    # Then it is a document the schema runs: the walk-through's operations, each valid
+    document = parse(answer.text)
+    assert validate(build_schema(settings)._schema, document) == []
+    operations = [
+        (d.operation.value, d.name.value if d.name else None)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+    assert operations == [
+        ("mutation", "Create"),
+        ("mutation", "Authorize"),
+        ("query", "Read"),
+        ("query", "Data"),
+        ("subscription", "Live"),
+    ]
+    assert answer.text.startswith("# ")  # it says, first, how to use it
+    # and it creates the vehicle the README's walk-through creates, on the demo's client
+    readme = (ROOT / "README.md").read_text()
+    for value in (
+        'vehicle_id: "tesla-model-3"',
+        "provider: Smartcar",
+        'redirect_uri: "http://127.0.0.1:8100/smartcar/_fake/client-return"',
+        "scope: [location, charge_state]",
+    ):
+        assert value in answer.text
+        in_readme = value in readme or value.replace('"', '\\"') in readme  # or in curl's JSON
+        assert in_readme, f"the README's walk-through no longer has {value}"
 
 
 def test_a_client_that_asks_for_json_still_gets_graphql_at_the_same_url(

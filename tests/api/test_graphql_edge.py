@@ -13,12 +13,12 @@ from strawberry.permission import PermissionExtension
 from api.graphql import Context, build_schema
 from api.graphql.context import Admin, Caller
 from api.wakeups import Wakeups
+from harness.tenant import Tenant
 from settings import Settings
 from store.db import Database
-from tests.api.test_subscriptions import connect, init, subscribe
-from tests.api.test_waits import api_with
-from tests.fixtures import Tenant, create_vehicle, gql
-from workflows.clients import SigningSecrets
+from tests.helpers.api import api_with, create_vehicle, gql
+from tests.helpers.ws import connect, init, subscribe
+from workflows.signing_secrets import SigningSecrets
 
 WEBHOOK_FIELDS = {
     ("query", "webhookEndpoints"),

@@ -11,10 +11,9 @@ from starlette.testclient import TestClient
 
 from api.graphql.schema import CACHE_SIZE
 from api.limits import BodyLimit
+from harness.tenant import Tenant
 from settings import Settings
-from tests.fixtures import Tenant, error_code, gql
-
-LIST = "{ connectedVehicleList { id } }"
+from tests.helpers.api import ALIASES, LIST, TOKENS, error_code, gql
 
 
 def test_a_body_over_the_cap_is_413(api: TestClient, settings: Settings) -> None:
@@ -50,10 +49,6 @@ def test_a_body_over_the_cap_is_not_read_whole() -> None:
 
     assert sent[0]["status"] == 413
     assert read == 65  # 64 KiB and the chunk that went over, of 1,000
-
-
-ALIASES = "{ " + " ".join(f"a{i}: connectedVehicleList {{ id }}" for i in range(16)) + " }"
-TOKENS = "{ connectedVehicleList { " + "id " * 2100 + "} }"
 
 
 @pytest.mark.parametrize("query", [ALIASES, TOKENS], ids=["16 aliases", "2,100 tokens"])

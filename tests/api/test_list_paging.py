@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -14,10 +12,13 @@ import pytest
 from sqlalchemy import event, text
 from starlette.testclient import TestClient
 
+from harness.tenant import Tenant, make_tenant
 from store.db import Database
 from store.models import utcnow
-from tests.fixtures import Tenant, add_vehicle, bulk_vehicles, error_code, gql, make_tenant
-from workflows.clients import Principal, create_client
+from tests.helpers.api import error_code, gql
+from tests.helpers.store import add_vehicle, bulk_vehicles, statements
+from workflows.clients import create_client
+from workflows.user_tokens import Principal
 from workflows.vehicles import cursor_key, list_owned
 
 LIST = """query($size: Int!, $page: Int! = 1, $after: String, $filter: ConnectedVehicleFilter) {
@@ -140,20 +141,6 @@ def test_page_and_after_together_are_bad_user_input(api: TestClient, tenant: Ten
     after = _cursor_of(api, tenant)
     body = gql(api, LIST, {"size": 5, "page": 2, "after": after}, tenant.headers())
     assert error_code(body) == "BAD_USER_INPUT"
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 SECRETS = ("access_token", "refresh_token", "auth_code", "authorization_url")

@@ -28,15 +28,19 @@ from api.metrics import ScrapeGauges
 from celeryconfig import QUEUES
 from harness import answers, free_port, process, wait_for
 from harness.broker import celery_client
+from harness.tenant import Tenant
 from providers import ADAPTERS
 from providers.http import MeteredTransport
 from providers.names import Provider
 from settings import Settings
 from store.db import Database
 from store.models import OutboxEvent, utcnow
-from tests.api.test_subscriptions import connect, init, subscribe
-from tests.conftest import REDIS_BASE
-from tests.fixtures import Tenant, create_vehicle, rabbitmqctl, wait_until
+from tests.helpers.api import create_vehicle
+from tests.helpers.metrics import value
+from tests.helpers.rabbitmq import rabbitmqctl
+from tests.helpers.run import REDIS_BASE
+from tests.helpers.wait import wait_until
+from tests.helpers.ws import connect, init, subscribe
 from workers.metering import STEP_NAMES
 from workflows.errors import ErrorCode
 
@@ -60,15 +64,6 @@ def scrape(client: TestClient) -> str:
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/plain")
     return str(answer.text)
-
-
-def value(text: str, sample: str, **labels: str) -> float:
-    """The sample's value (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == sample and s.labels == labels:
-                return float(s.value)
-    return 0.0
 
 
 def test_metrics_asks_for_its_token(api: TestClient, metrics_api: TestClient) -> None:

@@ -10,9 +10,13 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from harness import cli
+from harness.tenant import Tenant
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from settings import Settings
-from tests.api.test_callback import callback_path
-from tests.fixtures import FakeServer, Tenant, consent, create_vehicle, vehicle_row, wait_until
+from tests.helpers.api import callback_path, create_vehicle
+from tests.helpers.store import vehicle_row
+from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -80,10 +84,10 @@ def test_an_exhausted_delivery_is_replayed_from_the_endpoint_and_the_tool(
     ops_api: TestClient, tenant: Tenant
 ) -> None:
     from store.models import WebhookDelivery
-    from workflows import webhooks
+    from workflows import webhook_endpoints
 
     with tenant.db.session() as session:
-        endpoint = webhooks.create_endpoint(
+        endpoint = webhook_endpoints.create_endpoint(
             session, tenant.client_id, "http://127.0.0.1:9/x", allow_private=True
         )
         row = WebhookDelivery(
@@ -121,7 +125,7 @@ def test_the_tool_shows_a_vehicle_without_its_tokens(clean) -> None:
     from datetime import UTC, datetime, timedelta
 
     from store.models import VehicleSnapshot
-    from tests.fixtures import add_vehicle
+    from tests.helpers.store import add_vehicle
 
     expires = datetime.now(UTC) + timedelta(hours=2)
     vehicle_id = add_vehicle(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from tests.api.test_list_paging import statements
-from tests.fixtures import GET, Tenant, add_vehicle, error_code, gql
+from harness.tenant import Tenant
+from tests.helpers.api import GET, error_code, gql
+from tests.helpers.store import add_vehicle, statements
 from workflows.clients import rotate_signing_secret
 
 

@@ -13,8 +13,9 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
+from harness.tenant import Tenant
 from settings import Settings
-from tests.fixtures import Tenant, error_code, gql
+from tests.helpers.api import error_code, gql
 
 LIST = "{ connectedVehicleList { id } }"
 
@@ -75,7 +76,7 @@ def test_a_clients_rate_covers_all_its_users(
 def test_another_client_is_not_held_up(
     two_web_processes: tuple[TestClient, TestClient], tenant: Tenant
 ) -> None:
-    from tests.fixtures import make_tenant
+    from harness.tenant import make_tenant
 
     a, _ = two_web_processes
     for i in range(9):  # the client's eight, and one refused

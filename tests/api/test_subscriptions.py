@@ -9,39 +9,21 @@ from typing import Any
 
 import pytest
 import redis
-from starlette.testclient import TestClient, WebSocketTestSession
+from starlette.testclient import TestClient
 
+from harness.tenant import Tenant
 from settings import Settings
 from store.db import Database
 from store.models import OutboxEvent
-from tests.api.test_list_paging import statements
-from tests.api.test_waits import api_with
-from tests.fixtures import Tenant, add_vehicle, create_vehicle, gql, wait_until
+from tests.helpers.api import api_with, create_vehicle, gql
+from tests.helpers.store import add_vehicle, statements
+from tests.helpers.wait import wait_until
+from tests.helpers.ws import SUBSCRIBE, connect, init, subscribe
 from workers.relay import relay_once
 from workflows.events import CHANGED, vehicle_channel
 
-SUBSCRIBE = "subscription($id: ID!) { connectedVehicle(id: $id) { id label } }"
 LABEL = """mutation($input: UpdateConnectedVehicleInput!) {
   updateConnectedVehicle(input: $input) { id label } }"""
-
-
-def connect(api: TestClient) -> Any:
-    return api.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"])
-
-
-def init(ws: WebSocketTestSession, headers: dict[str, str]) -> None:
-    ws.send_json({"type": "connection_init", "payload": headers})
-    assert ws.receive_json()["type"] == "connection_ack"
-
-
-def subscribe(ws: WebSocketTestSession, op: str, vehicle_id: str) -> None:
-    ws.send_json(
-        {
-            "id": op,
-            "type": "subscribe",
-            "payload": {"query": SUBSCRIBE, "variables": {"id": vehicle_id}},
-        }
-    )
 
 
 def test_subscriptions_share_one_listener_and_read_nothing_while_idle(

@@ -16,7 +16,8 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from harness import cli
-from tests.fixtures import GET, Tenant, create_vehicle, error_code, gql
+from harness.tenant import Tenant
+from tests.helpers.api import GET, create_vehicle, error_code, gql
 
 FOREIGN = Fernet(Fernet.generate_key())  # a key this service does not have
 

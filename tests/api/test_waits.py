@@ -5,33 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import redis
 from starlette.testclient import TestClient
 
+from harness.tenant import Tenant
 from settings import Settings
 from store.db import Database
 from store.models import utcnow
-from tests.api.test_list_paging import statements
-from tests.fixtures import AUTHORIZE, Tenant, add_vehicle, gql, wait_until
+from tests.helpers.api import AUTHORIZE, api_with, gql
+from tests.helpers.store import add_vehicle, statements
+from tests.helpers.wait import wait_until
 from workflows.events import CHANGED
 from workflows.machine import Lifecycle
 from workflows.vehicles import lock
-
-
-@contextmanager
-def api_with(settings: Settings, **changes: Any) -> Iterator[TestClient]:
-    from api.app import create_app
-
-    app = create_app(settings.model_copy(update=changes))
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.db.engine.dispose()
 
 
 def validating(tenant: Tenant) -> str:

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from harness.tenant import Tenant, make_tenant
 from store.db import Database
 from store.models import WebhookEndpoint
-from tests.fixtures import Tenant, gql, make_tenant
+from tests.helpers.api import gql
 
 CREATE = """mutation($input: CreateWebhookEndpointInput!) {
   createWebhookEndpoint(input: $input) { id url secret } }"""

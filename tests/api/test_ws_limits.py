@@ -20,8 +20,8 @@ from harness import free_port, path_env, process, wait_for
 from harness.procs import BIN
 from settings import Settings
 from store.db import Database
-from tests.api.test_limits import ALIASES, LIST, TOKENS
-from tests.api.test_subscriptions import connect
+from tests.helpers.api import ALIASES, LIST, TOKENS
+from tests.helpers.ws import connect
 
 DEEP = "{ vehicleList { " + "connect { " * 12 + "providers" + " }" * 12 + " } }"
 

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Page
 
 from harness import cli, wait_for
-from tests.browser.conftest import Browsing
-from tests.e2e.stack import JOURNEYS, Service, graphql, operator_sets_up
+from tests.helpers.browser import Browsing
+from tests.helpers.stack import JOURNEYS, Service, graphql, operator_sets_up
 
 pytestmark = pytest.mark.browser
 

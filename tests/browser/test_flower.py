@@ -10,8 +10,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from harness import wait_for
-from tests.browser.conftest import Browsing
-from tests.e2e.stack import FLOWER_LOGIN, GET_STATUS, Service, graphql, operator_sets_up, walk
+from tests.helpers.browser import Browsing
+from tests.helpers.stack import FLOWER_LOGIN, GET_STATUS, Service, graphql, operator_sets_up, walk
 
 pytestmark = pytest.mark.browser
 

@@ -1,20 +1,22 @@
 """GraphiQL in a real browser with no network but loopback: the page, its scripts and
-styles all come from the service, the form sets the two headers, and a query typed in
-the editor runs with them."""
+styles all come from the service, the editor opens on the demo's example document, the
+form sets the two headers, and a query typed in the editor runs with them."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Browsing
-from tests.e2e.stack import Service, graphql, operator_sets_up
+from tests.helpers.browser import Browsing
+from tests.helpers.stack import Service, graphql, operator_sets_up
 
 pytestmark = pytest.mark.browser
 
 QUERY = "{ connectedVehicleList { id label status } }"
+EXAMPLE = Path(__file__).resolve().parents[2] / "api/graphiql/static/cv-example.graphql"
 
 
 def test_graphiql_loads_offline_and_runs_a_query(service: Service, browsing: Browsing) -> None:
@@ -37,13 +39,19 @@ def test_graphiql_loads_offline_and_runs_a_query(service: Service, browsing: Bro
     expect(page.locator("#cv-status")).to_have_text(
         "No headers yet: fill in the client id and a user token, then Apply"
     )
+    # and its editor holds the demo's example, not GraphiQL's stock text
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    page.wait_for_function(
+        "() => document.querySelector('.graphiql-query-editor .CodeMirror')"
+        ".CodeMirror.getValue().includes('mutation Create')"
+    )
+    assert editor.evaluate("node => node.CodeMirror.getValue()") == EXAMPLE.read_text()
 
     # When they fill the form, Apply, type a query and run it
     page.fill("#cv-client-id", headers["x-client-id"])
     page.fill("#cv-token", headers["authorization"].removeprefix("Bearer "))
     page.click("#cv-apply")
     expect(page.locator("#cv-status")).to_have_text("Headers set for client graphiql")
-    editor = page.locator(".graphiql-query-editor .CodeMirror")
     editor.click()
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")

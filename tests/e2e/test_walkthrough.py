@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from harness import cli, wait_for
-from tests.e2e.stack import (
+from tests.helpers.stack import (
     FLOWER_LOGIN,
     GET_STATUS,
     JOURNEYS,

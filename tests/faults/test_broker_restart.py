@@ -1,28 +1,28 @@
 """Workers survive the broker (SPEC §6): Redis killed mid-load and started again, empty,
 seconds later, while the Procfile's `worker` and `ops` (gevent) consume; and the second
-line of defence, for a worker that exits anyway: its supervisor starts it again, and an
-orchestrator can ask whether it lives.
+line of defence, for a worker that exits anyway: its supervisor starts it again (an
+orchestrator asks whether it lives: tests/workers/test_alive.py).
 
 Issue 17: in 2 runs of 2, such a restart killed a gevent worker for good (kombu's Redis
 channel, closed after the connection error, read a transport already closed:
-AttributeError "'NoneType' object has no attribute 'hostname'", Unrecoverable error).
+AttributeError "'NoneType' object has no attribute 'hostname'", Unrecoverable error; the
+guard: tests/workers/test_startup.py).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
 from harness import Cluster, cluster, redis_server, run_until
-from harness.procs import BIN, Process, command
+from harness.procs import Process
 from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
-from tests.faults.test_faults import LATENCY, WORKER_PROCESSES, assert_kept
+from tests.helpers.faults import LATENCY, WORKER_PROCESSES, assert_kept
 
 pytestmark = pytest.mark.faults
 
@@ -72,7 +72,7 @@ def test_rabbitmq_restarted_while_both_workers_consume(
     """RabbitMQ stopped (its application, the queues kept: quorum queues) and started
     again 3 s later under the Procfile's two workers: both reconnect and go on, and the
     work sent after it is done too."""
-    from tests.fixtures import rabbitmqctl
+    from tests.helpers.rabbitmq import rabbitmqctl
 
     with cluster(clean, settings, smartcar, rabbitmq_vhost, workers=0) as c:
         workers = procfile_workers(c)
@@ -93,7 +93,7 @@ def test_rabbitmq_restarted_while_both_workers_consume(
     assert_kept(report)
 
 
-@pytest.mark.extra  # (the supervisor's own runs: test_supervise.py)
+@pytest.mark.extra  # (the supervisor's own runs: tests/workers/test_supervise.py)
 def test_a_worker_that_exits_is_started_again(
     clean: Database, settings: Settings, smartcar: FakeServer, broker: str
 ) -> None:
@@ -115,81 +115,3 @@ def test_a_worker_that_exits_is_started_again(
 
     assert "supervise: celery was killed by SIGKILL; starting it again" in said
     assert_kept(report, interrupted_with_a_worker=WORKER_PROCESSES)
-
-
-def alive(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return command([str(BIN / "python"), "-m", "workers.alive", *args], env=env)
-
-
-def test_the_liveness_probe(
-    clean: Database, settings: Settings, smartcar: FakeServer, tmp_path: os.PathLike[str]
-) -> None:
-    """`python -m workers.alive`: alive while the worker runs, the broker away included
-    (a worker waiting for it is not to be restarted); not alive when the process hangs
-    (stopped here with SIGSTOP), nor once it stopped."""
-    alive_file = os.path.join(tmp_path, "worker.alive")
-    with (
-        redis_server() as broker,
-        cluster(
-            clean,
-            settings,
-            smartcar,
-            broker.url,
-            workers=1,
-            beat=False,
-            CV_ALIVE_FILE=alive_file,
-            CV_HEARTBEAT_SECONDS="0.5",
-            CV_WORKER_DEAD_SECONDS="5",
-        ) as c,
-    ):
-        env = c.env
-        (worker,) = c.service.workers
-        run_until(lambda: os.path.exists(alive_file), 60, "the worker's first touch")
-        assert alive(env).returncode == 0
-
-        broker.kill()
-        time.sleep(4)  # longer than the probe's window (--max-age 2, below)
-        away = alive(env, "--max-age", "2")
-        broker.start()
-
-        (celery,) = worker.children()
-        os.kill(celery, signal.SIGSTOP)
-        try:
-            time.sleep(4)
-            hung = alive(env, "--max-age", "2")
-        finally:
-            os.kill(celery, signal.SIGCONT)
-        run_until(lambda: alive(env, "--max-age", "2").returncode == 0, 30, "alive again")
-
-        c.service.stop_workers()  # a clean stop removes the file
-        stopped = alive(env)
-
-    assert away.returncode == 0, away.stdout
-    assert hung.returncode == 1 and "untouched for" in hung.stdout, hung.stdout
-    assert stopped.returncode == 1 and "does not exist" in stopped.stdout, stopped.stdout
-
-
-def test_a_channel_used_after_its_transport_closed_raises_a_connection_error(
-    broker: str,
-) -> None:
-    """The guard itself, as the crash met it: a Redis channel whose transport was
-    detached (`Transport.client = None`, as kombu's Connection.collect leaves it) asked
-    for connection parameters. Without the guard: AttributeError, "Unrecoverable"."""
-    from types import SimpleNamespace
-
-    from kombu.connection import Connection
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    from workers.startup import _guard_closed_redis_channel
-
-    conf = SimpleNamespace(broker_url=broker)
-    _guard_closed_redis_channel(SimpleNamespace(app=SimpleNamespace(conf=conf)))
-    with Connection(broker) as conn:  # type: ignore[no-untyped-call]
-        channel = conn.default_channel
-        transport = channel.connection
-        client, transport.client = transport.client, None
-        try:
-            with pytest.raises(RedisConnectionError, match="connection was closed"):
-                channel._connparams()
-        finally:
-            transport.client = client

@@ -23,34 +23,12 @@ from providers.fakes.serve import FakeServer
 from settings import Settings
 from store.db import Database
 from store.models import ConnectedVehicle
-from tests.conftest import DB_NAME, PG_ADMIN_URL
-from tests.e2e.stack import watch_consent
-from tests.fixtures import AUTHORIZE, CREATE
+from tests.helpers.api import AUTHORIZE, CREATE
+from tests.helpers.faults import LATENCY, WORKER_PROCESSES, assert_kept
+from tests.helpers.run import DB_NAME, PG_ADMIN_URL
+from tests.helpers.stack import watch_consent
 
 pytestmark = pytest.mark.faults
-
-# A request to the fake takes this long: work stays in flight long enough to be hit.
-LATENCY = 0.02
-# Pool processes of a worker (harness.cluster starts workers with 4).
-WORKER_PROCESSES = 4
-
-
-def assert_kept(report: Report, *, interrupted_with_a_worker: int = 0) -> None:
-    """The promises. A code whose worker was stopped midway (killed, or its task
-    cancelled when the broker connection dropped) may have been sent: it is never sent
-    again, and its vehicle fails AUTHORIZATION_INTERRUPTED (retryable: its user consents
-    again). At most one such vehicle per task the stopped worker was running."""
-    print(report.line())
-    assert report.lost == 0, report
-    assert report.terminal == report.started, report
-    interrupted = report.failures.get("AUTHORIZATION_INTERRUPTED", 0)
-    assert set(report.failures) <= {"AUTHORIZATION_INTERRUPTED"}, report
-    assert interrupted <= interrupted_with_a_worker, report
-    assert report.authorized + interrupted == report.started, report
-    assert report.duplicated_transitions == 0, report
-    assert report.duplicated_events == 0, report
-    assert report.double_exchanges == 0, report
-    assert report.codes_sent_twice == 0, report  # SPEC §6: a code is sent at most once
 
 
 def kill_one_worker_midway(

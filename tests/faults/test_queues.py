@@ -19,12 +19,12 @@ from providers.fakes.serve import FakeServer, serve_in_thread
 from settings import Settings
 from store.db import Database
 from store.models import WebhookAttempt, WebhookDelivery, utcnow
-from workflows import webhooks
+from workflows import webhook_endpoints
 
 pytestmark = pytest.mark.faults
 
 OPS_POOL = 4  # the ops worker's greenlets: few, so that dead endpoints take them all
-DEAD_ENDPOINTS = 3  # each leased up to 5 deliveries at a time (webhooks.take_due)
+DEAD_ENDPOINTS = 3  # each leased up to 5 deliveries at a time (webhook_delivery.take_due)
 
 
 class DeadEndpoint:
@@ -81,7 +81,7 @@ def test_dead_client_endpoints_hold_up_no_authorization(
         # and clients' endpoints that never answer, with deliveries due
         with clean.session() as session:
             ids = [
-                webhooks.create_endpoint(
+                webhook_endpoints.create_endpoint(
                     session, c.tenant.client_id, url, [], allow_private=True
                 ).id
                 for _ in range(DEAD_ENDPOINTS)

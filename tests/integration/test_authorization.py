@@ -13,24 +13,16 @@ import redis
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from harness.tenant import Tenant
 from providers import RetryPolicy
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from settings import get_settings
 from store.models import OutboxEvent
-from tests.api.test_callback import callback_path
-from tests.fixtures import (
-    AUTHORIZE,
-    GET,
-    FakeServer,
-    Tenant,
-    consent,
-    create_vehicle,
-    error_code,
-    events_of,
-    gql,
-    vehicle_row,
-    wait_until,
-)
-from tests.providers_table import car
+from tests.helpers.api import AUTHORIZE, GET, callback_path, create_vehicle, error_code, gql
+from tests.helpers.providers_table import car
+from tests.helpers.store import events_of, vehicle_row
+from tests.helpers.wait import wait_until
 from workflows.events import ALL_EVENTS
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -4,89 +4,26 @@ a clock the test moves, 410, replay, and one slow endpoint not holding up anothe
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from standardwebhooks.webhooks import Webhook
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.testclient import TestClient
 
-from providers.fakes.serve import serve_in_thread
+from harness.tenant import Tenant
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer, serve_in_thread
 from store.db import Database
 from store.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
-from tests.api.test_callback import callback_path
-from tests.fixtures import FakeServer, Tenant, consent, create_vehicle, gql, wait_until
-from workflows import webhooks
+from tests.helpers.api import callback_path, create_vehicle, gql
+from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import Receiver, delivery, endpoint_for
+from workflows import webhook_delivery, webhook_endpoints
 
 CREATE_ENDPOINT = """mutation($input: CreateWebhookEndpointInput!) {
   createWebhookEndpoint(input: $input) { id url event_types enabled secret } }"""
-
-
-@dataclass
-class Receiver:
-    """A client's endpoint: answers from a script, verifies and keeps what it got."""
-
-    url: str = ""
-    secret: str = ""
-    answers: list[int] = field(default_factory=list)  # then 200
-    delay: float = 0.0
-    received: list[dict[str, Any]] = field(default_factory=list)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        request = Request(scope, receive)
-        raw = await request.body()
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        payload = Webhook(self.secret).verify(raw, dict(request.headers))  # raises if forged
-        self.received.append(
-            {
-                "id": request.headers["webhook-id"],
-                "signature": request.headers["webhook-signature"],
-                "payload": payload,
-            }
-        )
-        status = self.answers.pop(0) if self.answers else 200
-        await Response(status_code=status)(scope, receive, send)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    with serve_in_thread(r) as url:
-        r.url = url + "/hooks"
-        yield r
-
-
-def endpoint_for(db: Database, tenant: Tenant, receiver: Receiver, types: list[str]) -> str:
-    with db.session() as session:
-        endpoint = webhooks.create_endpoint(
-            session, tenant.client_id, receiver.url, types, allow_private=True
-        )
-    receiver.secret = endpoint.secret
-    return endpoint.id
-
-
-def delivery(db: Database, endpoint_id: str, event_id: str = "evt-1") -> str:
-    body = json.dumps({"type": "connected_vehicle.authorized", "timestamp": "t", "data": {}})
-    with db.session() as session:
-        row = WebhookDelivery(
-            endpoint_id=endpoint_id,
-            event_id=event_id,
-            event_type="connected_vehicle.authorized",
-            body=body,
-            status="pending",
-            attempts=0,
-            next_attempt_at=utcnow(),
-        )
-        session.add(row)
-        session.commit()
-        return row.id
 
 
 @pytest.mark.usefixtures("worker")
@@ -124,7 +61,7 @@ def test_the_schedule_retries_with_the_same_id_until_2xx(
     statuses: list[str] = []
     waits: list[float] = []
     for _ in range(4):
-        statuses.append(webhooks.attempt(clean, delivery_id, now=now, allow_private=True))
+        statuses.append(webhook_delivery.attempt(clean, delivery_id, now=now, allow_private=True))
         with clean.session() as session:
             row = session.get(WebhookDelivery, delivery_id)
             assert row is not None
@@ -147,18 +84,18 @@ def test_after_the_last_attempt_a_delivery_is_exhausted_and_can_be_replayed(
 ) -> None:
     endpoint_id = endpoint_for(clean, tenant, receiver, [])
     delivery_id = delivery(clean, endpoint_id)
-    receiver.answers = [500] * (len(webhooks.SCHEDULE) + 1)
+    receiver.answers = [500] * (len(webhook_delivery.SCHEDULE) + 1)
     now = utcnow()
     status = "pending"
     while status == "pending":
-        status = webhooks.attempt(clean, delivery_id, now=now, allow_private=True)
+        status = webhook_delivery.attempt(clean, delivery_id, now=now, allow_private=True)
         now += timedelta(hours=11)
     assert status == "exhausted"
-    assert len(receiver.received) == len(webhooks.SCHEDULE) + 1  # eight attempts
+    assert len(receiver.received) == len(webhook_delivery.SCHEDULE) + 1  # eight attempts
 
     with clean.session() as session:
-        webhooks.replay(session, delivery_id)
-    assert webhooks.attempt(clean, delivery_id, allow_private=True) == "succeeded"
+        webhook_endpoints.replay(session, delivery_id)
+    assert webhook_delivery.attempt(clean, delivery_id, allow_private=True) == "succeeded"
     assert {r["id"] for r in receiver.received} == {"evt-1"}
 
 
@@ -170,7 +107,8 @@ def test_retry_after_is_honoured(clean: Database, tenant: Tenant) -> None:
         endpoint_id = endpoint_for(clean, tenant, Receiver(url=url), [])
         delivery_id = delivery(clean, endpoint_id)
         now = utcnow()
-        assert webhooks.attempt(clean, delivery_id, now=now, allow_private=True) == "pending"
+        status = webhook_delivery.attempt(clean, delivery_id, now=now, allow_private=True)
+        assert status == "pending"
     with clean.session() as session:
         row = session.get(WebhookDelivery, delivery_id)
         assert row is not None and row.next_attempt_at is not None
@@ -181,8 +119,9 @@ def test_410_disables_the_endpoint(clean: Database, tenant: Tenant, receiver: Re
     endpoint_id = endpoint_for(clean, tenant, receiver, [])
     first, second = delivery(clean, endpoint_id, "evt-1"), delivery(clean, endpoint_id, "evt-2")
     receiver.answers = [410]
-    assert webhooks.attempt(clean, first, allow_private=True) == "disabled"
-    assert webhooks.attempt(clean, second, allow_private=True) == "disabled"  # not sent at all
+    assert webhook_delivery.attempt(clean, first, allow_private=True) == "disabled"
+    # not sent at all:
+    assert webhook_delivery.attempt(clean, second, allow_private=True) == "disabled"
     assert len(receiver.received) == 1
     with clean.session() as session:
         endpoint = session.get(WebhookEndpoint, endpoint_id)
@@ -195,15 +134,15 @@ def test_during_a_rotation_both_secrets_sign(
     endpoint_id = endpoint_for(clean, tenant, receiver, [])
     old = receiver.secret
     with clean.session() as session:
-        new = webhooks.rotate_secret(session, tenant.client_id, endpoint_id).secret
+        new = webhook_endpoints.rotate_secret(session, tenant.client_id, endpoint_id).secret
     receiver.secret = old  # a receiver not yet switched over still verifies
     assert (
-        webhooks.attempt(clean, delivery(clean, endpoint_id, "evt-1"), allow_private=True)
+        webhook_delivery.attempt(clean, delivery(clean, endpoint_id, "evt-1"), allow_private=True)
         == "succeeded"
     )
     receiver.secret = new
     assert (
-        webhooks.attempt(clean, delivery(clean, endpoint_id, "evt-2"), allow_private=True)
+        webhook_delivery.attempt(clean, delivery(clean, endpoint_id, "evt-2"), allow_private=True)
         == "succeeded"
     )
     assert len(receiver.received[-1]["signature"].split(" ")) == 2
@@ -221,7 +160,7 @@ def test_a_slow_endpoint_does_not_hold_up_the_others(
             delivery(clean, slow_id, f"slow-{i}")
         fast = delivery(clean, fast_id, "fast-1")
 
-        taken = webhooks.take_due(clean, per_endpoint=5)
+        taken = webhook_delivery.take_due(clean, per_endpoint=5)
 
     assert fast in taken  # the fast endpoint's delivery goes in the first batch
     assert len(taken) == 6  # five of the slow one's thirty, and the fast one's

@@ -40,7 +40,7 @@ def test_every_queue_is_served_and_steps_are_alone_on_theirs() -> None:
 @pytest.mark.parametrize(
     ("task", "queue"),
     [
-        *[(spec.task, "cv") for spec in REGISTRY.values()],
+        *[(spec.name, "cv") for spec in REGISTRY.values()],
         ("cv.redrive", "cv"),
         ("cv.process_provider_webhook", "cv"),
         ("cv.deliver_webhook", "cv.webhooks"),
@@ -63,7 +63,7 @@ def test_housekeeping_sends_no_task_events_and_steps_do() -> None:
     for name in housekeeping:
         assert app.tasks[name].send_events is False, name
     for spec in REGISTRY.values():
-        assert app.tasks[spec.task].send_events is True, spec.task
+        assert app.tasks[spec.name].send_events is True, spec.name
 
 
 def test_worker_names_are_unique_per_process() -> None:

@@ -6,25 +6,14 @@ forbidden, not allowed, bad input) are in tests/api/."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.test_callback import callback_path
-from tests.fixtures import (
-    AUTHORIZE,
-    CLIENT_PAGE,
-    CREATE,
-    FakeServer,
-    Tenant,
-    consent,
-    error_code,
-    events_of,
-    gql,
-    vehicle_row,
-)
-from tests.providers_table import PROVIDERS, ProviderCase
+from harness.tenant import Tenant
+from tests.helpers.api import error_code, gql
+from tests.helpers.journeys import REMOVE, authorize, create, journey
+from tests.helpers.providers_table import PROVIDERS, ProviderCase
+from tests.helpers.store import events_of, vehicle_row
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -32,50 +21,6 @@ pytestmark = pytest.mark.usefixtures("worker")
 @pytest.fixture(params=PROVIDERS, ids=str)
 def case(request: pytest.FixtureRequest) -> ProviderCase:
     return request.param  # type: ignore[no-any-return]
-
-
-def create(api: TestClient, tenant: Tenant, case: ProviderCase, catalogue_id: str) -> dict:
-    return gql(
-        api,
-        CREATE,
-        {
-            "input": {
-                "vehicle_id": catalogue_id,
-                "provider": case.name,
-                "options": {"redirect_uri": CLIENT_PAGE, "scope": ["location", "odometer"]},
-            }
-        },
-        tenant.headers(),
-    )
-
-
-def authorize(api: TestClient, tenant: Tenant, vehicle_id: str, code: str | None = None) -> dict:
-    options = {"code": code} if code else None
-    return gql(api, AUTHORIZE, {"input": {"id": vehicle_id, "options": options}}, tenant.headers())
-
-
-def journey(
-    api: TestClient,
-    tenant: Tenant,
-    case: ProviderCase,
-    server: FakeServer,
-    *vehicles: dict[str, Any],
-    decision: str = "allow",
-    withheld: list[str] | None = None,
-    provider_down: bool = False,
-) -> tuple[str, dict]:
-    """The user's whole way: create, consent at the provider, come back, authorize."""
-    server.account("user", *vehicles, withheld=withheld)
-    body = create(api, tenant, case, case.catalogue_id)
-    vehicle = body["data"]["createConnectedVehicle"]
-    assert vehicle["status"] == "pending"
-    assert vehicle["authorization_url"], "the link was not ready within the mutation's wait"
-    back = consent(vehicle["authorization_url"], account="user", decision=decision)
-    if provider_down:
-        server.fault(case.api_path, 503, times=1000)
-    returned = api.get(callback_path(back))
-    assert returned.status_code == 303
-    return vehicle["id"], authorize(api, tenant, vehicle["id"])
 
 
 def test_authorized(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:
@@ -137,10 +82,6 @@ def test_provider_down_after_every_retry(
     assert error_code(body) == "PROVIDER_UNAVAILABLE"
     row = vehicle_row(tenant.db, vehicle_id)
     assert (row.status, row.failure_retryable) == ("failed", True)
-
-
-REMOVE = """mutation($input: RemoveConnectedVehicleInput!) {
-  removeConnectedVehicle(input: $input) { id status vin } }"""
 
 
 def test_removed(api: TestClient, tenant: Tenant, case: ProviderCase, fakes) -> None:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
+from harness.tenant import CLIENT_PAGE, Tenant
+from providers.fakes.serve import FakeServer
 from settings import Settings
-from tests.fixtures import CLIENT_PAGE, CREATE, FakeServer, Tenant, gql, vehicle_row, wait_until
+from tests.helpers.api import CREATE, gql
+from tests.helpers.store import vehicle_row
+from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 

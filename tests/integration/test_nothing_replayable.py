@@ -14,13 +14,15 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from harness.tenant import Tenant
+from providers.fakes.serve import FakeServer
 from store.models import OutboxEvent
-from tests.fixtures import FakeServer, Tenant, create_vehicle, gql, wait_until
-from tests.integration.test_client_webhooks import Receiver, endpoint_for, receiver
+from tests.helpers.api import create_vehicle, gql
+from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import Receiver, endpoint_for
 from workflows.events import ALL_EVENTS
 
 pytestmark = pytest.mark.usefixtures("worker")
-__all__ = ["receiver"]  # the fixture, used below
 
 LABEL = """mutation($input: UpdateConnectedVehicleInput!) {
   updateConnectedVehicle(input: $input) { id } }"""

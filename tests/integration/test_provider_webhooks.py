@@ -11,64 +11,16 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from providers.names import Provider
+from harness.tenant import CLIENT_PAGE, Tenant
+from providers.fakes.browser import consent
 from store.db import Database
 from store.models import ProviderWebhook
-from tests.api.test_callback import callback_path
-from tests.fixtures import (
-    CLIENT_PAGE,
-    CREATE,
-    FakeServer,
-    Tenant,
-    consent,
-    gql,
-    row_counts,
-    vehicle_row,
-    wait_until,
-)
-from workflows.clients import set_provider_credentials
+from tests.helpers.api import CREATE, callback_path, gql
+from tests.helpers.store import row_counts, vehicle_row
+from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import SECRET, sign
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-SECRET = "provider-webhook-secret"
-APP_SECRET = "app-1-secret"
-
-
-def sign(provider: str, raw: bytes, secret: str = SECRET) -> dict[str, str]:
-    if provider == "enode":
-        digest = hmac.new(secret.encode(), raw, hashlib.sha1).hexdigest()
-        return {"x-enode-signature": f"sha1={digest}", "content-type": "application/json"}
-    digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    return {"sc-signature": digest, "content-type": "application/json"}
-
-
-@pytest.fixture
-def hooked(tenant: Tenant, fakes: dict[str, FakeServer]) -> Tenant:
-    """The tenant, with webhook secrets at Enode and Smartcar."""
-    return hook(tenant, fakes, webhook_secret=SECRET, app_secret=APP_SECRET)
-
-
-def hook(
-    tenant: Tenant,
-    fakes: dict[str, FakeServer],
-    *,
-    webhook_secret: str,
-    app_secret: str,
-) -> Tenant:
-    """Give the tenant's apps at Enode and Smartcar (the providers that send webhooks) a
-    webhook secret."""
-    with tenant.db.session() as session:
-        for name in ("Enode", "Smartcar"):
-            set_provider_credentials(
-                session,
-                tenant.client_id,
-                Provider(name),
-                oauth_client_id="app-1",
-                oauth_client_secret=app_secret,
-                base_url=fakes[name].url,
-                webhook_secret=webhook_secret,
-            )
-    return tenant
 
 
 def authorized(api: TestClient, tenant: Tenant, provider: str, catalogue_id: str) -> str:

@@ -15,26 +15,20 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
+from harness.tenant import Tenant
 from providers import ADAPTERS, Provider
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from store.db import Database
 from store.models import ConnectedVehicle
-from tests.api.test_callback import callback_path
-from tests.fixtures import (
-    FakeServer,
-    Tenant,
-    consent,
-    error_code,
-    events_of,
-    gql,
-    vehicle_row,
-    wait_until,
-)
-from tests.integration.test_client_webhooks import Receiver, endpoint_for, receiver
-from tests.integration.test_every_provider import REMOVE, authorize, create, journey
-from tests.providers_table import BY_NAME, PROVIDERS, ProviderCase
+from tests.helpers.api import callback_path, error_code, gql
+from tests.helpers.journeys import REMOVE, authorize, create, journey
+from tests.helpers.providers_table import BY_NAME, PROVIDERS, ProviderCase
+from tests.helpers.store import events_of, vehicle_row
+from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import Receiver, endpoint_for
 
 pytestmark = pytest.mark.usefixtures("worker", "beat")
-__all__ = ["receiver"]  # the fixture, used below
 
 CODE_FLOW = [c for c in PROVIDERS if c.flow == "code"]
 
@@ -281,7 +275,7 @@ def test_a_lost_refresh_answer(
     """The provider refreshed, its answer never arrived. Where refresh tokens stay in
     force (High Mobility) the retry just works; where they are single use (Smartcar,
     Tesla) the retry is refused and the vehicle is deauthorized: its user consents again
-    (README, "Tokens")."""
+    (docs/providers.md, "Staying connected")."""
     server = fakes[code_case.name]
     vehicle_id = authorized(api, tenant, code_case, server)
     assert code_case.token_path

@@ -15,9 +15,11 @@ from starlette.testclient import TestClient
 
 from harness import path_env
 from harness.procs import BIN, ROOT
+from harness.tenant import Tenant
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from store.db import Database
-from tests.api.test_callback import callback_path
-from tests.fixtures import FakeServer, Tenant, consent, create_vehicle
+from tests.helpers.api import callback_path, create_vehicle
 
 # A traced script's last line: the spans its in-memory exporter holds.
 PRINT_SPANS = """

@@ -13,27 +13,19 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
+from harness.tenant import CLIENT_PAGE, Tenant
 from providers.fakes.common import Reading
+from providers.fakes.serve import FakeServer
 from store.db import Database
 from store.models import VehicleSnapshot
-from tests.fixtures import (
-    CLIENT_PAGE,
-    CREATE,
-    FakeServer,
-    Tenant,
-    error_code,
-    events_of,
-    gql,
-    vehicle_row,
-    wait_until,
-)
-from tests.integration.test_client_webhooks import Receiver, endpoint_for, receiver
-from tests.integration.test_every_provider import journey
-from tests.integration.test_provider_webhooks import hooked, sign
-from tests.providers_table import BY_NAME, PROVIDERS, ProviderCase
+from tests.helpers.api import CREATE, error_code, gql
+from tests.helpers.journeys import journey
+from tests.helpers.providers_table import BY_NAME, PROVIDERS, ProviderCase
+from tests.helpers.store import events_of, vehicle_row
+from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import Receiver, endpoint_for, sign
 
 pytestmark = pytest.mark.usefixtures("worker")
-__all__ = ["hooked", "receiver"]  # the fixtures, used below
 
 DATA = """query($id: ID!) { connectedVehicleData(id: $id) {
   id fetched_at
@@ -83,9 +75,9 @@ def connected(
         tenant.headers(),
     )
     vehicle = body["data"]["createConnectedVehicle"]
-    from tests.api.test_callback import callback_path
-    from tests.fixtures import consent
-    from tests.integration.test_every_provider import authorize
+    from providers.fakes.browser import consent
+    from tests.helpers.api import callback_path
+    from tests.helpers.journeys import authorize
 
     api.get(callback_path(consent(vehicle["authorization_url"], account="user")))
     done = authorize(api, tenant, vehicle["id"])

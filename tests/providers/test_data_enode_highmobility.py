@@ -12,14 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.tenant import APP_ID, APP_SECRET
 from providers import AccountRef, Credentials, PermanentError, Reason, Tokens
 from providers.enode import EnodeAdapter
+from providers.fakes.browser import consent
 from providers.fakes.common import Reading
+from providers.fakes.serve import FakeServer
 from providers.highmobility import HighMobilityAdapter
 from providers.webhooks import Happening, hmac_hex
-from tests.fixtures import APP_ID, APP_SECRET, FakeServer, consent
-from tests.providers.test_contract import CALLBACK, VERIFIER, MemoryTokens, back_query
-from tests.providers_table import BY_NAME
+from tests.helpers.adapters import CALLBACK, VERIFIER, MemoryTokens, back_query
+from tests.helpers.providers_table import BY_NAME
 
 ALL = {"battery", "charge", "location", "odometer"}
 EVERY_SCOPE = ["location", "charge_state", "odometer"]

@@ -17,11 +17,11 @@ import pytest
 from providers import AccountRef, Adapter, PermanentError, Reason, RetryableError
 from providers.data import VehicleData
 from providers.fakes.common import Reading
+from providers.fakes.serve import FakeServer
 from providers.smartcar import SmartcarAdapter
 from providers.webhooks import Happening
-from tests.fixtures import FakeServer
-from tests.providers.test_contract import connect
-from tests.providers_table import BY_NAME
+from tests.helpers.adapters import connect
+from tests.helpers.providers_table import BY_NAME
 
 ALL = {"battery", "charge", "location", "odometer"}
 SCOPES = ("location", "charge_state", "odometer")

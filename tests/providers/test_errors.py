@@ -8,9 +8,9 @@ import pickle
 import httpx
 import pytest
 
-from providers.base import transport_failure
 from providers.errors import RetryableError
 from providers.http import DeadlineExceeded
+from providers.plumbing import transport_failure
 
 
 @pytest.mark.parametrize(

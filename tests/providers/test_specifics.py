@@ -7,14 +7,16 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.tenant import APP_ID, APP_SECRET
 from providers import AccountRef, Credentials, PermanentError, Reason, adapter_for
 from providers.enode import EnodeAdapter
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from providers.highmobility import HighMobilityAdapter
 from providers.smartcar import SmartcarAdapter
 from providers.tesla import TeslaAdapter
-from tests.fixtures import APP_ID, APP_SECRET, FakeServer, consent
-from tests.providers.test_contract import CALLBACK, VERIFIER, MemoryTokens, back_query
-from tests.providers_table import BY_NAME
+from tests.helpers.adapters import CALLBACK, VERIFIER, MemoryTokens, back_query
+from tests.helpers.providers_table import BY_NAME
 
 
 def credentials(server: FakeServer) -> Credentials:

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from providers import AccountRef, CodeFlowAdapter, PermanentError, Reason, RetryableError, Tokens
-from tests.fixtures import FakeServer
-from tests.providers.test_contract import connect, make
-from tests.providers_table import PROVIDERS, ProviderCase
+from providers.fakes.serve import FakeServer
+from tests.helpers.adapters import connect, make
+from tests.helpers.providers_table import PROVIDERS, ProviderCase
 
 CODE_FLOW = [c for c in PROVIDERS if c.flow == "code"]
 # Whether the provider rotates refresh tokens (the used one dies): SPEC §5.

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from harness.procs import BIN, ROOT
 from settings import Settings
 from store.db import Database
-from tests.conftest import SECRET_KEY, migrated_database
+from tests.helpers.run import SECRET_KEY, migrated_database
 from workflows.clients import create_client
 
 

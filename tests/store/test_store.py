@@ -122,7 +122,7 @@ def test_an_old_sqlite_database_with_rows_upgrades(tmp_path: Path) -> None:
 
 
 def test_the_authorization_url_and_its_state_are_encrypted_at_rest(any_db: Database) -> None:
-    from tests.fixtures import add_vehicle, vehicle_row
+    from tests.helpers.store import add_vehicle, vehicle_row
 
     url = "https://connect.example/authorize?state=the-raw-state"
     vehicle_id = add_vehicle(any_db, authorization_url=url)

@@ -10,16 +10,20 @@ from typing import Any
 
 import pytest
 
+from harness.tenant import Tenant
 from store.db import Database, open_database
-from tests.conftest import SECRET_KEY
-from tests.fixtures import Tenant, add_vehicle
-from workers.enqueue import RELAY_TASK, Enqueuer
+from tests.helpers.run import SECRET_KEY
+from tests.helpers.store import add_vehicle
+from workers.after_commit import Wakeups
+from workers.enqueue import Enqueuer
 from workflows import steps
-from workflows.dispatch import AfterCommit
+from workflows.dispatch import AfterCommit, listeners
 from workflows.events import CHANGED, record_event
-from workflows.registry import REGISTRY
+from workflows.registry import REGISTRY, Job
 from workflows.steps import Step
 from workflows.vehicles import lock
+
+RELAY_TASK = Job.relay_outbox
 
 
 @contextmanager
@@ -112,11 +116,26 @@ class FakeRedis:
 
 def test_the_enqueuer_sends_each_step_by_the_registry_and_debounces_the_relay() -> None:
     broker, events = FakeBroker(), FakeRedis()
-    enqueuer = Enqueuer(broker, lambda: events, relay_debounce=0.2)  # type: ignore[arg-type,return-value]
+    enqueuer = listeners(
+        Enqueuer(broker, relay_debounce=0.2),
+        Wakeups(lambda: events),  # type: ignore[arg-type,return-value]
+    )
 
-    enqueuer(AfterCommit(steps=[("v1", "validate"), ("v2", "revoke")], events=True))
+    enqueuer(
+        AfterCommit(
+            steps=[("v1", "validate"), ("v2", "revoke")],
+            tasks=[(Job.process_provider_webhook, ("w1",))],
+            events=True,
+        )
+    )
     names = [name for name, _, _ in broker.sent]
-    assert names == [REGISTRY[Step.validate].task, REGISTRY[Step.revoke].task, RELAY_TASK]
+    assert names == [
+        REGISTRY[Step.validate].name,
+        REGISTRY[Step.revoke].name,
+        Job.process_provider_webhook,
+        RELAY_TASK,
+    ]
+    assert broker.sent[2][1] == ["w1"]
     assert broker.sent[-1][2] is None  # at once, no countdown
 
     for _ in range(5):  # more commits within the window: one trailing kick for them all

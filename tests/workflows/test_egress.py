@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.tenant import Tenant
 from store.db import Database
 from store.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from tests.fixtures import Tenant
-from workflows import webhooks
+from workflows import webhook_delivery, webhook_endpoints
 from workflows.egress import UnsafeURL, target_of
 from workflows.errors import DomainError
 
@@ -98,7 +98,7 @@ def test_http_and_loopback_only_where_an_operator_allowed_them() -> None:
 
 def test_an_endpoint_on_an_internal_address_cannot_be_made(clean: Database, tenant: Tenant) -> None:
     with clean.session() as session, pytest.raises(DomainError) as refused:
-        webhooks.create_endpoint(session, tenant.client_id, "https://127.1/hook")
+        webhook_endpoints.create_endpoint(session, tenant.client_id, "https://127.1/hook")
     assert refused.value.code.value == "BAD_USER_INPUT"
     assert "loopback" in refused.value.message
     with clean.session() as session:
@@ -110,7 +110,7 @@ def test_a_delivery_is_checked_again_and_never_sent_inside(clean: Database, tena
     rule: nothing is sent, the attempt says why, and the schedule goes on."""
     sent: list[httpx.Request] = []
     with clean.session() as session:
-        endpoint = webhooks.create_endpoint(
+        endpoint = webhook_endpoints.create_endpoint(
             session, tenant.client_id, "http://127.0.0.1:9/hook", allow_private=True
         )
         delivery = WebhookDelivery(
@@ -124,7 +124,7 @@ def test_a_delivery_is_checked_again_and_never_sent_inside(clean: Database, tena
         sent.append(request)
         return httpx.Response(200)
 
-    status = webhooks.attempt(clean, delivery_id, transport=httpx.MockTransport(receive))
+    status = webhook_delivery.attempt(clean, delivery_id, transport=httpx.MockTransport(receive))
 
     assert (status, sent) == ("pending", [])
     with clean.session() as session:

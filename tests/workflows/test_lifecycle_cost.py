@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from store.db import Database
-from tests.fixtures import add_vehicle
+from tests.helpers.store import add_vehicle
 from workflows.errors import ErrorCode
 from workflows.machine import Lifecycle
 from workflows.vehicles import lock

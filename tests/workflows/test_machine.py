@@ -9,7 +9,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from store.db import Database
 from store.models import ConnectedVehicle
-from tests.fixtures import add_vehicle, events_of, vehicle_row
+from tests.helpers.store import add_vehicle, events_of, vehicle_row
 from workflows.errors import ErrorCode
 from workflows.machine import IllegalTransition, Lifecycle, Status
 from workflows.vehicles import lock

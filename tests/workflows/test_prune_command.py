@@ -14,9 +14,9 @@ import pytest
 from harness.procs import BIN, ROOT
 from store.db import Database
 from store.models import ProviderWebhook, utcnow
-from tests.conftest import migrated_database
-from tests.fixtures import row_counts
-from tests.workflows.test_retention import Rows
+from tests.helpers.retention import Rows
+from tests.helpers.run import migrated_database
+from tests.helpers.store import row_counts
 
 
 def cv(*argv: str, url: str) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.tenant import Tenant
 from settings import Settings
-from tests.fixtures import Tenant, add_vehicle, events_of, vehicle_row
+from tests.helpers.store import add_vehicle, events_of, vehicle_row
 from workflows.authorization import redrive
 from workflows.errors import DomainError, ErrorCode
 from workflows.machine import IllegalTransition, Lifecycle

@@ -12,15 +12,11 @@ from sqlalchemy import update
 
 from store.db import Database
 from store.models import Client
-from tests.api.test_list_paging import statements
-from workflows.clients import (
-    SigningSecrets,
-    create_client,
-    mint_user_token,
-    rotate_signing_secret,
-    verify_user_token,
-)
+from tests.helpers.store import statements
+from workflows.clients import create_client, rotate_signing_secret
 from workflows.errors import DomainError, ErrorCode
+from workflows.signing_secrets import SigningSecrets
+from workflows.user_tokens import mint_user_token, verify_user_token
 
 
 class Clock:

@@ -1,6 +1,7 @@
-"""The stages of `pending`: every trigger from every stage. A legal one sets the facts so
-that the stage read back from them is the table's destination; an illegal one raises and
-sets nothing. The expected table is written here independently of the module's."""
+"""The stages of `pending`, nested states of the vehicle's one machine: every trigger from
+every stage. A legal one sets the facts so that the stage read back from them is the
+table's destination; an illegal one raises and sets nothing. The expected table is
+written here independently of the module's."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from typing import Any
 import pytest
 
 from store.models import ConnectedVehicle
-from workflows.machine import IllegalTransition
-from workflows.stages import Stage, Stages, stage_of
+from workflows.machine import IllegalTransition, Lifecycle, Stage, stage_of
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -47,8 +47,9 @@ def vehicle_at(stage: Stage) -> ConnectedVehicle:
 @pytest.mark.parametrize("trigger", sorted({t for _, t in LEGAL}))
 def test_every_trigger_from_every_stage(stage: Stage, trigger: str) -> None:
     vehicle = vehicle_at(stage)
-    stages = Stages(vehicle)
-    assert stages.state is stage  # the facts say where it is
+    stages = Lifecycle(None, vehicle)
+    assert stages.stage is stage  # the facts say where it is
+    assert stages.state == f"pending.{stage}"
 
     if (stage, trigger) in LEGAL:
         assert stages.may(trigger)
@@ -64,5 +65,16 @@ def test_every_trigger_from_every_stage(stage: Stage, trigger: str) -> None:
 
 def test_buying_tokens_spends_the_code() -> None:
     vehicle = vehicle_at(Stage.code_claimed)
-    Stages(vehicle).trigger_event("buy_tokens", **ARGS["buy_tokens"])
+    Lifecycle(None, vehicle).trigger_event("buy_tokens", **ARGS["buy_tokens"])
     assert (vehicle.access_token, vehicle.auth_code) == ("bought", None)
+
+
+def test_a_stage_is_a_state_of_pending_only() -> None:
+    """Status and stage cannot disagree: a vehicle that is not pending has no stage, and
+    pending's triggers apply from every stage."""
+    authorized = ConnectedVehicle(status="authorized", **FACTS[Stage.tokens_held])
+    machine = Lifecycle(None, authorized)
+    assert (machine.state, machine.stage) == ("authorized", None)
+    assert not machine.may("buy_tokens") and not machine.may("claim")
+    for stage in Stage:
+        assert Lifecycle(None, vehicle_at(stage)).may("fail")

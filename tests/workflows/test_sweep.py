@@ -15,7 +15,7 @@ from sqlalchemy import delete, text
 from settings import Settings
 from store.db import Database
 from store.models import WorkerHeartbeat, utcnow
-from tests.fixtures import add_vehicle, bulk_vehicles, events_of, vehicle_row
+from tests.helpers.store import add_vehicle, bulk_vehicles, events_of, vehicle_row
 from workflows import liveness
 from workflows.clients import create_client
 from workflows.liveness import abandoned_claims_query

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from harness.tenant import Tenant
 from providers import Tokens
+from providers.fakes.serve import FakeServer
 from providers.names import Provider
 from settings import Settings
 from store.models import ConnectedVehicle, utcnow
-from tests.fixtures import FakeServer, Tenant, vehicle_row
-from tests.workflows.test_validation_step import pending_with_code
+from tests.helpers.store import pending_with_code, vehicle_row
 from workflows import provider_steps, tokens
-from workflows.clients import set_provider_credentials
+from workflows.provider_credentials import set_provider_credentials
+from workflows.session import VehicleSession
 
 
 def authorized(tenant: Tenant, settings: Settings) -> str:
@@ -89,7 +91,8 @@ def test_tokens_bought_after_the_vehicle_left_are_not_kept(
         row.status, row.access_token, row.refresh_token = "removed", None, None
         session.commit()
 
-    tokens.save_tokens(tenant.db, vehicle_id, Tokens("late-at", "late-rt", utcnow()), settings)
+    late = Tokens("late-at", "late-rt", utcnow())
+    VehicleSession(tenant.db, settings, vehicle_id).save_tokens(late)
 
     row = vehicle_row(tenant.db, vehicle_id)
     assert (row.access_token, row.refresh_token) == (None, None)

@@ -8,27 +8,20 @@ import os
 from datetime import timedelta
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from harness import cli
+from harness.tenant import Tenant
 from settings import Settings
 from store.db import Database
 from store.models import utcnow
-from tests.fixtures import Tenant, add_vehicle, gql, vehicle_row, wait_until
+from tests.helpers.api import gql
+from tests.helpers.store import add_vehicle, vehicle_row, written_under_another_key
+from tests.helpers.wait import wait_until
 from workflows.sweep import sweep
 
 NOW = utcnow()
-FOREIGN = Fernet(Fernet.generate_key())  # a key this service does not have
-
-
-def written_under_another_key(db: Database, vehicle_id: str, column: str) -> None:
-    with db.engine.begin() as conn:
-        conn.execute(
-            text(f"UPDATE connected_vehicles SET {column} = :v WHERE id = :id"),
-            {"v": FOREIGN.encrypt(b"tok-VALUE-123").decode(), "id": vehicle_id},
-        )
 
 
 def test_the_sweep_goes_on_around_a_row_it_cannot_read(clean: Database, settings: Settings) -> None:
@@ -64,7 +57,7 @@ def test_the_sweep_goes_on_around_a_row_it_cannot_read(clean: Database, settings
 def test_a_row_that_fails_a_pass_is_marked_and_skipped(clean: Database) -> None:
     """Where a pass must read a row and cannot, that row alone is rolled back and
     marked (why, never a value of it); the pass goes on and the next one skips it."""
-    from workflows.stages import Stages
+    from workflows.machine import Lifecycle
     from workflows.unreadable import alone
 
     bad = add_vehicle(clean, auth_code="c", authorization_url="https://p/x")
@@ -80,7 +73,7 @@ def test_a_row_that_fails_a_pass_is_marked_and_skipped(clean: Database) -> None:
 
         def touch(vehicle_id: str) -> None:
             vehicle = rows[vehicle_id]
-            Stages(vehicle).may("claim")  # reads the code
+            Lifecycle(None, vehicle).may("claim")  # reads the code
             vehicle.label = "swept"
 
         results = [alone(session, vid, functools.partial(touch, vid)) for vid in (bad, good)]

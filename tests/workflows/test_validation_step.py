@@ -7,40 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness.tenant import Tenant
 from providers import RetryableError, RetryPolicy
-from providers.names import Provider
+from providers.fakes.serve import FakeServer
 from settings import Settings
-from store.db import Database
-from store.models import ConnectedVehicle, utcnow
-from tests.fixtures import FakeServer, Tenant, consent, events_of, vehicle_row
-from workflows import authorization, provider_steps
-from workflows.clients import Principal
+from tests.helpers.store import events_of, pending_with_code, vehicle_row
+from workflows import provider_steps
 from workflows.machine import Status
-
-
-def pending_with_code(db: Database, settings: Settings, tenant: Tenant) -> tuple[str, str]:
-    from urllib.parse import parse_qs, urlsplit
-
-    with db.session() as session:
-        vehicle = authorization.create_connected_vehicle(
-            session,
-            settings,
-            Principal(tenant.client_id, "u1"),
-            vehicle_id="tesla-model-3",
-            provider=Provider.Smartcar,
-            label=None,
-            redirect_uri=None,
-            scope=None,
-        )
-    assert vehicle.authorization_url is not None
-    code = parse_qs(urlsplit(consent(vehicle.authorization_url)).query)["code"][0]
-    with db.session() as session:
-        row = session.get(ConnectedVehicle, vehicle.id)
-        assert row is not None
-        row.auth_code = code
-        row.code_received_at = utcnow()
-        session.commit()
-    return vehicle.id, code
 
 
 def test_concurrent_runs_exchange_once(

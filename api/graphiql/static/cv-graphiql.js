@@ -4,10 +4,14 @@
 // own URL (/graphql); subscriptions, over the WebSocket, as the connection's params,
 // which the API reads the same way. They are kept in this tab's sessionStorage only
 // (gone when the tab closes), sent nowhere else, and never put in a URL.
+// The editor opens on the demo's example document (cv-example.graphql, beside this
+// file) rather than GraphiQL's stock text, until the user has a query of their own
+// (GraphiQL keeps it in localStorage).
 (function () {
   "use strict";
 
   var STORE = "cv-graphiql.headers";
+  var EXAMPLE = "graphiql/static/cv-example.graphql"; // relative to this page, as its files
   var form = document.getElementById("cv-credentials");
   var clientId = document.getElementById("cv-client-id");
   var token = document.getElementById("cv-token");
@@ -15,6 +19,8 @@
   var endpoint = location.origin + location.pathname;
   var root = ReactDOM.createRoot(document.getElementById("graphiql"));
   var generation = 0;
+  var example = null; // the example's text
+  var loaded = false; // whether the example was asked for: GraphiQL mounts after it
 
   function headersOf(saved) {
     var headers = {};
@@ -26,6 +32,9 @@
   }
 
   function render(saved) {
+    if (!loaded) {
+      return; // the example's answer renders, with the headers saved by then
+    }
     var headers = headersOf(saved);
     var fetcher = GraphiQL.createFetcher({
       url: endpoint,
@@ -40,6 +49,7 @@
         key: generation,
         fetcher: fetcher,
         shouldPersistHeaders: false,
+        defaultQuery: example || undefined, // without it, GraphiQL's own text
       }),
     );
     status.textContent = saved
@@ -81,5 +91,18 @@
     clientId.value = saved.clientId;
     token.value = saved.token;
   }
-  render(saved);
+  // The example first (one request to this origin), then GraphiQL, which reads its
+  // default document once, when it mounts.
+  fetch(EXAMPLE)
+    .then(function (response) {
+      return response.ok ? response.text() : null;
+    })
+    .catch(function () {
+      return null;
+    })
+    .then(function (text) {
+      example = text;
+      loaded = true;
+      render(load()); // the headers as they are now: Apply may have been pressed since
+    });
 })();

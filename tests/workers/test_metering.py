@@ -9,13 +9,16 @@ import pytest
 from starlette.testclient import TestClient
 
 import metrics
+from harness.tenant import Tenant
+from providers.fakes.browser import consent
+from providers.fakes.serve import FakeServer
 from store.db import Database
 from store.models import OutboxEvent
-from tests.api.test_callback import callback_path
-from tests.api.test_metrics import value
-from tests.fixtures import FakeServer, Tenant, consent, create_vehicle, vehicle_row, wait_until
-from tests.integration.test_client_webhooks import Receiver, delivery, endpoint_for
-from tests.integration.test_client_webhooks import receiver as receiver  # the fixture
+from tests.helpers.api import callback_path, create_vehicle
+from tests.helpers.metrics import value
+from tests.helpers.store import vehicle_row
+from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import Receiver, delivery, endpoint_for
 from workers.app import app as celery_app
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -6,11 +6,10 @@ walk-through that those tests share (an operator sets up a client; a user connec
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import pytest
 
 from harness import (
     answers,
@@ -25,8 +24,7 @@ from harness import (
 )
 from harness.tenant import CLIENT_PAGE
 from providers.fakes.browser import consent
-from store.db import Database
-from tests.conftest import REDIS_BASE, REDIS_DB
+from tests.helpers.run import REDIS_BASE, REDIS_DB
 
 __all__ = [
     "FLOWER_LOGIN",
@@ -35,7 +33,7 @@ __all__ = [
     "Service",
     "graphql",
     "operator_sets_up",
-    "service",
+    "started",
     "walk",
     "watch_consent",
 ]
@@ -51,8 +49,10 @@ class Service:
     env: dict[str, str]
 
 
-@pytest.fixture
-def service(clean: Database, tmp_path: Path) -> Iterator[Service]:
+@contextmanager
+def started() -> Iterator[Service]:
+    """Fakes, web, worker and Flower as the Procfile runs them, on free ports, the
+    worker on the run's next Redis db; that db emptied after."""
     web_port, fakes_port, flower_port = free_port(), free_port(), free_port()
     web = f"http://127.0.0.1:{web_port}"
     env = {

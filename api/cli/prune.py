@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import click
 
-from api.cli_common import open_db as _db
+from api.cli.common import open_db as _db
 from settings import get_settings
 
 __all__ = ["prune"]

@@ -5,48 +5,21 @@ session's real worker."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from tests.fixtures import Tenant, create_vehicle, error_code, gql, vehicle_row, wait_until
+from harness.tenant import Tenant
+from tests.helpers.api import create_vehicle, error_code, gql
+from tests.helpers.store import vehicle_row
+from tests.helpers.wait import wait_until
 from workers.relay import STATE_EVENT
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 AUTHORIZE = """mutation($input: AuthorizeConnectedVehicleInput!) {
   authorizeConnectedVehicle(input: $input) { id status } }"""
-
-
-@pytest.fixture
-def stream() -> Iterator[list[dict[str, Any]]]:
-    """Every Celery event on the broker while the test runs."""
-    from workers.app import app
-
-    seen: list[dict[str, Any]] = []
-    ready = threading.Event()
-    receivers: list[Any] = []
-
-    def listen() -> None:
-        with app.connection_for_read() as conn:
-            receiver = app.events.Receiver(conn, handlers={"*": seen.append})
-            receivers.append(receiver)
-            consumer = receiver.consume(limit=None, timeout=None, wakeup=False)
-            ready.set()
-            for _ in consumer:
-                if receiver.should_stop:
-                    break
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-    ready.wait(10)
-    yield seen
-    if receivers:
-        receivers[0].should_stop = True
-    thread.join(5)
 
 
 def test_a_failed_workflow_is_a_failure_task_and_every_state_change_an_event(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from api.cli_common import fail as _fail
-from api.cli_common import open_db as _db
+from api.cli.common import fail as _fail
+from api.cli.common import open_db as _db
 
 __all__ = ["keys"]
 

@@ -8,8 +8,8 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from api.cli_common import fail as _fail
-from api.cli_common import open_db as _db
+from api.cli.common import fail as _fail
+from api.cli.common import open_db as _db
 from settings import get_settings
 from store.models import ConnectedVehicle
 from workflows.machine import Status
