@@ -226,7 +226,7 @@ class Lifecycle:
 
     def may(self, trigger: str) -> bool:
         """Whether the table has `trigger` from the current state (conditions aside)."""
-        return trigger in self.machine.get_triggers(self.state)
+        return trigger in _TRIGGERS[self.state]
 
     def trigger_event(self, name: str, **kwargs: Any) -> None:
         """Fire trigger `name`; raise IllegalTransition when it does not apply."""
@@ -374,3 +374,9 @@ class Lifecycle:
 
 
 Lifecycle.machine = _build()
+# What each state may fire, read once (the table never changes; the machine's own
+# get_triggers walks every event's transitions at each ask).
+_TRIGGERS = {
+    state: frozenset(Lifecycle.machine.get_triggers(state))
+    for state in Lifecycle.machine.get_nested_state_names()
+}
