@@ -108,6 +108,8 @@ class FakeSmartcar(FakeCodeFlow):
     def fault_response(self, status: int, retry_after: float | None) -> Response:
         if status == 429:
             response = _error(429, "RATE_LIMIT", "VEHICLE", "RETRY_LATER")
+        elif status == 401:  # as Smartcar refuses a token: the user must consent again
+            response = _error(401, "AUTHENTICATION", None, "REAUTHENTICATE")
         else:
             response = _error(status, "SERVER", "INTERNAL", "RETRY_LATER")
         if retry_after is not None:

@@ -13,6 +13,7 @@ from providers.fakes.serve import FakeServer
 from settings import Settings
 from tests.helpers.store import events_of, pending_with_code, vehicle_row
 from workflows import provider_steps
+from workflows.locked import fire
 from workflows.machine import Status
 
 
@@ -87,3 +88,48 @@ def test_a_validation_step_is_three_transactions_at_most(
 
     assert vehicle_row(tenant.db, vehicle_id).status == Status.authorized
     assert 1 <= len(transactions) <= 3, transactions
+
+
+def test_a_token_refused_at_the_read_is_refreshed_once_and_the_read_tried_again(
+    tenant: Tenant, smartcar: FakeServer, settings: Settings
+) -> None:
+    """The provider drops the access token it just gave (401 on the account's read): the
+    session refreshes it once and reads again; the vehicle is authorized."""
+    vehicle_id, _ = pending_with_code(tenant.db, settings, tenant)
+    smartcar.fault("/v2.0/vehicles", 401, times=1)
+
+    provider_steps.validate(tenant.db, settings, vehicle_id)
+
+    assert vehicle_row(tenant.db, vehicle_id).status == Status.authorized
+    assert smartcar.fake.refresh_attempts == 1
+
+
+def test_a_token_refused_again_after_its_refresh_fails_the_vehicle_access_revoked(
+    tenant: Tenant, smartcar: FakeServer, settings: Settings
+) -> None:
+    vehicle_id, _ = pending_with_code(tenant.db, settings, tenant)
+    smartcar.fault("/v2.0/vehicles", 401, times=10)
+
+    provider_steps.validate(tenant.db, settings, vehicle_id)
+
+    row = vehicle_row(tenant.db, vehicle_id)
+    assert (row.status, row.failure_code) == (Status.failed, "ACCESS_REVOKED")
+    assert smartcar.fake.refresh_attempts == 1  # one refresh, never a loop
+
+
+@pytest.mark.parametrize("refused", [1, 10], ids=["once", "for-good"])
+def test_a_removal_whose_token_is_refused_still_ends_removed(
+    tenant: Tenant, smartcar: FakeServer, settings: Settings, refused: int
+) -> None:
+    """Refused once: refreshed, and the access given back at the provider. Refused for
+    good: gone at the provider already, as good as given back. Removed either way."""
+    vehicle_id, _ = pending_with_code(tenant.db, settings, tenant)
+    provider_steps.validate(tenant.db, settings, vehicle_id)
+    assert fire(tenant.db, vehicle_id, "request_removal")
+    smartcar.fault("/v2.0/vehicles/", 401, times=refused)
+
+    provider_steps.revoke(tenant.db, settings, vehicle_id)
+
+    assert vehicle_row(tenant.db, vehicle_id).status == Status.removed
+    assert smartcar.fake.refresh_attempts == 1
+    assert smartcar.fake.revocations == (1 if refused == 1 else 0)
