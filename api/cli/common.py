@@ -17,9 +17,13 @@ def open_db() -> Database:
     # The API's dispatcher: a step a command makes due is enqueued when it commits.
     from api import jobs
 
-    return open_database(
+    db = open_database(
         s.database_url, s.secret_key.get_secret_value(), dispatcher=jobs.dispatcher()
     )
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # the command's connections closed as it ends, not left to exit
+        ctx.call_on_close(db.engine.dispose)
+    return db
 
 
 def fail(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,9 +11,13 @@ from sqlalchemy import select
 
 from api.cli.common import fail as _fail
 from api.cli.common import open_db as _db
+from providers.names import Provider
 from settings import get_settings
 from store.models import ConnectedVehicle
+from workflows.errors import DomainError
+from workflows.fleet import FleetFilter, select_vehicles
 from workflows.machine import Status
+from workflows.steps import Step
 
 __all__ = ["vehicles"]
 
@@ -34,33 +39,93 @@ def _plain() -> Any:
     return load_only(*plain, raiseload=True)
 
 
+def _short(text: str | None, width: int = 80) -> str | None:
+    if text is None:
+        return None
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _as_json(v: ConnectedVehicle) -> dict[str, Any]:
+    """A vehicle for scripts: what operators act on, never a token or a code."""
+
+    def when(t: datetime | None) -> str | None:
+        return t.replace(tzinfo=UTC).isoformat() if t is not None else None
+
+    return {
+        "id": v.id,
+        "client_id": v.client_id,
+        "user_id": v.user_id,
+        "provider": v.provider,
+        "vehicle_id": v.vehicle_id,
+        "status": v.status,
+        "step": v.step,
+        "failure_code": v.failure_code,
+        "failure_retryable": bool(v.failure_retryable) if v.failure_code else None,
+        "attempts": v.attempts or 0,
+        "last_error": _short(v.last_error, 200),
+        "vin": v.vin,
+        "provider_vehicle_id": v.provider_vehicle_id,
+        "created_at": when(v.created_at),
+        "updated_at": when(v.updated_at),
+        "unreadable_at": when(v.unreadable_at),
+        "unreadable_reason": v.unreadable_reason,
+    }
+
+
 @vehicles.command("list")
+@click.option("--status", help=f"Only this status ({', '.join(s.value for s in Status)}).")
+@click.option("--code", help="Only this failure code (e.g. PROVIDER_UNAVAILABLE).")
+@click.option("--provider", help=f"Only this provider ({', '.join(p.value for p in Provider)}).")
 @click.option("--client", "client_id", help="Only this client's vehicles.")
-@click.option("--status", type=click.Choice([s.value for s in Status]))
+@click.option("--step", help=f"Only vehicles with this step due ({', '.join(Step)}).")
+@click.option("--since", help="Changed at or after: an age (30m, 2h, 7d) or an ISO time.")
+@click.option("--until", help="Changed before: an age or an ISO time.")
+@click.option("--search", help="A vehicle id, VIN, provider vehicle id or the client's user id.")
 @click.option("--unreadable", is_flag=True, help="Only rows the service could not read (and why).")
-@click.option("--limit", default=50, show_default=True)
-def vehicles_list(client_id: str | None, status: str | None, unreadable: bool, limit: int) -> None:
-    """List connected vehicles, newest first."""
-    stmt = (
-        select(ConnectedVehicle)
-        .options(_plain())
-        .order_by(ConnectedVehicle.created_at.desc())
-        .limit(limit)
-    )
-    if client_id:
-        stmt = stmt.where(ConnectedVehicle.client_id == client_id)
-    if status:
-        stmt = stmt.where(ConnectedVehicle.status == status)
-    if unreadable:
-        stmt = stmt.where(ConnectedVehicle.unreadable_at.is_not(None))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+def vehicles_list(
+    status: str | None,
+    code: str | None,
+    provider: str | None,
+    client_id: str | None,
+    step: str | None,
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    unreadable: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List connected vehicles, most recently changed first, by why they stand where they
+    stand: e.g. --status failed --code PROVIDER_UNAVAILABLE --provider Smartcar --since 2h."""
+    try:
+        f = FleetFilter.parse(
+            status=status,
+            code=code,
+            provider=provider,
+            client_id=client_id,
+            step=step,
+            since=since,
+            until=until,
+            search=search,
+            unreadable=unreadable,
+        )
+    except DomainError as exc:
+        _fail(exc.message)
+        return
     with _db().session() as session:
-        rows = list(session.execute(stmt).scalars())
+        rows = list(session.execute(select_vehicles(f, limit=limit).options(_plain())).scalars())
+    if as_json:
+        click.echo(json.dumps([_as_json(v) for v in rows], indent=2))
+        return
     if not rows:
         click.echo("no connected vehicles")
         return
     click.echo(
         f"{'id':36}  {'status':15}  {'provider':12}  {'client':12}  {'failure':24}  "
-        f"{'step':10}  {'tries':5}  vin"
+        f"{'step':10}  {'tries':5}  {'changed':16}  vin"
     )
     for v in rows:
         failure = v.failure_code or "-"
@@ -68,8 +133,11 @@ def vehicles_list(client_id: str | None, status: str | None, unreadable: bool, l
             failure += " (r)"
         click.echo(
             f"{v.id:36}  {v.status:15}  {v.provider:12}  {v.client_id:12}  {failure:24}  "
-            f"{v.step or '-':10}  {v.attempts or 0:<5}  {v.vin or '-'}"
+            f"{v.step or '-':10}  {v.attempts or 0:<5}  {v.updated_at:%Y-%m-%d %H:%M}  "
+            f"{v.vin or '-'}"
         )
+        if v.last_error:
+            click.echo(f"  last error: {_short(v.last_error)}")
         if v.unreadable_at is not None:
             click.echo(
                 f"  unreadable since {v.unreadable_at:%Y-%m-%d %H:%M}: {v.unreadable_reason}"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC
+from typing import Any
+
 import click
 from sqlalchemy import select
 
@@ -46,12 +50,32 @@ def webhooks_add(client_id: str, url: str, events: tuple[str, ...]) -> None:
 
 @webhooks.command("list")
 @click.argument("client_id")
-def webhooks_list(client_id: str) -> None:
-    """A client's endpoints."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+def webhooks_list(client_id: str, as_json: bool) -> None:
+    """A client's endpoints (never their signing secrets)."""
     with _db().session() as session:
-        rows = session.execute(
-            select(WebhookEndpoint).where(WebhookEndpoint.client_id == client_id)
-        ).scalars()
+        rows = list(
+            session.execute(
+                select(WebhookEndpoint).where(WebhookEndpoint.client_id == client_id)
+            ).scalars()
+        )
+        if as_json:
+            click.echo(
+                json.dumps(
+                    [
+                        {
+                            "id": e.id,
+                            "url": e.url,
+                            "enabled": e.enabled,
+                            "disabled_reason": e.disabled_reason,
+                            "event_types": list(e.event_types or []),
+                        }
+                        for e in rows
+                    ],
+                    indent=2,
+                )
+            )
+            return
         for e in rows:
             state = "enabled" if e.enabled else f"disabled ({e.disabled_reason})"
             click.echo(f"{e.id}  {state:30}  {','.join(e.event_types) or 'all'}  {e.url}")
@@ -59,19 +83,38 @@ def webhooks_list(client_id: str) -> None:
 
 @webhooks.command("deliveries")
 @click.option("--status", type=click.Choice(["pending", "succeeded", "exhausted", "disabled"]))
-@click.option("--limit", default=50, show_default=True)
-def webhooks_deliveries(status: str | None, limit: int) -> None:
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+def webhooks_deliveries(status: str | None, limit: int, as_json: bool) -> None:
     """Deliveries, newest first: status, attempts, last answer."""
     stmt = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc()).limit(limit)
     if status:
         stmt = stmt.where(WebhookDelivery.status == status)
     with _db().session() as session:
-        for d in session.execute(stmt).scalars():
+        rows = list(session.execute(stmt).scalars())
+        if as_json:
+            click.echo(json.dumps([_delivery(d) for d in rows], indent=2))
+            return
+        for d in rows:
             answer = d.last_status or d.last_error or "-"
             click.echo(
                 f"{d.id}  {d.status:10}  tries {d.attempts}  last {answer}  "
                 f"{d.event_type}  event {d.event_id}"
             )
+
+
+def _delivery(d: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "endpoint_id": d.endpoint_id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "created_at": d.created_at.replace(tzinfo=UTC).isoformat() if d.created_at else None,
+    }
 
 
 @webhooks.command("replay")
