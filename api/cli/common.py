@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 
 import click
 
 from settings import get_settings
 from store.db import Database, open_database
 
-__all__ = ["fail", "open_db"]
+__all__ = ["fail", "iso", "open_db"]
 
 
 def open_db() -> Database:
@@ -29,3 +30,8 @@ def open_db() -> Database:
 def fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A stored time (naive, in UTC) as `--json` prints it: ISO 8601 with its offset."""
+    return moment.replace(tzinfo=UTC).isoformat() if moment is not None else None

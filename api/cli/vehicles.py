@@ -10,6 +10,7 @@ import click
 from sqlalchemy import select
 
 from api.cli.common import fail as _fail
+from api.cli.common import iso
 from api.cli.common import open_db as _db
 from providers.names import Provider
 from settings import get_settings
@@ -49,9 +50,6 @@ def _short(text: str | None, width: int = 80) -> str | None:
 def _as_json(v: ConnectedVehicle) -> dict[str, Any]:
     """A vehicle for scripts: what operators act on, never a token or a code."""
 
-    def when(t: datetime | None) -> str | None:
-        return t.replace(tzinfo=UTC).isoformat() if t is not None else None
-
     return {
         "id": v.id,
         "client_id": v.client_id,
@@ -66,9 +64,9 @@ def _as_json(v: ConnectedVehicle) -> dict[str, Any]:
         "last_error": _short(v.last_error, 200),
         "vin": v.vin,
         "provider_vehicle_id": v.provider_vehicle_id,
-        "created_at": when(v.created_at),
-        "updated_at": when(v.updated_at),
-        "unreadable_at": when(v.unreadable_at),
+        "created_at": iso(v.created_at),
+        "updated_at": iso(v.updated_at),
+        "unreadable_at": iso(v.unreadable_at),
         "unreadable_reason": v.unreadable_reason,
     }
 

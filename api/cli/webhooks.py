@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
 from typing import Any
 
 import click
 from sqlalchemy import select
 
 from api.cli.common import fail as _fail
+from api.cli.common import iso
 from api.cli.common import open_db as _db
 from settings import get_settings
 from store.models import Client, WebhookDelivery, WebhookEndpoint
@@ -113,7 +113,7 @@ def _delivery(d: WebhookDelivery) -> dict[str, Any]:
         "attempts": d.attempts,
         "last_status": d.last_status,
         "last_error": d.last_error,
-        "created_at": d.created_at.replace(tzinfo=UTC).isoformat() if d.created_at else None,
+        "created_at": iso(d.created_at),
     }
 
 
