@@ -118,12 +118,7 @@ class Locked:
 
     def tokens(self) -> Tokens | None:
         """The tokens held (decrypted now), known to the session from here on."""
-        row = self.row
-        tokens = (
-            Tokens(row.access_token, row.refresh_token, row.token_expires_at)
-            if row.access_token
-            else None
-        )
+        tokens = tokens_of(self.row)
         if self.owner is not None:
             self.owner.tokens = tokens
         return tokens
