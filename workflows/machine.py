@@ -24,6 +24,7 @@ returns quietly.
 from __future__ import annotations
 
 import logging
+import threading
 from enum import StrEnum
 from typing import Any
 
@@ -231,10 +232,11 @@ class Lifecycle:
     def trigger_event(self, name: str, **kwargs: Any) -> None:
         """Fire trigger `name`; raise IllegalTransition when it does not apply."""
         status = self.status.value
-        if name not in self.machine.events:
+        if name not in _EVENTS:
             raise IllegalTransition(name, status)
         try:
-            moved = self.machine.trigger_event(self, name, **kwargs)
+            with _FIRING:
+                moved = self.machine.trigger_event(self, name, **kwargs)
         except MachineError as exc:
             raise IllegalTransition(name, status) from exc
         if not moved:  # a condition said no: still an error, never a silent no-op
@@ -374,6 +376,13 @@ class Lifecycle:
 
 
 Lifecycle.machine = _build()
+# transitions' HierarchicalMachine enters a nested state's scope by swapping its own
+# `events` and `states` while it runs a trigger, so the one machine every thread shares
+# runs one trigger at a time (two callbacks of the API's threads raced without it). The
+# callbacks only set fields and add rows, no I/O: the lock is held for microseconds.
+# (Under gevent, threading is patched before this module is imported.)
+_FIRING = threading.RLock()  # re-entrant: a callback may ask the machine again
+_EVENTS = frozenset(Lifecycle.machine.events)
 # What each state may fire, read once (the table never changes; the machine's own
 # get_triggers walks every event's transitions at each ask).
 _TRIGGERS = {

@@ -167,3 +167,37 @@ def test_a_failure_keeps_tokens_only_when_it_may_be_retried(
     row = vehicle_row(any_db, vehicle_id)
     assert (row.access_token is not None) is retryable
     assert (row.refresh_token is not None) is retryable
+
+
+def test_one_machine_serves_many_threads_at_once() -> None:
+    """Every Lifecycle shares one HierarchicalMachine, which swaps its own scope while it
+    runs a trigger: threads that fire at once (the API's callbacks) must not see each
+    other's scope. 8 threads, each moving its own vehicle through pending's stages."""
+    import threading
+
+    from store.models import ConnectedVehicle, utcnow
+    from workflows.machine import Lifecycle, Stage
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for _ in range(300):
+                v = ConnectedVehicle(id="v", status="pending", provider="Smartcar")
+                v.authorization_url = "https://consent.example/"
+                life = Lifecycle(None, v)
+                life.trigger_event("receive_code", code="c")
+                life.trigger_event("claim", owner=None)
+                life.trigger_event("release")
+                assert life.stage == Stage.code_received, life.state
+                v.code_received_at = utcnow()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    assert errors == []
