@@ -11,6 +11,13 @@ carries the ids. Outbox events keep the request id too (workflows.events).
 
 Set up at each process's edge: web (api.serve's uvicorn config, api.app.create_app),
 worker and beat (Celery's ``setup_logging`` signal). The ``cv`` tool keeps plain text.
+
+The web's access line for ``/graphql`` names the operation the request ran (its kind and
+root fields, noted by the GraphQL layer where it already parsed the document:
+:func:`note_operation`), never its variables or arguments: a GET's query string, which
+carries them, is left out. Workers and beat log Celery's routine lines about the
+housekeeping tasks (received, succeeded, sent by beat) at DEBUG (:class:`QuietTasks`):
+those tasks log a line of their own when they did something.
 """
 
 from __future__ import annotations
@@ -19,12 +26,16 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from typing import IO, Any
 
 __all__ = [
     "FIELDS",
+    "GRAPHQL_PATH",
     "ContextFilter",
+    "NameOperation",
+    "QuietTasks",
     "RedactSecrets",
     "begin",
     "bind",
@@ -34,6 +45,7 @@ __all__ = [
     "end",
     "make_handler",
     "new_request_id",
+    "note_operation",
     "note_vehicle",
     "redact",
     "well_formed",
@@ -52,6 +64,11 @@ _CONTEXT: ContextVar[dict[str, str] | None] = ContextVar("cv_log_context", defau
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 _SECRET_PARAMS = re.compile(r"(?P<key>(?:^|[?&])(?:code|state|token|access_token)=)[^&\s\"]*")
+
+# The web's GraphQL endpoint (api.app): its access line names the operation.
+GRAPHQL_PATH = "/graphql"
+# The context's key for it: not one of FIELDS, so on the access line only.
+_OPERATION = "graphql_operation"
 
 
 # -- the context --------------------------------------------------------------------------
@@ -100,6 +117,16 @@ def note_vehicle(vehicle_id: str, client_id: str) -> None:
         context["client_id"] = client_id
 
 
+def note_operation(text: str | None) -> None:
+    """The GraphQL operation the request ran, for its access line (``mutation
+    createConnectedVehicle``), from the document the GraphQL layer parsed: the caller
+    vouches that it holds no argument, variable or made-up name. A second one in the
+    same request (a batch) leaves the line without any. Outside a request: nothing."""
+    context = _CONTEXT.get()
+    if context is not None:
+        context[_OPERATION] = "" if _OPERATION in context else (text or "")
+
+
 # -- records ------------------------------------------------------------------------------
 
 
@@ -115,6 +142,75 @@ class RedactSecrets(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+
+class NameOperation(logging.Filter):
+    """Rewrites uvicorn's access line (client, method, path, version, status) for
+    ``/graphql``: the operation noted by :func:`note_operation` goes after the status,
+    and a query string (a GET's document and variables) is left out. Runs as the line is
+    logged, in the request's context, after the GraphQL layer noted it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str)):
+            return True
+        path, mark, _ = args[2].partition("?")
+        if path != GRAPHQL_PATH:
+            return True
+        if mark:
+            args = (*args[:2], f"{path}?[omitted]", *args[3:])
+        operation = current(_OPERATION)
+        if operation:
+            record.msg = f"{record.msg} %s"
+            args = (*args, operation)
+        record.args = args
+        return True
+
+
+class QuietTasks(logging.Filter):
+    """Celery's routine INFO lines about `tasks` (the housekeeping, every few seconds)
+    go at DEBUG, shown only where DEBUG is: the worker's "Task … received" and "Task …
+    succeeded in" and beat's "Sending due task". A failure, a retry or an error of the
+    same tasks keeps its level. Installed on the loggers that write those lines."""
+
+    LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.beat")
+    _BEAT_SENDING = "Scheduler: Sending due task %s (%s)"
+
+    def __init__(self, tasks: Iterable[str]) -> None:
+        super().__init__()
+        # (Celery's own format strings: matched exactly, so no other line is touched.)
+        from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
+
+        self.tasks = frozenset(tasks)
+        self._task_lines = (LOG_RECEIVED, LOG_SUCCESS)
+
+    def _task(self, record: logging.LogRecord) -> object:
+        args = record.args
+        if isinstance(args, Mapping) and record.msg in self._task_lines:
+            return args.get("name")  # (the worker's lines: a dict of the task's fields)
+        if record.msg == self._BEAT_SENDING and isinstance(args, tuple) and len(args) == 2:
+            return args[1]  # (beat's: the schedule entry's name, the task's)
+        return None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or self._task(record) not in self.tasks:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # logged because INFO was on: written only if DEBUG is on too
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _quiet(tasks: Iterable[str]) -> None:
+    """Installs :class:`QuietTasks` for `tasks` (if any), in place of one installed
+    before."""
+    names = frozenset(tasks)
+    if not names:
+        return
+    for name in QuietTasks.LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, QuietTasks)]:
+            logger.removeFilter(old)
+        logger.addFilter(QuietTasks(names))
 
 
 class ContextFilter(logging.Filter):
@@ -173,16 +269,25 @@ def make_handler(fmt: str = "json", stream: IO[str] | None = None) -> logging.Ha
 
 def _install_redaction() -> None:
     access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactSecrets) for f in access.filters):
-        access.addFilter(RedactSecrets())
+    for kind in (RedactSecrets, NameOperation):
+        if not any(isinstance(f, kind) for f in access.filters):
+            access.addFilter(kind())
 
 
-def configure(fmt: str = "json", level: str | int = "INFO", *, force: bool = False) -> None:
+def configure(
+    fmt: str = "json",
+    level: str | int = "INFO",
+    *,
+    force: bool = False,
+    quiet_tasks: Iterable[str] = (),
+) -> None:
     """The root logger writes `fmt` lines at `level`; uvicorn's and Celery's loggers go
     through it. Like ``logging.basicConfig``, a process whose root logger already has
     handlers (configured by someone else: a test runner) is left as it is unless `force`;
-    the redaction is installed whatever."""
+    the access line's filters are installed whatever, and Celery's routine lines about
+    `quiet_tasks` go at DEBUG (:class:`QuietTasks`)."""
     _install_redaction()
+    _quiet(quiet_tasks)
     root = logging.getLogger()
     ours = [h for h in root.handlers if isinstance(h, _Handler)]
     if root.handlers and not ours and not force:
@@ -202,7 +307,7 @@ def dict_config(fmt: str = "json", level: str | int = "INFO") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": RedactSecrets}},
+        "filters": {"redact": {"()": RedactSecrets}, "operation": {"()": NameOperation}},
         "handlers": {"cv": {"()": make_handler, "fmt": fmt}},
         "loggers": {
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
@@ -211,7 +316,7 @@ def dict_config(fmt: str = "json", level: str | int = "INFO") -> dict[str, Any]:
                 "level": level,
                 "handlers": [],
                 "propagate": True,
-                "filters": ["redact"],
+                "filters": ["redact", "operation"],
             },
         },
         "root": {"level": level, "handlers": ["cv"]},

@@ -62,6 +62,7 @@ __all__ = [
     "STEP_SECONDS",
     "SUBSCRIPTIONS",
     "SUBSCRIPTIONS_OPEN",
+    "SWEEPS",
     "SWEEP_ACTIONS",
     "SWEEP_ACTION_NAMES",
     "WEBHOOK_DELIVERIES",
@@ -149,6 +150,9 @@ SWEEP_ACTION_NAMES = (
     "refreshes",
     "published",
 )
+# Every pass that ran to its end, whether it did anything or not: beat (and the worker
+# that runs the sweep) alive, for "no sweep in 5 minutes" (ops/alerts.yml).
+SWEEPS = Counter("cv_sweeps", "Periodic sweep passes that ran to their end")
 SWEEP_ACTIONS = Counter(
     "cv_sweep_actions",
     "What the periodic sweep did: steps re-driven, vehicles expired, claims of dead "

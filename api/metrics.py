@@ -1,14 +1,16 @@
 """The web's metrics: each HTTP request by operation and outcome with its latency
 (:class:`RequestMetrics`, :class:`OperationName`), and ``GET /metrics`` (:func:`route`),
-which adds the scrape's own gauges (:class:`ScrapeGauges`): each queue's depth and the
-outbox's lag, read when Prometheus asks, at a bounded cost (one Redis round trip, one
-indexed query).
+which adds the scrape's own gauges (:class:`ScrapeGauges`): each queue's depth, the
+outbox's lag and the worker processes' heartbeats, read when Prometheus asks, at a
+bounded cost (one Redis round trip, one indexed query, one over the few heartbeat rows).
 
 The operation is the GraphQL document's root field (``connectedVehicle``…) when the
 request ran one, ``multiple`` for several, ``introspection`` for GraphiQL's; else the
 route's path template (``/webhooks/{provider}``), ``other`` for a path that matches no
 route. The outcome is the first GraphQL error's code, or the HTTP status class. Neither
 ever carries what the caller sent: names outside the schema's root fields are ``other``.
+The same parse names the operation on the request's access line (its kind and the
+schema's root fields it asks for: ``mutation createConnectedVehicle``; logconfig).
 
 ``/metrics`` asks for ``Authorization: Bearer $CV_METRICS_TOKEN``; without that setting
 it answers 404 (as ``/ops`` does): the web is the service's public edge, and its volumes
@@ -22,8 +24,8 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, NamedTuple
 
 import anyio.to_thread
 import redis
@@ -39,26 +41,36 @@ from graphql import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
+import logconfig
 import metrics
 from celeryconfig import QUEUES
-from settings import Settings, is_redis
+from settings import Settings, get_settings, is_redis
 from store.db import Database
-from store.models import OutboxEvent
+from store.models import OutboxEvent, WorkerHeartbeat, utcnow
 from workflows.errors import ErrorCode
 
-__all__ = ["OperationName", "RequestMetrics", "ScrapeGauges", "note_errors", "route"]
+__all__ = [
+    "Heartbeats",
+    "OperationName",
+    "RequestMetrics",
+    "ScrapeGauges",
+    "note_errors",
+    "route",
+]
 
 log = logging.getLogger(__name__)
 
 _CODES = frozenset(c.value for c in ErrorCode) | {"INTERNAL_SERVER_ERROR"}
 MULTIPLE, INTROSPECTION = "multiple", "introspection"
+# The root fields every schema has (introspection's).
+_META_FIELDS = frozenset({"__schema", "__type", "__typename"})
 
 
 class _Noted:
@@ -119,7 +131,8 @@ def note_errors(errors: list[Any] | None) -> None:
 
 
 class OperationName(SchemaExtension):
-    """Notes the request's operation: its root field, from the parsed document."""
+    """Notes the request's operation: its root field, from the parsed document, for its
+    metrics and its access line (no second parse: Strawberry's, from its cache)."""
 
     _known: ClassVar[dict[int, frozenset[str]]] = {}
 
@@ -130,10 +143,14 @@ class OperationName(SchemaExtension):
         if noted is None or ctx.graphql_document is None:
             return
         known = self._root_fields(ctx.schema._schema)
-        names = _root_names(ctx.graphql_document, ctx.operation_name)
+        kind, names = _root_names(ctx.graphql_document, ctx.operation_name)
         labels = {INTROSPECTION if n.startswith("__") else metrics.fold(n, known) for n in names}
         if labels:
             noted.operation = labels.pop() if len(labels) == 1 else MULTIPLE
+        # The access line: the schema's own names only, never an argument, a variable,
+        # an alias or a name the caller made up (none known: nothing said).
+        fields = [n for n in names if n in known or n in _META_FIELDS]
+        logconfig.note_operation(f"{kind} {','.join(fields)}" if fields else None)
 
     @classmethod
     def _root_fields(cls, schema: GraphQLSchema) -> frozenset[str]:
@@ -145,7 +162,9 @@ class OperationName(SchemaExtension):
         return known
 
 
-def _root_names(document: DocumentNode, operation_name: str | None) -> set[str]:
+def _root_names(document: DocumentNode, operation_name: str | None) -> tuple[str, list[str]]:
+    """The chosen operation's kind (``query``…) and its root fields' names, in the
+    document's order, each once; none when the operation is not one to choose."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     chosen = [
         o
@@ -153,28 +172,28 @@ def _root_names(document: DocumentNode, operation_name: str | None) -> set[str]:
         if operation_name is None or (o.name is not None and o.name.value == operation_name)
     ]
     if len(chosen) != 1:
-        return set()
+        return "", []
     fragments = {
         d.name.value: d.selection_set
         for d in document.definitions
         if isinstance(d, FragmentDefinitionNode)
     }
-    names: set[str] = set()
+    names: dict[str, None] = {}  # (ordered: as the document asks)
     _collect(chosen[0].selection_set, fragments, names, depth=0)
-    return names
+    return chosen[0].operation.value, list(names)
 
 
 def _collect(
     selections: SelectionSetNode,
     fragments: dict[str, SelectionSetNode],
-    names: set[str],
+    names: dict[str, None],
     depth: int,
 ) -> None:
     if depth > 3:  # fragments of fragments: enough
         return
     for node in selections.selections:
         if isinstance(node, FieldNode):
-            names.add(node.name.value)
+            names[node.name.value] = None
         elif isinstance(node, InlineFragmentNode):
             _collect(node.selection_set, fragments, names, depth + 1)
         elif isinstance(node, FragmentSpreadNode):
@@ -183,15 +202,40 @@ def _collect(
                 _collect(spread, fragments, names, depth + 1)
 
 
+class Heartbeats(NamedTuple):
+    """``worker_heartbeats`` at a scrape: the processes beating (last beat within the
+    dead time), and the seconds since the newest and the oldest row's last beat (None:
+    no row)."""
+
+    beating: int
+    newest_age: float | None
+    oldest_age: float | None
+
+
 class ScrapeGauges:
     """Read at each scrape: ``cv_queue_depth{queue}`` (messages waiting in each of the
-    three queues) and ``cv_outbox_lag_seconds`` (age of the oldest unpublished event; 0
-    when none). A source that does not answer is left out of that scrape (logged)."""
+    three queues), ``cv_outbox_lag_seconds`` (age of the oldest unpublished event; 0
+    when none) and, from ``worker_heartbeats`` (workflows.liveness), the worker processes'
+    liveness: ``cv_workers_beating`` (processes that beat within
+    ``CV_WORKER_DEAD_SECONDS``), ``cv_worker_heartbeat_age_seconds`` (since the newest
+    beat of any; no sample when no process has a row) and
+    ``cv_worker_heartbeat_max_age_seconds`` (since the last beat of the most silent row; 0
+    when none). None is labelled by process: ids change with every restart. A source that
+    does not answer is left out of that scrape (logged)."""
 
-    def __init__(self, db: Database, broker_url: str) -> None:
+    def __init__(
+        self, db: Database, broker_url: str, worker_dead_seconds: float | None = None
+    ) -> None:
         self._db = db
         self._broker_url = broker_url
         self._redis: redis.Redis[bytes] | None = None
+        # The sweeper's own dead time (the same CV_WORKER_DEAD_SECONDS) unless given: a
+        # process counted as beating here is one the sweep does not suspect.
+        self._dead_seconds = (
+            get_settings().worker_dead_seconds
+            if worker_dead_seconds is None
+            else worker_dead_seconds
+        )
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = self._queue_depths()
@@ -208,6 +252,27 @@ class ScrapeGauges:
                 "cv_outbox_lag_seconds",
                 "Age of the oldest event not yet published (0: none waiting)",
                 value=lag,
+            )
+        beats = self._heartbeats()
+        if beats is not None:
+            yield GaugeMetricFamily(
+                "cv_workers_beating",
+                "Worker processes whose last heartbeat is within CV_WORKER_DEAD_SECONDS",
+                value=beats.beating,
+            )
+            newest = GaugeMetricFamily(
+                "cv_worker_heartbeat_age_seconds",
+                "Seconds since the newest heartbeat of any worker process (none: no process)",
+            )
+            # No row, no age: 0 would read as a beat just now, and the family stays listed.
+            if beats.newest_age is not None:
+                newest.add_metric([], beats.newest_age)
+            yield newest
+            yield GaugeMetricFamily(
+                "cv_worker_heartbeat_max_age_seconds",
+                "Seconds since the last beat of the most silent worker process's row (0: "
+                "none); the sweep removes a dead one's row (about 30 s at the defaults)",
+                value=beats.oldest_age or 0.0,
             )
 
     def _queue_depths(self) -> dict[str, int] | None:
@@ -264,9 +329,36 @@ class ScrapeGauges:
             oldest = oldest.replace(tzinfo=UTC)
         return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
+    def _heartbeats(self) -> Heartbeats | None:
+        hb = WorkerHeartbeat
+        now = utcnow()
+        since = now - timedelta(seconds=self._dead_seconds)
+        # One pass over a row per worker process (tens): no index, no rows sent back.
+        query = select(
+            func.count(case((hb.beat_at >= since, 1))),
+            func.max(hb.beat_at),
+            func.min(hb.beat_at),
+        )
+        try:
+            with self._db.engine.connect() as conn:
+                beating, newest, oldest = conn.execute(query).one()
+        except Exception as exc:
+            log.warning("metrics: worker heartbeats not read (%s)", type(exc).__name__)
+            return None
+        return Heartbeats(int(beating), _seconds_since(newest, now), _seconds_since(oldest, now))
+
     def close(self) -> None:
         if self._redis is not None:
             self._redis.close()
+
+
+def _seconds_since(at: datetime | None, now: datetime) -> float | None:
+    # beat_at is by the worker's clock: a clock ahead of the web's reads as 0, not less.
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return max(0.0, (now - at).total_seconds())
 
 
 def route(settings: Settings, *collectors: Collector) -> Route:

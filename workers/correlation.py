@@ -4,7 +4,8 @@ task in that id's context, with the vehicle of a workflow step (its first argume
 So the lines a step logs, and the events it writes, name the request that set it going.
 
 Worker and beat log through logconfig (JSON, or text with ``CV_LOG_FORMAT=text``)
-instead of Celery's own set-up, and are traced when an OTLP endpoint is set (telemetry).
+instead of Celery's own set-up, Celery's routine lines about the housekeeping tasks at
+DEBUG, and are traced when an OTLP endpoint is set (telemetry).
 """
 
 from __future__ import annotations
@@ -24,17 +25,27 @@ from celery.signals import (
 import logconfig
 import telemetry
 from settings import get_settings
-from workflows.registry import STEP_TASKS
+from workflows.registry import STEP_TASKS, Job
 
-__all__ = ["HEADER"]
+__all__ = ["HEADER", "HOUSEKEEPING"]
 
 # The message header that carries the request id.
 HEADER = "cv_request_id"
 
+# The periodic passes (beat's, and the relay kicked after commits): every few seconds,
+# mostly with nothing to do, so Celery's lines about them go at DEBUG; each logs a line
+# of its own when it did something (workers.tasks). Named one by one: an operator's job
+# on the same queue keeps Celery's lines at INFO.
+HOUSEKEEPING = frozenset(
+    job.value for job in (Job.relay_outbox, Job.deliver_webhooks, Job.sweep, Job.prune)
+)
+
 
 def _logging(loglevel: Any = None, **_: Any) -> None:
     settings = get_settings()
-    logconfig.configure(settings.log_format, loglevel or settings.log_level)
+    logconfig.configure(
+        settings.log_format, loglevel or settings.log_level, quiet_tasks=HOUSEKEEPING
+    )
 
 
 def _trace_worker(**_: Any) -> None:

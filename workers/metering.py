@@ -68,6 +68,7 @@ def _postrun(task: Any = None, retval: Any = None, state: str | None = None, **_
         outcome = _DELIVERY_OUTCOME.get(retval if isinstance(retval, str) else "", "skipped")
         metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
     elif name == _SWEEP and state == "SUCCESS" and isinstance(retval, dict):
+        metrics.SWEEPS.inc()
         for action in metrics.SWEEP_ACTION_NAMES:
             n = retval.get(action)
             if isinstance(n, int) and n > 0:

@@ -1,5 +1,6 @@
 """No OAuth code or state reaches the access log; the web's lines are JSON (or text with
-CV_LOG_FORMAT=text), each with its request id."""
+CV_LOG_FORMAT=text), each with its request id; a GraphQL request's access line names its
+operation, never its values."""
 
 from __future__ import annotations
 
@@ -89,3 +90,51 @@ def test_cv_log_format_text_gives_text_lines(db: Database) -> None:
     assert line.endswith("[request_id=req-42]"), line
     assert "code=[redacted]&state=[redacted]" in line and "SECRETCODE" not in output
     assert not line.startswith("{")
+
+
+# -- the access line names the GraphQL operation -------------------------------------------
+
+
+def test_the_access_line_names_the_graphql_operation_never_its_values(db: Database) -> None:
+    """The web's access line of a GraphQL request says its kind and root fields, from the
+    parse the request already had: never a variable, an argument or a name outside the
+    schema; a GET's query string is left out; unparseable or batched: nothing added."""
+    port = free_port()
+    env = {k: v for k, v in path_env().items() if k != "CV_LOG_FORMAT"}
+    argv = [str(BIN / "python"), "-m", "api.serve", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    mutation = "mutation M($x: ID!) { authorizeConnectedVehicle(input: {id: $x}) { id } }"
+    two_fields = '{ vehicleList { id } connectedVehicle(id: "SECRETARG") { id } }'
+    posted: list[tuple[object, str]] = [
+        ({"query": mutation, "variables": {"x": "SECRETVAR"}}, "secret-var"),
+        ({"query": "{ madeUpField }"}, "unknown"),
+        ({"query": "{ connectedVehicle("}, "unparseable"),
+        ([{"query": "{ vehicleList { id } }"}] * 2, "batch"),
+    ]
+    with process("web", argv, env, show=False) as web:
+        wait_for(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, "the web")
+        for body, request_id in posted:
+            httpx.post(f"{base}/graphql", json=body, headers={"x-request-id": request_id})
+        httpx.get(
+            f"{base}/graphql", params={"query": two_fields}, headers={"x-request-id": "two-fields"}
+        )
+        time.sleep(0.3)  # the access log is written as the answer goes
+        output = web.output(tail=100_000)
+
+    lines = [json.loads(line) for line in output.splitlines()]
+    access = {
+        line["request_id"]: line["message"]
+        for line in lines
+        if line["logger"] == "uvicorn.access" and "request_id" in line
+    }
+    assert access["secret-var"].endswith(
+        '"POST /graphql HTTP/1.1" 200 mutation authorizeConnectedVehicle'
+    )
+    assert access["two-fields"].endswith(
+        '"GET /graphql?[omitted] HTTP/1.1" 200 query vehicleList,connectedVehicle'
+    )
+    for nothing in ("unknown", "unparseable", "batch"):  # nothing more said
+        assert access[nothing].split('"')[1] == "POST /graphql HTTP/1.1", access[nothing]
+        assert access[nothing].rsplit('" ', 1)[1].isdigit(), access[nothing]
+    assert "SECRETVAR" not in output and "SECRETARG" not in output
+    assert "madeUpField" not in output

@@ -21,6 +21,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from sqlalchemy import delete
+from sqlalchemy.orm import sessionmaker
 from starlette.testclient import TestClient
 
 import metrics
@@ -33,8 +35,8 @@ from providers import ADAPTERS
 from providers.http import MeteredTransport
 from providers.names import Provider
 from settings import Settings
-from store.db import Database
-from store.models import OutboxEvent, utcnow
+from store.db import Database, make_engine
+from store.models import OutboxEvent, WorkerHeartbeat, utcnow
 from tests.helpers.api import create_vehicle
 from tests.helpers.metrics import value
 from tests.helpers.rabbitmq import rabbitmqctl
@@ -393,3 +395,95 @@ def test_the_dashboard_asks_only_for_metrics_that_exist(metrics_api: TestClient)
     families = {n for n in offered if n.startswith("cv_") and not n.endswith("_created")}
     for base in {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in families}:
         assert any(base in expr for expr in exprs), base
+
+
+# -- the workers' heartbeats ------------------------------------------------------------
+
+HEARTBEAT_GAUGES = (
+    "cv_workers_beating",
+    "cv_worker_heartbeat_age_seconds",
+    "cv_worker_heartbeat_max_age_seconds",
+)
+
+
+def heartbeat_gauges(text: str) -> dict[str, list[float]]:
+    """Each heartbeat gauge's sample values in the scrape (a family listed without a
+    sample: empty; a family missing: not a key)."""
+    return {
+        family.name: [s.value for s in family.samples]
+        for family in text_string_to_metric_families(text)
+        if family.name in HEARTBEAT_GAUGES
+    }
+
+
+def test_worker_heartbeats_are_read_at_scrape(
+    metrics_api: TestClient, db: Database, settings: Settings
+) -> None:
+    # (worker_heartbeats is not among the tables emptied after each test: this one's own)
+    with db.engine.begin() as conn:
+        conn.execute(delete(WorkerHeartbeat))
+    try:
+        # Given no worker process has a row: none beats, no newest beat, none silent
+        assert heartbeat_gauges(scrape(metrics_api)) == {
+            "cv_workers_beating": [0.0],
+            "cv_worker_heartbeat_age_seconds": [],
+            "cv_worker_heartbeat_max_age_seconds": [0.0],
+        }
+
+        # When two processes beat within the dead time and a third has gone silent (the
+        # sweep suspects it and has not removed it yet)
+        dead = settings.worker_dead_seconds
+        now = utcnow()
+        with db.session() as session:
+            session.add_all(
+                [
+                    WorkerHeartbeat(
+                        id="steps-1@h/h:1:aa",
+                        started_at=now - timedelta(hours=1),
+                        beat_at=now - timedelta(seconds=dead / 5),
+                    ),
+                    WorkerHeartbeat(
+                        id="ops-2@h/h:2:bb",
+                        started_at=now - timedelta(hours=2),
+                        beat_at=now - timedelta(seconds=dead / 2),
+                    ),
+                    WorkerHeartbeat(
+                        id="h:3:cc",
+                        started_at=now - timedelta(hours=3),
+                        beat_at=now - timedelta(seconds=dead + 120),
+                        suspected_at=now - timedelta(seconds=100),
+                    ),
+                ]
+            )
+            session.commit()
+        gauges = heartbeat_gauges(text := scrape(metrics_api))
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(delete(WorkerHeartbeat))
+
+    # Then two beat; the newest beat's age and the silent one's, and no process's id
+    assert gauges["cv_workers_beating"] == [2.0]
+    [newest] = gauges["cv_worker_heartbeat_age_seconds"]
+    assert dead / 5 <= newest < dead / 5 + 30
+    [silent] = gauges["cv_worker_heartbeat_max_age_seconds"]
+    assert dead + 120 <= silent < dead + 150
+    assert not any(name in text for name in ("steps-1@h", "ops-2@h", "h:3:cc"))
+
+
+def test_worker_heartbeats_left_out_while_the_database_is_away() -> None:
+    # Given the web's database does not answer (nothing listens on its port)
+    url = f"postgresql+psycopg://cv@127.0.0.1:{free_port()}/cv"
+    engine = make_engine(url, connect_args={"connect_timeout": 2})
+    away = Database(engine, sessionmaker(engine))
+    gauges = ScrapeGauges(away, f"{REDIS_BASE}/8")
+    try:
+        # When Prometheus scrapes
+        text = metrics.exposition(gauges).decode()
+    finally:
+        gauges.close()
+        engine.dispose()
+
+    # Then the scrape answers, without the database's gauges, with the broker's
+    assert heartbeat_gauges(text) == {}
+    assert "cv_outbox_lag_seconds" not in text
+    assert set(queue_depths(text)) == set(QUEUES)

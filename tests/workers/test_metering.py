@@ -118,3 +118,4 @@ def test_a_delivery_and_a_sweep_are_counted(
 
     wait_until(lambda: grew("cv_webhook_deliveries_total", outcome="succeeded"))
     wait_until(lambda: grew("cv_sweep_actions_total", action="published"))
+    wait_until(lambda: grew("cv_sweeps_total"))  # every pass, for "beat alive"
