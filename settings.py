@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     # Rows deleted per transaction while pruning: short locks, small transactions.
     retention_batch: int = Field(default=1000, ge=1)
 
+    # Each step attempt recorded (step_attempts: the operators' history of a vehicle);
+    # off saves one row per attempt, and the console shows no attempts.
+    step_attempts: bool = True
+    # Vehicles a bulk re-drive takes back to work per second (workflows.bulk): new
+    # users' authorizations keep their pace on the steps queue beside it.
+    redrive_per_second: float = Field(default=20.0, gt=0, le=1000)
+
     # Bearer token of the operators' endpoints (/ops/...); unset: they answer 404.
     ops_token: SecretStr = Field(default=SecretStr(""))
     # Bearer token of the web's /metrics (Prometheus's `authorization`); unset: 404.

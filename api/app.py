@@ -27,7 +27,13 @@ from api.graphql import GraphQLApp
 from api.limits import BodyLimit
 from api.metrics import RequestMetrics, ScrapeGauges
 from api.metrics import route as metrics_route
-from api.ops import redrive_endpoint, replay_endpoint
+from api.ops import (
+    bulk_redrive_endpoint,
+    bulk_run_endpoint,
+    bulk_state_endpoint,
+    redrive_endpoint,
+    replay_endpoint,
+)
 from api.provider_webhooks import provider_webhook
 from api.requestid import RequestId
 from api.work import ServiceUnavailable
@@ -121,8 +127,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             # GET /metrics, behind CV_METRICS_TOKEN
-            metrics_route(settings, ScrapeGauges(db, settings.broker_url)),
+            metrics_route(
+                settings,
+                ScrapeGauges(db, settings.broker_url, settings.worker_dead_seconds),
+            ),
             Route("/ops/vehicles/{id}/redrive", redrive_endpoint, methods=["POST"]),
+            Route("/ops/redrives", bulk_redrive_endpoint, methods=["POST"]),
+            Route("/ops/redrives/{id}", bulk_run_endpoint, methods=["GET"]),
+            Route(
+                "/ops/redrives/{id}/{action:str}",
+                bulk_state_endpoint,
+                methods=["POST"],
+            ),
             Route("/ops/webhook-deliveries/{id}/replay", replay_endpoint, methods=["POST"]),
             Route("/webhooks/{provider}", provider_webhook, methods=["POST"]),
         ],

@@ -15,8 +15,11 @@ Parts (--only picks some):
             connections vs a bare enqueue route on the same server setup
   waiting   200 authorizeConnectedVehicle waiting their bounded time: database
             transactions/s, and connectedVehicle's p99 meanwhile, vs idle
-  scale     connectedVehicleList (page 1, page 50, by cursor), a sweep pass, the relay
-            of a 10k-event backlog, at 10k and larger sizes, vs 10k
+  ops       e2e with each step attempt recorded vs not (CV_STEP_ATTEMPTS); new users'
+            authorizations/s beside a bulk re-drive of 10,000 failed vehicles vs alone
+  scale     connectedVehicleList (page 1, page 50, by cursor), the console's Vehicles
+            view (failed, one code, one provider), a sweep pass, the relay of a 10k-event
+            backlog, at 10k and larger sizes, vs 10k
   sqlite    (full mode) the e2e figure again on SQLite
 
 Quick mode (the default) takes a few minutes on 2 cores; --full adds 1M rows, the
@@ -38,7 +41,7 @@ from pathlib import Path
 from bench.record import Figure, Results
 from harness import ROOT, procfile_argv
 
-PARTS = ("api", "waiting", "e2e", "latency", "scale", "sqlite")
+PARTS = ("api", "waiting", "e2e", "latency", "ops", "scale", "sqlite")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_parts(args: argparse.Namespace, results: Results, parts: list[str]) -> None:
     """The PostgreSQL parts on one stack, in order; each part's failure is its own."""
-    from bench import front, scale, throughput
+    from bench import front, operations, scale, throughput
     from bench.stack import open_stack
 
     with open_stack(web_processes=args.web_processes) as s:
@@ -167,6 +170,11 @@ def run_parts(args: argparse.Namespace, results: Results, parts: list[str]) -> N
                     )
                 elif part == "latency":
                     throughput.latency(results, s, n=args.n_latency, n_baseline=args.n_prefork)
+                elif part == "ops":
+                    operations.attempts_cost(results, s, n=args.n, repeat=max(2, args.e2e_runs))
+                    operations.redrive_beside(
+                        results, s, n=args.n, failed=10_000, repeat=args.e2e_runs
+                    )
                 elif part == "scale":
                     s.stop_workers()
                     scale.at_sizes(results, s, sizes=args.sizes, repeat=args.repeat)

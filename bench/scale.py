@@ -1,4 +1,5 @@
-"""Cost at size: connectedVehicleList (page 1, a deep page, by cursor), one sweep pass and
+"""Cost at size: connectedVehicleList (page 1, a deep page, by cursor), the operators'
+Vehicles view (failed, one code, one provider: page 1 and by cursor), one sweep pass and
 the relay of a 10k-event backlog, at 10k vehicles and at each larger size, each beside
 its 10k figure. Rows are bulk-inserted with SQL (PostgreSQL's generate_series): half of
 them belong to one fleet user (the one listed), the rest to 20,000 others; one published
@@ -16,6 +17,12 @@ from bench.record import Figure, Results, median, ratio_at_most
 from bench.stack import Stack
 from harness import Tenant, make_tenant
 from workers.relay import relay_once
+from workflows.fleet import (
+    FleetFilter,
+    encode_cursor,
+    page_query,
+    plain_columns,
+)
 from workflows.sweep import sweep
 
 __all__ = ["at_sizes"]
@@ -24,15 +31,26 @@ FLEET = "fleet"
 PAGE_SIZE = 100
 DEEP_PAGE = 50  # rows 4,901-5,000 of the fleet user's 5,000 at 10k
 BACKLOG = 10_000
+# The console's question in an outage: what failed, with this code, at this provider.
+CONSOLE_FILTER = FleetFilter.parse(
+    status="failed", code="PROVIDER_UNAVAILABLE", provider="Smartcar"
+)
+CONSOLE_PAGE = 50
+CONSOLE_DEEP = 20  # by cursor, after 20 pages (1,000 rows), as an operator paging on
 
 INSERT_VEHICLES = """
 INSERT INTO connected_vehicles (id, client_id, user_id, vehicle_id, provider, scope, label,
-    status, version, attempts, created_at, updated_at, authorized_at)
+    status, failure_code, failure_retryable, version, attempts, created_at, updated_at,
+    authorized_at)
 SELECT gen_random_uuid()::text, :client,
     CASE WHEN g % 2 = 1 THEN 'fleet' ELSE 'user-' || (g % 20000) END,
-    'tesla-model-3', 'Smartcar', CAST('["location"]' AS json), 'car ' || g,
+    'tesla-model-3', CASE WHEN g % 3 = 0 THEN 'Enode' ELSE 'Smartcar' END,
+    CAST('["location"]' AS json), 'car ' || g,
     CASE WHEN g % 50 = 0 THEN 'pending' WHEN g % 50 = 2 THEN 'failed' ELSE 'authorized' END,
-    1, 0, now() - make_interval(secs => g * 0.001), now(),
+    CASE WHEN g % 50 <> 2 THEN NULL
+        WHEN g % 100 = 2 THEN 'PROVIDER_UNAVAILABLE' ELSE 'AUTHORIZATION_DENIED' END,
+    CASE WHEN g % 50 = 2 THEN g % 100 = 2 END,
+    1, 0, now() - make_interval(secs => g * 0.001), now() - make_interval(secs => g * 0.001),
     CASE WHEN g % 50 IN (0, 2) THEN NULL ELSE now() END
 FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
 """
@@ -129,6 +147,18 @@ class Fleet:
         return rows
 
 
+def console_page(s: Stack, cursor: str | None, limit: int = CONSOLE_PAGE) -> list[Any]:
+    """One page of the console's Vehicles view, as the Flower page reads it."""
+    from workflows.fleet import decode_cursor
+
+    query = page_query(CONSOLE_FILTER, cursor=decode_cursor(cursor), limit=limit + 1)
+    with s.db.session() as session:
+        rows = list(session.execute(query.options(plain_columns())).scalars())
+    if not rows:
+        raise RuntimeError("the Vehicles view's filter found nothing")
+    return rows
+
+
 def _cursor_support(s: Stack, headers: dict[str, str]) -> tuple[bool, str | None]:
     """Whether connectedVehicleList takes `after` (asked of the schema by using it), and
     the name of a cursor field on the listed type if there is one (else the last
@@ -181,6 +211,16 @@ def _measure(
             f"connectedVehicleList after the {(DEEP_PAGE - 1) * PAGE_SIZE:,}th (cursor)",
             by_cursor,
         )
+    take("Vehicles view page 1 (failed, code, provider)", lambda: console_page(s, None))
+    deep: list[str] = []
+
+    def console_by_cursor() -> None:
+        if not deep:  # the cursor after the rows an operator has paged past
+            rows = console_page(s, None, CONSOLE_PAGE * CONSOLE_DEEP)
+            deep.append(encode_cursor(rows[-1]))
+        console_page(s, deep[0])
+
+    take("Vehicles view by cursor (after 1,000)", console_by_cursor)
     take("sweep pass", lambda: sweep(s.db, s.settings))
     take(f"relay of a {BACKLOG:,}-event backlog", fleet.relay_backlog, unit="s")
     return figures

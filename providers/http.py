@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import itertools
 import os
 import sys
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 import httpx
 
 import metrics
+from providers import calls as call_log
 
 __all__ = [
     "MeteredTransport",
@@ -173,6 +175,7 @@ class MeteredTransport(httpx.BaseTransport):
             )
             label = metrics.status_label(status, timeout=timeout)
             metrics.PROVIDER_CALLS.labels(self._provider, endpoint, label).inc()
+            call_log.note(endpoint, status)
 
     def close(self) -> None:
         """Not the shared transport's to close."""
@@ -212,6 +215,11 @@ def deadline(seconds: float) -> Iterator[None]:
         yield
 
 
+def _in_context(call: Callable[[], T]) -> Callable[[], T]:
+    context = contextvars.copy_context()
+    return lambda: context.run(call)
+
+
 _executor: tuple[int, ThreadPoolExecutor] | None = None
 _THREAD_PREFIX = "cv-io"
 
@@ -222,6 +230,9 @@ def concurrently(*calls: Callable[[], Any]) -> list[Any]:
     still running when the caller is interrupted (its time limit) are killed."""
     if len(calls) == 1:
         return [calls[0]()]
+    # Each call in a copy of the caller's context: what it notes (providers.calls) and
+    # logs (the request id) is the caller's.
+    calls = tuple(_in_context(call) for call in calls)
     if _green():
         import gevent
 

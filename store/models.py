@@ -33,9 +33,13 @@ __all__ = [
     "Client",
     "ConnectedVehicle",
     "OAuthState",
+    "OperatorAction",
     "OutboxEvent",
     "ProviderCredentials",
     "ProviderWebhook",
+    "RedriveItem",
+    "RedriveRun",
+    "StepAttempt",
     "VehicleSnapshot",
     "WebhookAttempt",
     "WebhookDelivery",
@@ -165,6 +169,19 @@ class ConnectedVehicle(Base):
             postgresql_where=text("unreadable_at IS NOT NULL"),
             sqlite_where=text("unreadable_at IS NOT NULL"),
         ),
+        # The operators' console (workflows.fleet): what failed, and why, newest first;
+        # and its search by what identifies a car or its user.
+        Index(
+            "ix_connected_vehicles_fleet",
+            "status",
+            "failure_code",
+            "provider",
+            "updated_at",
+            "id",
+        ),
+        Index("ix_connected_vehicles_vin", "vin"),
+        Index("ix_connected_vehicles_provider_vehicle", "provider_vehicle_id"),
+        Index("ix_connected_vehicles_user", "user_id"),
         Index(
             "ix_connected_vehicles_claimed",
             "code_claimed_at",
@@ -447,3 +464,105 @@ class ProviderWebhook(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(Text)
+
+
+def _serial() -> Any:
+    return BigInteger().with_variant(Integer, "sqlite")
+
+
+class StepAttempt(Base):
+    """One attempt of a workflow step, recorded as it ends (workflows.attempts): what the
+    operators' history shows. Never a token, a code or a secret: the error is the
+    provider error's message (provider, HTTP status, its error code), the endpoint its
+    template."""
+
+    __tablename__ = "step_attempts"
+    __table_args__ = (
+        Index("ix_step_attempts_vehicle", "vehicle_id", "id"),
+        Index("ix_step_attempts_ended", "ended_at"),  # retention
+    )
+
+    id: Mapped[int] = mapped_column(_serial(), primary_key=True, autoincrement=True)
+    vehicle_id: Mapped[str] = mapped_column(String(36))
+    step: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[str | None] = mapped_column(String(64))  # the Celery task (Flower)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    # succeeded, failed (the vehicle), retrying, exhausted, error
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(300))
+    provider_calls: Mapped[int] = mapped_column(Integer, default=0)
+    http_status: Mapped[int | None] = mapped_column(Integer)  # the call that decided
+    endpoint: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class OperatorAction(Base):
+    """An operator's action, for the audit (workflows.audit): who, when, what, why."""
+
+    __tablename__ = "operator_actions"
+    __table_args__ = (
+        Index("ix_operator_actions_at", "at"),
+        Index("ix_operator_actions_vehicle", "vehicle_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_serial(), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))  # the Flower login, or the OS user
+    via: Mapped[str] = mapped_column(String(16))  # cli, flower, ops
+    action: Mapped[str] = mapped_column(String(32))
+    vehicle_id: Mapped[str | None] = mapped_column(String(36))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    reason: Mapped[str | None] = mapped_column(Text)
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class RedriveRun(Base):
+    """A bulk re-drive (workflows.bulk): the vehicles its filter chose when it began
+    (its items), the pace it keeps, and where it stands."""
+
+    __tablename__ = "redrive_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(200))
+    via: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    filter: Mapped[dict[str, Any]] = mapped_column(JSON)
+    force: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running, stopped, done
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    redriven: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    # The job working on it (workflows.bulk): one at a time, whoever sent it.
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None]
+
+
+class RedriveItem(Base):
+    """One vehicle of a bulk re-drive, and what became of it (None: not yet)."""
+
+    __tablename__ = "redrive_items"
+    __table_args__ = (
+        Index(
+            "ix_redrive_items_todo",
+            "run_id",
+            "vehicle_id",
+            postgresql_where=text("result IS NULL"),
+            sqlite_where=text("result IS NULL"),
+        ),
+        Index("ix_redrive_items_vehicle", "vehicle_id"),
+    )
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("redrive_runs.id"), primary_key=True)
+    vehicle_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    result: Mapped[str | None] = mapped_column(String(16))  # redriven, skipped, refused
+    detail: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None]

@@ -17,14 +17,15 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Retry
 
 from providers import RetryableError, RetryPolicy
 from settings import Settings
 from store.db import DATABASE_AWAY
 from workers import runtime
-from workflows import unreadable
+from workflows import attempts, unreadable
 from workflows.locked import record_failure
-from workflows.steps import Failed, Outcome, WorkflowFailed
+from workflows.steps import Failed, Outcome, Step, WorkflowFailed
 from workflows.unreadable import UNREADABLE
 
 __all__ = ["DATABASE_OUTAGE", "ProviderTask", "WorkflowFailed"]
@@ -43,6 +44,7 @@ class ProviderTask(Task):  # type: ignore[misc]
 
     schedule: Callable[[Settings], RetryPolicy]
     on_exhausted: Callable[[str], Outcome]
+    step: Step
     # Celery's own count must never stop a retry: the database counts attempts. (A
     # `max_retries=None` passed to `retry()` means "the task's default", which is 3.)
     max_retries = None
@@ -50,7 +52,21 @@ class ProviderTask(Task):  # type: ignore[misc]
     throws = (WorkflowFailed,)
 
     def __call__(self, vehicle_id: str, *args: Any, **kwargs: Any) -> None:
-        outcome = self._step(vehicle_id, *args, **kwargs)
+        # The attempt is recorded as it ends (workflows.attempts): in the step's own
+        # last transaction, or in one of its own at the end.
+        record = runtime.settings().step_attempts
+        with attempts.attempt(
+            vehicle_id, self.step, task_id=self.request.id, record=record
+        ) as attempt:
+            try:
+                outcome = self._step(vehicle_id, *args, **kwargs)
+            except DATABASE_AWAY:
+                raise  # no attempt spent, and nowhere to write one
+            except Exception as exc:
+                if not isinstance(exc, Retry):  # another try: recorded already
+                    attempts.finish(runtime.database(), attempt, exc)
+                raise
+            attempts.finish(runtime.database(), attempt)
         if isinstance(outcome, Failed):
             raise WorkflowFailed(vehicle_id, outcome.code)
 

@@ -15,16 +15,19 @@ from typing import Any
 
 from celery import Task
 
+from store.models import new_id
 from workers import runtime
 from workers.app import app
 from workers.relay import Announcer, relay_once
 from workers.retry import ProviderTask
-from workflows import authorization, provider_events, retention, sweep, webhook_delivery
+from workflows import bulk, operators, provider_events, retention, sweep, webhook_delivery
+from workflows.audit import Who
 from workflows.registry import REGISTRY, TASKS, Job, StepSpec
 from workflows.steps import Outcome, Step
 
 __all__ = [
     "STEP_TASKS",
+    "bulk_redrive",
     "deliver_webhook",
     "deliver_webhooks",
     "process_provider_webhook",
@@ -65,6 +68,7 @@ def _step_task(spec: StepSpec) -> Task:
         bind=True,
         schedule=staticmethod(spec.retry),
         on_exhausted=staticmethod(exhausted),
+        step=spec.step,
     )(run)
 
 
@@ -85,6 +89,8 @@ def relay_outbox() -> int:
         if n < 500:
             break
     if total:
+        # a line when it did something (Celery's own about it are DEBUG: logconfig.QuietTasks)
+        log.info("relay: %d events published", total)
         runtime.enqueuer().send(Job.deliver_webhooks)
     return total
 
@@ -97,6 +103,8 @@ def deliver_webhooks() -> int:
     enqueuer = runtime.enqueuer()
     for delivery_id in due:
         enqueuer.send(Job.deliver_webhook, delivery_id)
+    if due:
+        log.info("deliver_webhooks: %d deliveries due, sent", len(due))
     return len(due)
 
 
@@ -123,15 +131,23 @@ def sweep_workflows() -> dict[str, int]:
     make token refreshes due, re-publish events the relay has not."""
     report = sweep.sweep(runtime.database(), runtime.settings())
     published = relay_outbox()
-    if report.redrive or report.expired or report.claims_interrupted or report.refreshes:
+    if (
+        report.redrive
+        or report.expired
+        or report.claims_interrupted
+        or report.dead_workers
+        or report.refreshes
+        or report.bulk_runs
+    ):
         log.info(
             "sweep: %d re-driven, %d expired, %d claims of dead workers interrupted, "
-            "%d dead workers, %d refreshes due",
+            "%d dead workers, %d refreshes due, %d bulk re-drives resumed",
             len(report.redrive),
             report.expired,
             report.claims_interrupted,
             report.dead_workers,
             report.refreshes,
+            report.bulk_runs,
         )
     return {
         "redriven": len(report.redrive),
@@ -139,6 +155,7 @@ def sweep_workflows() -> dict[str, int]:
         "claims_interrupted": report.claims_interrupted,
         "dead_workers": report.dead_workers,
         "refreshes": report.refreshes,
+        "bulk_runs": report.bulk_runs,
         "published": published,
     }
 
@@ -156,7 +173,10 @@ def prune() -> dict[str, int]:
         max_seconds=s.task_time_limit_seconds / 2,
     )
     counts = report.counts()
-    log.info(
+    # a pass that deleted nothing and left nothing (hourly) is DEBUG: a line when it acted
+    did = any(counts.values()) or not report.complete
+    log.log(
+        logging.INFO if did else logging.DEBUG,
         "prune: %s deleted (older than %d days, 0: off)%s",
         ", ".join(f"{n} {table}" for table, n in counts.items()),
         s.retention_days,
@@ -169,10 +189,23 @@ def prune() -> dict[str, int]:
 def redrive(vehicle_id: str, force: bool = False) -> dict[str, str | None]:
     """An operator's re-drive of a failed vehicle (e.g. from Flower:
     POST /api/task/async-apply/cv.redrive {"args": ["<id>"]})."""
+    who = Who("flower (cv.redrive task)", "flower")
     with runtime.database().session() as session:  # its step is enqueued on commit
-        vehicle = authorization.redrive(session, runtime.settings(), vehicle_id, force=force)
+        vehicle = operators.redrive_in(session, runtime.settings(), who, vehicle_id, force=force)
         step = Step(vehicle.step) if vehicle.step else None
     return {"id": vehicle_id, "status": vehicle.status, "step": step}
+
+
+@task(Job.bulk_redrive)
+def bulk_redrive(run_id: str, token: str = "") -> str:
+    """A slice of a bulk re-drive (workflows.bulk), paced; the next slice is a new job
+    with the same lease token, so that a long run never holds a worker's slot, a stop is
+    heard between vehicles, and one job at a time works on a run."""
+    token = token or new_id()
+    state = bulk.work(runtime.database(), runtime.settings(), run_id, token=token)
+    if state == "running":
+        runtime.enqueuer().send(Job.bulk_redrive, run_id, token)
+    return state
 
 
 @task(Job.noop)

@@ -21,7 +21,7 @@ from workflows import steps
 from workflows.clients import check_redirect_uri
 from workflows.errors import DomainError, ErrorCode
 from workflows.events import record_event
-from workflows.machine import Lifecycle, Stage, Status
+from workflows.machine import IllegalTransition, Lifecycle, Stage, Status
 from workflows.provider_credentials import credentials_for
 from workflows.states import hash_state, new_state, retire_states
 from workflows.steps import Step
@@ -31,6 +31,7 @@ from workflows.vehicles import LABEL_MAX, checked_text, lock, owned
 __all__ = [
     "CallbackError",
     "CallbackOutcome",
+    "NotRedrivable",
     "create_connected_vehicle",
     "reauthorize_connected_vehicle",
     "receive_callback",
@@ -249,23 +250,49 @@ def remove_connected_vehicle(session: Session, who: Principal, vehicle_id: str) 
 # -- operators ------------------------------------------------------------------------------
 
 
+class NotRedrivable(IllegalTransition):
+    """A re-drive refused, in words an operator acts on. `skip`: nothing to do (the
+    vehicle is no longer failed), as opposed to refused (not retryable, without force)."""
+
+    def __init__(self, vehicle: ConnectedVehicle) -> None:
+        super().__init__("retry", vehicle.status)
+        self.skip = vehicle.status != Status.failed
+        if self.skip:
+            since = vehicle.updated_at.strftime("%Y-%m-%d %H:%M UTC")
+            words = f"no longer failed: {vehicle.status} since {since}"
+        else:
+            words = f"not retryable ({vehicle.failure_code}): re-drive with force"
+        self.message = words
+        self.args = (words,)
+
+
 def redrive(
-    session: Session, settings: Settings, vehicle_id: str, *, force: bool = False
+    session: Session,
+    settings: Settings,
+    vehicle_id: str,
+    *,
+    force: bool = False,
+    commit: bool = True,
 ) -> ConnectedVehicle:
     """Take a failed vehicle back to `pending` and start over from what it has: validate
-    again when it holds tokens (or a completed link), make a new link (Enode), or give it
-    a new authorization URL for its user. Only a retryable failure, unless `force` (an
-    operator's decision). The caller enqueues `vehicle.step`, if any, after the commit."""
+        again when it holds tokens (or a completed link), make a new link (Enode), or give it
+        a new authorization URL for its user. Only a retryable failure, unless `force` (an
+        operator's decision). Its step, if any, is enqueued when it commits (`commit`: here;
+    else the caller's, with what else it writes)."""
     vehicle = lock(session, vehicle_id)
     if vehicle is None:
         raise DomainError(ErrorCode.CONNECTED_VEHICLE_NOT_FOUND)
-    Lifecycle(session, vehicle).trigger_event("retry", operator=force)
+    lifecycle = Lifecycle(session, vehicle)
+    if not lifecycle.may("retry") or not (force or vehicle.failure_retryable):
+        raise NotRedrivable(vehicle)
+    lifecycle.trigger_event("retry", operator=force)
     if vehicle.access_token or vehicle.link_completed_at:
         steps.schedule(vehicle, Step.validate)
     else:
         retire_states(session, vehicle)
         _start_consent(session, settings, vehicle, _adapter(session, vehicle))
-    session.commit()
+    if commit:
+        session.commit()
     return vehicle
 
 

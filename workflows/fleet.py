@@ -9,13 +9,15 @@ SQL text."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
 
 from providers.names import Provider
 from store.models import ConnectedVehicle, utcnow
@@ -23,7 +25,16 @@ from workflows.errors import DomainError, ErrorCode
 from workflows.machine import Status
 from workflows.steps import Step
 
-__all__ = ["FleetFilter", "parse_when", "select_vehicles"]
+__all__ = [
+    "FleetFilter",
+    "count_by_code_and_provider",
+    "decode_cursor",
+    "encode_cursor",
+    "page_query",
+    "parse_when",
+    "plain_columns",
+    "select_vehicles",
+]
 
 CV = ConnectedVehicle
 E = TypeVar("E", bound=StrEnum)
@@ -56,6 +67,8 @@ def parse_when(text: str | None, *, now: datetime | None = None) -> datetime | N
     if text is None or not text.strip():
         return None
     now = now or utcnow()
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
     age = _AGE.match(text)
     if age:
         return now - timedelta(seconds=float(age.group(1)) * _UNITS[age.group(2)])
@@ -68,7 +81,9 @@ def parse_when(text: str | None, *, now: datetime | None = None) -> datetime | N
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(tzinfo=None)  # stored naive, in UTC
+    # aware, in UTC, as every other time here: compared with each other and with the
+    # stored ones whatever the database session's time zone
+    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,29 @@ class FleetFilter:
             raise _bad("--since must be before --until")
         if f.search is not None and len(f.search) > SEARCH_MAX:
             raise _bad(f"a search is at most {SEARCH_MAX} characters")
+        for what, text in (("search", f.search), ("client", f.client_id)):
+            # a NUL, say, which PostgreSQL cannot even compare: refused, nothing run
+            if text is not None and not text.isprintable():
+                raise _bad(f"a {what} is printable text, without control characters")
+        if f.client_id is not None and len(f.client_id) > SEARCH_MAX:
+            raise _bad(f"a client id is at most {SEARCH_MAX} characters")
         return f
+
+    def words(self) -> dict[str, str]:
+        """What is set, as `parse` reads it back (times absolute, in UTC): what a bulk
+        re-drive keeps of its filter, and the audit shows."""
+        out: dict[str, str] = {}
+        for name in ("status", "code", "provider", "client_id", "step", "search"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = str(value.value if isinstance(value, StrEnum) else value)
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None:
+                out[name] = moment.replace(tzinfo=None).isoformat(timespec="seconds")
+        if self.unreadable:
+            out["unreadable"] = "yes"
+        return out
 
     def conditions(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
@@ -150,8 +187,66 @@ class FleetFilter:
         return where
 
 
+def plain_columns() -> Any:
+    """A loader option: only the columns that are not encrypted. What operators see
+    holds no secret, and a row whose secrets do not decrypt is listed all the same."""
+    from sqlalchemy.orm import load_only
+
+    from store.crypto import Encrypted
+
+    columns = CV.__table__.columns
+    plain = [getattr(CV, c.key) for c in columns if not isinstance(c.type, Encrypted)]
+    return load_only(*plain, raiseload=True)
+
+
 def select_vehicles(f: FleetFilter, *, limit: int) -> Select[ConnectedVehicle]:
     """The vehicles `f` selects, most recently changed first."""
     return (
         select(CV).where(*f.conditions()).order_by(CV.updated_at.desc(), CV.id.desc()).limit(limit)
+    )
+
+
+# -- the console's pages: by cursor, newest change first ----------------------------------
+
+
+def encode_cursor(v: ConnectedVehicle) -> str:
+    """Where the next page starts: after this vehicle, in the list's order."""
+    moment = v.updated_at.replace(tzinfo=None).isoformat()
+    return base64.urlsafe_b64encode(f"{moment}|{v.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> tuple[datetime, str] | None:
+    """A cursor as a page link carries it; a clear refusal when it is not one."""
+    if not text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        moment, vehicle_id = raw.split("|", 1)
+        when = datetime.fromisoformat(moment).replace(tzinfo=UTC)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _bad("not a cursor of this list: start from its first page") from None
+    if not vehicle_id or len(vehicle_id) > 36:
+        raise _bad("not a cursor of this list: start from its first page")
+    return when, vehicle_id
+
+
+def page_query(
+    f: FleetFilter, *, cursor: tuple[datetime, str] | None, limit: int
+) -> Select[ConnectedVehicle]:
+    """One page of `f`'s vehicles (ix_connected_vehicles_fleet for a failure code and a
+    provider): the rows after `cursor`, newest change first; read `limit` + 1 to know
+    whether there is a next page."""
+    query = select_vehicles(f, limit=limit)
+    if cursor is not None:
+        query = query.where(tuple_(CV.updated_at, CV.id) < tuple_(cursor[0], cursor[1]))
+    return query
+
+
+def count_by_code_and_provider(f: FleetFilter) -> Select[str | None, str, int]:
+    """How many of `f`'s vehicles, by failure code and provider: what failed, and why."""
+    return (
+        select(CV.failure_code, CV.provider, func.count())
+        .where(*f.conditions())
+        .group_by(CV.failure_code, CV.provider)
+        .order_by(func.count().desc())
     )

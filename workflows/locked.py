@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from providers import Adapter, Tokens
 from store.db import Database
 from store.models import ConnectedVehicle, utcnow
+from workflows import attempts
 from workflows.machine import Lifecycle, Stage, Status
 from workflows.vehicles import lock
 
@@ -51,10 +52,16 @@ def locked(
     None when it is gone, not in one of `states`, or may not fire `may`."""
     with db.session() as session:
         row = lock(session, vehicle_id)
+        if row is not None:
+            attempts.began_in(row)
         v = Locked(owner, session, row) if row is not None else None
         if v is not None and ((states and not v.is_(*states)) or (may and not v.may(may))):
             v = None
         yield v
+        if v is not None:
+            attempts.ended_in(session, v.row)
+        elif row is not None:
+            attempts.superseded(row)
         session.commit()
 
 
@@ -75,7 +82,9 @@ def record_failure(
         row = v.row
         row.attempts = (row.attempts or 0) + 1
         row.last_error = error[:500]
-        if row.attempts >= max_attempts:
+        spent = row.attempts >= max_attempts
+        attempts.write(v.session, row, error, spent=spent)
+        if spent:
             return None
         delay = delay_for(row.attempts)
         row.step_due_at = utcnow() + timedelta(seconds=delay)

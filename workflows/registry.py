@@ -17,7 +17,7 @@ from enum import StrEnum
 from providers.retry import RetryPolicy
 from settings import Settings
 from store.db import Database
-from workflows import data, provider_steps, tokens, webhook_delivery
+from workflows import bulk, data, provider_steps, tokens, webhook_delivery
 from workflows.steps import Outcome, Step
 
 __all__ = ["REGISTRY", "STEP_TASKS", "TASKS", "Job", "Queue", "StepSpec", "TaskSpec", "task_name"]
@@ -42,6 +42,7 @@ class Job(StrEnum):
     sweep = "cv.sweep"
     prune = "cv.prune"
     redrive = "cv.redrive"
+    bulk_redrive = "cv.bulk_redrive"  # a slice of a bulk re-drive (workflows.bulk)
     noop = "cv.noop"
 
 
@@ -122,6 +123,8 @@ TASKS: dict[str, TaskSpec] = {
             TaskSpec(Job.sweep.value, Queue.housekeeping, events=False),
             TaskSpec(Job.prune.value, Queue.housekeeping, events=False),
             TaskSpec(Job.redrive.value, Queue.steps, events=True),
+            # paced, beside new users' authorizations, never in front of them
+            TaskSpec(Job.bulk_redrive.value, Queue.housekeeping, events=False),
             TaskSpec(Job.noop.value, Queue.steps, events=True),
         )
     },
@@ -130,3 +133,6 @@ TASKS: dict[str, TaskSpec] = {
 
 def task_name(step: str) -> str:
     return REGISTRY[Step(step)].name
+
+
+assert Job.bulk_redrive.value == bulk.JOB  # the bulk module names its job without us

@@ -10,6 +10,8 @@ What is pruned, once older than the retention (CV_RETENTION_DAYS):
    highest `seq` out again, and subscribers read the outbox by `seq`.
 3. Provider webhooks processed that long ago (a replay of one is then stored and
    processed again: processing is idempotent).
+4. Step attempts (the operators' history of a vehicle) that ended that long ago: kept
+   as long as the events they sit beside.
 
 Unpublished events and unprocessed provider webhooks are never pruned: the relay and the
 sweeper still owe them. Each batch is one short transaction of at most `batch` rows
@@ -29,7 +31,14 @@ from sqlalchemy import ColumnElement, CursorResult, Select, delete, exists, func
 from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.models import OutboxEvent, ProviderWebhook, WebhookAttempt, WebhookDelivery, utcnow
+from store.models import (
+    OutboxEvent,
+    ProviderWebhook,
+    StepAttempt,
+    WebhookAttempt,
+    WebhookDelivery,
+    utcnow,
+)
 
 __all__ = [
     "PruneReport",
@@ -53,6 +62,7 @@ class PruneReport:
     webhook_deliveries: int = 0
     outbox_events: int = 0
     provider_webhooks: int = 0
+    step_attempts: int = 0
     batches: int = 0
     # False when the time budget ran out first: the next pass takes the rest.
     complete: bool = True
@@ -63,6 +73,7 @@ class PruneReport:
             "webhook_deliveries": self.webhook_deliveries,
             "outbox_events": self.outbox_events,
             "provider_webhooks": self.provider_webhooks,
+            "step_attempts": self.step_attempts,
         }
 
 
@@ -113,6 +124,15 @@ def provider_webhooks_query(before: datetime, limit: int | None) -> Select[str]:
     )
 
 
+def step_attempts_query(before: datetime, limit: int | None) -> Select[int]:
+    return (
+        select(StepAttempt.id)
+        .where(StepAttempt.ended_at < before)
+        .order_by(StepAttempt.ended_at)
+        .limit(limit)
+    )
+
+
 # -- one batch's deletes: the conditions again, so a row changed since it was read stays ----
 
 
@@ -137,6 +157,10 @@ def _delete_provider_webhooks(session: Session, ids: Sequence[Any], report: Prun
     )
 
 
+def _delete_step_attempts(session: Session, ids: Sequence[Any], report: PruneReport) -> None:
+    report.step_attempts += _rows(session, delete(StepAttempt).where(StepAttempt.id.in_(ids)))
+
+
 def _rows(session: Session, stmt: Any) -> int:
     """Rows the DELETE took (not the keys it was given: a concurrent pass may have)."""
     result = session.execute(stmt.execution_options(synchronize_session=False))
@@ -152,6 +176,7 @@ _TABLES: tuple[tuple[str, Query, Deleter], ...] = (
     ("webhook_deliveries", finished_deliveries_query, _delete_deliveries),
     ("outbox_events", published_events_query, _delete_events),
     ("provider_webhooks", provider_webhooks_query, _delete_provider_webhooks),
+    ("step_attempts", step_attempts_query, _delete_step_attempts),
 )
 
 
@@ -207,6 +232,7 @@ def _count_all(db: Database, before: datetime) -> PruneReport:
         )
         report.outbox_events = _count(session, published_events_query(before, None))
         report.provider_webhooks = _count(session, provider_webhooks_query(before, None))
+        report.step_attempts = _count(session, step_attempts_query(before, None))
     return report
 
 

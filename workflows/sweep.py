@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.orm import Session, defer
 
 from settings import Settings
 from store.crypto import Encrypted
 from store.db import Database
-from store.models import ConnectedVehicle, ProviderWebhook, utcnow
-from workflows import steps
+from store.models import ConnectedVehicle, ProviderWebhook, RedriveRun, utcnow
+from workflows import bulk, steps
 from workflows.dispatch import note_task
 from workflows.errors import ErrorCode
 from workflows.liveness import abandoned_claims_query, confirmed_dead_query, suspects_query
@@ -71,6 +71,8 @@ class SweepReport:
     dead_workers: int = 0
     expired: int = 0
     refreshes: int = 0
+    # Bulk re-drives still running whose job was lost: sent a new one.
+    bulk_runs: int = 0
 
 
 def stalled_query(before: datetime, limit: int) -> Select[ConnectedVehicle]:
@@ -199,5 +201,12 @@ def sweep(
                 steps.schedule(v, Step.refresh)  # enqueued after the commit below
 
             report.refreshes += alone(session, vehicle.id, refresh)
+
+        for run_id in bulk.stalled(session, now):
+            session.execute(
+                update(RedriveRun).where(RedriveRun.id == run_id).values(updated_at=now)
+            )
+            note_task(session, Job.bulk_redrive, run_id)
+            report.bulk_runs += 1
         session.commit()
     return report

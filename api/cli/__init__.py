@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import click
 
+from api.cli.audit import audit
 from api.cli.catalogue import catalogue
 from api.cli.clients import client
 from api.cli.db import db
 from api.cli.demo import demo
 from api.cli.keys import keys
 from api.cli.prune import prune
+from api.cli.redrives import redrives
 from api.cli.tokens import token
 from api.cli.vehicles import vehicles
 from api.cli.webhooks import webhooks
@@ -36,3 +38,5 @@ main.add_command(demo)
 main.add_command(vehicles)
 main.add_command(keys)
 main.add_command(prune)
+main.add_command(redrives)
+main.add_command(audit)

@@ -62,6 +62,17 @@ def client_rotate_secret(client_id: str, grace: int) -> None:
         except LookupError as exc:
             _fail(str(exc))
             return
+        from workflows.audit import Action, Who, record
+
+        # never the secret: the client and the grace
+        record(
+            session,
+            Who.os_user(),
+            Action.client_rotate_secret,
+            filter={"client_id": client_id},
+            counts={"grace_seconds": grace},
+        )
+        session.commit()
         click.echo(f"new signing secret: {c.signing_secret}")
         if c.previous_secret_expires_at is not None:
             until = c.previous_secret_expires_at.isoformat(timespec="seconds")

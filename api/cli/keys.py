@@ -48,4 +48,7 @@ def keys_rotate(batch: int) -> None:
     except SecretKeyError as exc:
         _fail(f"{exc}: is the old key still listed after the new one?")
         return
+    from workflows.audit import Action, Who, record_now
+
+    record_now(_db(), Who.os_user(), Action.keys_rotate, counts={"rows": total})
     click.echo(f"re-encrypted {total} rows under the first key")

@@ -38,7 +38,8 @@ def prune(days: int | None, batch: int | None, dry_run: bool) -> None:
         delivery still pending stands for, nor the newest event);
       client webhook deliveries finished that long ago (succeeded, exhausted,
         disabled), with their attempts;
-      provider webhooks processed that long ago.
+      provider webhooks processed that long ago;
+      step attempts (the vehicles' history) that ended that long ago.
     Never: unpublished events, pending deliveries, unprocessed provider webhooks.
 
     Beat runs the same pass every hour (the task cv.prune). Each batch is its own
@@ -71,4 +72,8 @@ def prune(days: int | None, batch: int | None, dry_run: bool) -> None:
 
     click.echo(f"deleting what is older than {days} days (before {before}), {batch} rows a batch")
     report = prune_rows(_db(), days=days, batch=batch, now=now, progress=progress)
+    from workflows.audit import Action, Who, record_now
+
+    counts = {**report.counts(), "days": days}
+    record_now(_db(), Who.os_user(), Action.prune, counts=counts)
     click.echo(f"deleted {_summary(report.counts())} in {report.batches} batches")

@@ -16,7 +16,7 @@ from providers.names import Provider
 from settings import get_settings
 from store.models import ConnectedVehicle
 from workflows.errors import DomainError
-from workflows.fleet import FleetFilter, select_vehicles
+from workflows.fleet import FleetFilter, plain_columns, select_vehicles
 from workflows.machine import Status
 from workflows.steps import Step
 
@@ -26,18 +26,6 @@ __all__ = ["vehicles"]
 @click.group()
 def vehicles() -> None:
     """Connected vehicles."""
-
-
-def _plain() -> Any:
-    """Load only the columns that are not encrypted: the tool shows no secret, and a row
-    whose secrets do not decrypt is listed all the same."""
-    from sqlalchemy.orm import load_only
-
-    from store.crypto import Encrypted
-
-    columns = ConnectedVehicle.__table__.columns
-    plain = [getattr(ConnectedVehicle, c.key) for c in columns if not isinstance(c.type, Encrypted)]
-    return load_only(*plain, raiseload=True)
 
 
 def _short(text: str | None, width: int = 80) -> str | None:
@@ -114,7 +102,9 @@ def vehicles_list(
         _fail(exc.message)
         return
     with _db().session() as session:
-        rows = list(session.execute(select_vehicles(f, limit=limit).options(_plain())).scalars())
+        rows = list(
+            session.execute(select_vehicles(f, limit=limit).options(plain_columns())).scalars()
+        )
     if as_json:
         click.echo(json.dumps([_as_json(v) for v in rows], indent=2))
         return
@@ -144,19 +134,14 @@ def vehicles_list(
 
 @vehicles.command("unmark")
 @click.argument("vehicle_id")
-def vehicles_unmark(vehicle_id: str) -> None:
+@click.option("--reason", help="Why (kept in the audit).")
+def vehicles_unmark(vehicle_id: str, reason: str | None) -> None:
     """Clear a row's unreadable mark once it is mended (its key restored, say): the
-    periodic passes take it again."""
-    from sqlalchemy import update
+    periodic passes take it again. Audited."""
+    from workflows.audit import Who
+    from workflows.operators import unmark
 
-    with _db().session() as session:
-        done = session.execute(
-            update(ConnectedVehicle)
-            .where(ConnectedVehicle.id == vehicle_id)
-            .values(unreadable_at=None, unreadable_reason=None)
-        )
-        session.commit()
-    if not done.rowcount:  # type: ignore[attr-defined]
+    if not unmark(_db(), Who.os_user(), vehicle_id, reason=reason):
         _fail(f"no connected vehicle {vehicle_id!r}")
         return
     click.echo(f"{vehicle_id}: no longer marked unreadable")
@@ -172,13 +157,19 @@ def _when(value: datetime | None) -> str:
 
 @vehicles.command("show")
 @click.argument("vehicle_id")
-def vehicles_show(vehicle_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The vehicle and its history as JSON.")
+def vehicles_show(vehicle_id: str, as_json: bool) -> None:
     """One vehicle as operators need it: its status and failure, the step due and its
     attempts, the last error, when its token expires and is refreshed, when its data was
-    last fetched. Never a token or a code: those columns are not even read."""
+    last fetched; then its history: state changes (with their request ids), every step
+    attempt (the provider's HTTP status and endpoint), its webhook deliveries and the
+    operators' actions on it. Never a token or a code: those columns are not even read."""
     from store.models import VehicleSnapshot
+    from workflows.history import history
 
-    stmt = select(ConnectedVehicle).options(_plain()).where(ConnectedVehicle.id == vehicle_id)
+    stmt = (
+        select(ConnectedVehicle).options(plain_columns()).where(ConnectedVehicle.id == vehicle_id)
+    )
     with _db().session() as session:
         v = session.execute(stmt).scalar_one_or_none()
         if v is None:
@@ -217,23 +208,163 @@ def vehicles_show(vehicle_id: str) -> None:
                 f"{_when(v.unreadable_at)}: {v.unreadable_reason}" if v.unreadable_at else "-",
             ),
         ]
+        plain = _as_json(v)
+    h = history(_db(), vehicle_id)
+    if as_json:
+        click.echo(json.dumps({**plain, "history": h.as_json()}, indent=2))
+        return
     for name, value in rows:
         click.echo(f"{name + ':':15} {value}")
+    _print_history(h)
+
+
+def _print_history(h: Any) -> None:
+    from workflows.history import milliseconds
+
+    click.echo("\nstate changes:")
+    for c in h.changes or []:
+        failure = f" {c.failure}" if c.failure else ""
+        click.echo(
+            f"  {c.at:%Y-%m-%d %H:%M:%S}  {c.event:36} {c.status or '-':13}{failure}"
+            f"  request {c.request_id or '-'}"
+        )
+    if not h.changes:
+        click.echo("  -")
+    click.echo("step attempts:")
+    for a in h.attempts:
+        answer = f"{a.http_status or 'no answer'} {a.endpoint}" if a.endpoint else "no call"
+        code = f" {a.error_code}" if a.error_code else ""
+        click.echo(
+            f"  {a.ended_at:%Y-%m-%d %H:%M:%S}  {a.step:10} #{a.attempt:<2} {a.outcome:10}"
+            f"{code}  {answer}  {milliseconds(a)} ms  task {a.task_id or '-'}"
+        )
+        if a.error and a.outcome != "succeeded":
+            click.echo(f"      {_short(a.error, 100)}")
+    if not h.attempts:
+        click.echo("  -")
+    click.echo("webhook deliveries:")
+    for d in h.deliveries:
+        click.echo(
+            f"  {d.event_type:36} {d.status:10} {d.attempts} tries, last {d.last_status or '-'}"
+            f"  {d.url}"
+        )
+    if not h.deliveries:
+        click.echo("  -")
+    click.echo("operators:")
+    for o in h.operators:
+        why = f" because {o.reason!r}" if o.reason else ""
+        click.echo(
+            f"  {o.at:%Y-%m-%d %H:%M:%S}  {o.actor} ({o.via}) {o.action}{why}"
+            f"{': ' + o.outcome if o.outcome else ''}"
+        )
+    if not h.operators:
+        click.echo("  -")
 
 
 @vehicles.command("redrive")
-@click.argument("vehicle_id")
-@click.option("--force", is_flag=True, help="Also when the failure is not retryable.")
-def vehicles_redrive(vehicle_id: str, force: bool) -> None:
-    """Take a failed vehicle back to work: validate again when it holds tokens, make a
-    new link (Enode), or give it a new authorization URL for its user."""
-    from workflows import unreadable
-    from workflows.authorization import redrive
-    from workflows.errors import DomainError
+@click.argument("vehicle_id", required=False)
+@click.option("--code", help="Bulk: failed with this failure code.")
+@click.option(
+    "--provider", help=f"Bulk: of this provider ({', '.join(p.value for p in Provider)})."
+)
+@click.option("--client", "client_id", help="Bulk: this client's vehicles.")
+@click.option("--step", help="Bulk: with this step due.")
+@click.option("--since", help="Bulk: failed (last changed) at or after: 30m, 2h, 7d or ISO.")
+@click.option("--until", help="Bulk: last changed before: an age or an ISO time.")
+@click.option("--search", help="Bulk: a vehicle id, VIN, provider vehicle id or user id.")
+@click.option(
+    "--dry-run", is_flag=True, help="Bulk: count what would be re-driven; change nothing."
+)
+@click.option("--reason", help="Why (required in bulk; kept in the audit).")
+@click.option("--force", is_flag=True, help="Also failures that are not retryable.")
+@click.option("--yes", is_flag=True, help="Bulk with --force: no question asked.")
+@click.option("--no-wait", is_flag=True, help="Bulk: start the run and return at once.")
+def vehicles_redrive(
+    vehicle_id: str | None,
+    code: str | None,
+    provider: str | None,
+    client_id: str | None,
+    step: str | None,
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    dry_run: bool,
+    reason: str | None,
+    force: bool,
+    yes: bool,
+    no_wait: bool,
+) -> None:
+    """Take failed vehicles back to work: validate again when one holds tokens, make a
+    new link (Enode), or give it a new authorization URL for its user.
+
+    One vehicle: cv vehicles redrive VEHICLE_ID [--force] [--reason "…"].
+
+    In bulk, by the same filters as `cv vehicles list` (failed vehicles only): first
+    --dry-run (how many, by code and provider), then the same with --reason "…". The
+    run goes at CV_REDRIVE_PER_SECOND on the housekeeping queue, skips what is no longer
+    failed, and shows its progress here; Ctrl-C leaves it running (cv redrives stop)."""
+    from workflows.audit import Who
+
+    bulk = any(v is not None for v in (code, provider, client_id, step, since, until, search))
+    if vehicle_id is not None and (bulk or dry_run):
+        _fail("give one VEHICLE_ID, or filters for a bulk re-drive: not both")
+        return
+    if vehicle_id is None and not bulk:
+        _fail(
+            "give a VEHICLE_ID, or filters (--code, --provider, --client, --since…) "
+            "for a bulk re-drive"
+        )
+        return
+    who = Who.os_user()
+    if vehicle_id is not None:
+        _redrive_one(vehicle_id, who, force=force, reason=reason)
+        return
+    try:
+        f = FleetFilter.parse(
+            status="failed",
+            code=code,
+            provider=provider,
+            client_id=client_id,
+            step=step,
+            since=since,
+            until=until,
+            search=search,
+        )
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    from api.cli.redrives import follow, print_plan
+    from workflows import bulk as bulk_runs
+
+    db = _db()
+    counted = bulk_runs.plan(db, f)
+    if dry_run:
+        print_plan(counted)
+        return
+    if force and not yes:
+        total = sum(counted.values())
+        click.confirm(
+            f"Re-drive {total} failed vehicles, including failures that are not retryable?",
+            abort=True,
+        )
+    try:
+        run = bulk_runs.start(db, f, who=who, reason=reason, force=force)
+    except DomainError as exc:
+        _fail(exc.message)
+        return
+    click.echo(
+        f"bulk re-drive {run.id}: {run.total} vehicles, at {get_settings().redrive_per_second:g}/s"
+    )
+    if not no_wait:
+        follow(db, run.id)
+
+
+def _redrive_one(vehicle_id: str, who: Any, *, force: bool, reason: str | None) -> None:
+    from workflows import operators
 
     try:  # a vehicle that cannot be read is marked (cv vehicles list --unreadable)
-        vehicle = unreadable.run(
-            _db(), lambda session: redrive(session, get_settings(), vehicle_id, force=force)
+        vehicle = operators.redrive(
+            _db(), get_settings(), who, vehicle_id, force=force, reason=reason
         )
     except DomainError as exc:
         _fail(f"{exc.code.value}: {exc.message}")

@@ -77,7 +77,9 @@ def figures() -> Iterator[None]:
 
 
 # The workers' heartbeats change every few seconds whatever the input: not the data.
-NOT_DATA = {"worker_heartbeats"}
+# Not the service's data: worker liveness; and the operators' audit, where a refused
+# re-drive is recorded on purpose (tests/api/test_ops.py checks what it holds).
+NOT_DATA = {"worker_heartbeats", "operator_actions"}
 
 
 def digest(db: Database) -> dict[str, str]:
@@ -661,6 +663,41 @@ def test_the_callback_ops_and_provider_webhooks(world: World) -> None:
         (
             "ops replay unknown",
             lambda api: api.post("/ops/webhook-deliveries/nope/replay", headers=ops),
+        ),
+        (
+            "ops bulk re-drive without a reason",
+            lambda api: api.post(
+                "/ops/redrives", json={"code": "PROVIDER_UNAVAILABLE"}, headers=ops
+            ),
+        ),
+        (
+            "ops bulk re-drive of an unknown code",
+            lambda api: api.post(
+                "/ops/redrives", json={"code": "NOPE", "dry_run": True}, headers=ops
+            ),
+        ),
+        (
+            "ops bulk re-drive forced, not confirmed",
+            lambda api: api.post(
+                "/ops/redrives",
+                json={"code": "AUTHORIZATION_DENIED", "reason": "x", "force": True},
+                headers=ops,
+            ),
+        ),
+        (
+            "ops bulk re-drive, a body that is not JSON",
+            lambda api: api.post("/ops/redrives", content=b"\xff{", headers=ops),
+        ),
+        (
+            "ops bulk re-drive with a NUL in the search",
+            lambda api: api.post(
+                "/ops/redrives", json={"search": "a\x00b", "dry_run": True}, headers=ops
+            ),
+        ),
+        ("ops bulk run unknown", lambda api: api.get("/ops/redrives/nope", headers=ops)),
+        (
+            "ops bulk stop unknown",
+            lambda api: api.post("/ops/redrives/nope/stop", headers=ops),
         ),
         ("an unknown provider's webhook", lambda api: api.post("/webhooks/tesla", content=b"{}")),
         ("an unsigned webhook", lambda api: api.post("/webhooks/smartcar", content=b"{}")),

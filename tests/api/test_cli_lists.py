@@ -60,6 +60,8 @@ def test_a_bad_filter_is_refused_with_the_valid_values_and_nothing_runs(clean: D
         (["--provider", "Ford"], "Enode, Smartcar, Tesla, HighMobility"),
         (["--status", "broken"], "pending, authorized, failed"),
         (["--since", "yesterday"], "30m, 2h or 7d"),
+        (["--search", "a\x00b"], "without control characters"),
+        (["--client", "c\x07"], "without control characters"),
     ]:
         result = run("vehicles", "list", *args)
         assert result.exit_code == 2, (args, result.stdout)

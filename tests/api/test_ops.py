@@ -7,6 +7,7 @@ import os
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from harness import cli
@@ -14,8 +15,9 @@ from harness.tenant import Tenant
 from providers.fakes.browser import consent
 from providers.fakes.serve import FakeServer
 from settings import Settings
+from store.models import OperatorAction
 from tests.helpers.api import callback_path, create_vehicle
-from tests.helpers.store import vehicle_row
+from tests.helpers.store import add_vehicle, vehicle_row
 from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -64,9 +66,76 @@ def test_the_ops_endpoint_redrives(
     assert answer.status_code == 202
     assert answer.json()["step"] == "validate"
     wait_until(lambda: vehicle_row(tenant.db, vehicle_id).status == "authorized")
-    again = ops_api.post(path, headers={"authorization": f"Bearer {OPS_TOKEN}"})
+    again = ops_api.post(
+        path, headers={"authorization": f"Bearer {OPS_TOKEN}", "x-cv-operator": "ana@ops"}
+    )
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "ILLEGAL_TRANSITION"
+    assert again.json()["error"]["message"].startswith("no longer failed: authorized since ")
+    # both audited, the refusal with its words
+    with tenant.db.session() as session:
+        audit = session.scalars(select(OperatorAction).order_by(OperatorAction.id)).all()
+    assert [(a.actor, a.via, a.action, a.vehicle_id) for a in audit] == [
+        ("ops token", "ops", "redrive", vehicle_id),
+        ("ana@ops", "ops", "redrive", vehicle_id),
+    ]
+    assert audit[0].outcome is None
+    assert str(audit[1].outcome).startswith("refused: no longer failed: authorized since")
+
+
+def test_the_ops_endpoint_redrives_in_bulk(
+    ops_api: TestClient, tenant: Tenant, settings: Settings
+) -> None:
+    ids = [
+        add_vehicle(
+            tenant.db,
+            client_id=tenant.client_id,
+            status="failed",
+            failure_code="PROVIDER_UNAVAILABLE",
+            failure_retryable=True,
+        )
+        for _ in range(3)
+    ]
+    ops = {"authorization": f"Bearer {OPS_TOKEN}", "x-cv-operator": "ana"}
+    dry = ops_api.post(
+        "/ops/redrives", json={"code": "PROVIDER_UNAVAILABLE", "dry_run": True}, headers=ops
+    )
+    assert dry.status_code == 200
+    assert dry.json() == {
+        "count": 3,
+        "by": [{"failure_code": "PROVIDER_UNAVAILABLE", "provider": "Smartcar", "count": 3}],
+    }
+    for body, said in [
+        ({"code": "PROVIDER_UNAVAILABLE"}, "needs a reason"),
+        ({"code": "NOPE", "reason": "x"}, "unknown failure code 'NOPE'"),
+        ({"reason": "x"}, "needs a filter"),
+        ({"code": "PROVIDER_UNAVAILABLE", "reason": "x", "force": True}, "confirm it"),
+        ({"code": ["PROVIDER_UNAVAILABLE"], "reason": "x"}, "are strings"),
+        ({"since": "tomorrow-ish", "reason": "x"}, "not a time"),
+    ]:
+        refused = ops_api.post("/ops/redrives", json=body, headers=ops)
+        assert refused.status_code == 400, body
+        assert said in refused.json()["error"]["message"], body
+    assert ops_api.post("/ops/redrives", content=b"{nope", headers=ops).status_code == 400
+    assert ops_api.post("/ops/redrives", json={"dry_run": True}).status_code == 401
+
+    started = ops_api.post(
+        "/ops/redrives", json={"code": "PROVIDER_UNAVAILABLE", "reason": "outage"}, headers=ops
+    )
+    assert started.status_code == 202
+    run = started.json()
+    assert (run["state"], run["total"]) == ("running", 3)
+    path = f"/ops/redrives/{run['id']}"
+    assert ops_api.post(f"{path}/stop", headers=ops).json()["state"] == "stopped"
+    assert ops_api.post(f"{path}/pause", headers=ops).status_code == 404
+    assert ops_api.post(f"{path}/resume", headers=ops).json()["state"] == "running"
+    # the worker runs its job (cv.bulk_redrive): every vehicle re-driven, each reported
+    wait_until(lambda: ops_api.get(path, headers=ops).json()["state"] == "done")
+    shown = ops_api.get(path, headers=ops).json()
+    assert (shown["redriven"], shown["skipped"], shown["refused"], shown["left"]) == (3, 0, 0, 0)
+    assert {i["vehicle_id"] for i in shown["items"]} == set(ids)
+    assert shown["actor"] == "ana" and shown["reason"] == "outage"
+    assert ops_api.get("/ops/redrives/nope", headers=ops).status_code == 400
 
 
 def test_the_tool_redrives(api: TestClient, tenant: Tenant, smartcar: FakeServer) -> None:

@@ -9,6 +9,7 @@ from store.db import Database
 from store.models import (
     OutboxEvent,
     ProviderWebhook,
+    StepAttempt,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -88,6 +89,24 @@ class Rows:
                 body=[],
                 received_at=received_at,
                 processed_at=processed_at,
+            )
+            session.add(row)
+            session.commit()
+            return row.id
+
+    def step_attempt(self, ended_at: datetime) -> int:
+        with self.db.session() as session:
+            row = StepAttempt(
+                vehicle_id="v1",
+                step="validate",
+                attempt=1,
+                started_at=ended_at - timedelta(seconds=1),
+                ended_at=ended_at,
+                outcome="retrying",
+                error_code="PROVIDER_UNAVAILABLE",
+                provider_calls=1,
+                http_status=503,
+                endpoint="/v2.0/vehicles",
             )
             session.add(row)
             session.commit()

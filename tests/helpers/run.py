@@ -42,6 +42,10 @@ SECRET_KEY = Fernet.generate_key().decode()
 
 # Emptied after each test, children first; the catalogue stays.
 TABLES = (
+    "step_attempts",
+    "operator_actions",
+    "redrive_items",
+    "redrive_runs",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",

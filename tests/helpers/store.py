@@ -16,7 +16,7 @@ from providers.fakes.browser import consent
 from providers.names import Provider
 from settings import Settings
 from store.db import Database
-from store.models import ConnectedVehicle, OutboxEvent, utcnow
+from store.models import ConnectedVehicle, OutboxEvent, StepAttempt, utcnow
 from workflows.clients import create_client
 
 __all__ = [
@@ -93,6 +93,13 @@ def events_of(db: Database, vehicle_id: str) -> list[str]:
             .order_by(OutboxEvent.seq)
         )
         return list(session.execute(stmt).scalars())
+
+
+def attempts_of(db: Database, vehicle_id: str) -> list[StepAttempt]:
+    """The vehicle's recorded step attempts, oldest first."""
+    with db.session() as session:
+        query = select(StepAttempt).where(StepAttempt.vehicle_id == vehicle_id)
+        return list(session.scalars(query.order_by(StepAttempt.id)))
 
 
 def row_counts(db: Database) -> dict[str, int]:

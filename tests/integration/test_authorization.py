@@ -21,7 +21,7 @@ from settings import get_settings
 from store.models import OutboxEvent
 from tests.helpers.api import AUTHORIZE, GET, callback_path, create_vehicle, error_code, gql
 from tests.helpers.providers_table import car
-from tests.helpers.store import events_of, vehicle_row
+from tests.helpers.store import attempts_of, events_of, vehicle_row
 from tests.helpers.wait import wait_until
 from workflows.events import ALL_EVENTS
 
@@ -207,6 +207,9 @@ def test_concurrent_authorize_calls_share_one_exchange(
     assert smartcar.fake.exchanges[code] == 1
     assert smartcar.fake.exchange_attempts == 1
     assert events_of(tenant.db, vehicle["id"]).count("connected_vehicle.authorized") == 1
+    # one attempt, recorded once, whichever runs raced to it
+    tried = attempts_of(tenant.db, vehicle["id"])
+    assert [(a.step, a.attempt, a.outcome) for a in tried] == [("validate", 1, "succeeded")]
 
 
 def test_transient_errors_are_retried_until_authorized(
@@ -223,6 +226,18 @@ def test_transient_errors_are_retried_until_authorized(
     assert smartcar.fake.exchange_attempts == 1  # the 503 never reached the code store
     assert smartcar.fake.requests["/oauth/token"] == 2
     assert smartcar.fake.requests["/v2.0/vehicles"] == 2
+    # each attempt recorded, the failed ones with the provider's answer and its endpoint
+    tried = attempts_of(tenant.db, vehicle["id"])
+    assert [(a.attempt, a.outcome, a.http_status, a.endpoint) for a in tried[:2]] == [
+        (1, "retrying", 503, "/oauth/token"),
+        (2, "retrying", 429, "/v2.0/vehicles"),
+    ]
+    # the last call of the success (the car's reads run at once: either comes last)
+    assert (tried[2].attempt, tried[2].outcome, tried[2].http_status) == (3, "succeeded", 200)
+    assert str(tried[2].endpoint).startswith("/v2.0/vehicles/{id}") and len(tried) == 3
+    assert {a.step for a in tried} == {"validate"}
+    assert {a.error_code for a in tried} == {"PROVIDER_UNAVAILABLE", None}
+    assert all(a.task_id and a.ended_at >= a.started_at for a in tried)
 
 
 def test_a_provider_down_after_every_retry_fails_retryable(
@@ -243,6 +258,18 @@ def test_a_provider_down_after_every_retry_fails_retryable(
     assert policy.max_attempts == 3
     assert smartcar.fake.requests["/v2.0/vehicles"] == 3 + policy.inline_retries
     assert row.access_token  # the code was spent once; its tokens are kept
+    # the history tells each attempt's 503, and none of it is a token
+    tried = attempts_of(tenant.db, vehicle["id"])
+    assert [(a.attempt, a.outcome) for a in tried] == [
+        (1, "retrying"),
+        (2, "retrying"),
+        (3, "exhausted"),
+    ]
+    for attempt in tried:
+        assert (attempt.http_status, attempt.endpoint) == (503, "/v2.0/vehicles")
+        assert attempt.error_code == "PROVIDER_UNAVAILABLE" and "503" in (attempt.error or "")
+        seen = " ".join(str(getattr(attempt, c.key)) for c in attempt.__table__.columns)
+        assert row.access_token not in seen and (row.refresh_token or "-") not in seen
 
 
 def test_the_step_gets_exactly_the_configured_attempts(

@@ -4,12 +4,13 @@ says, on PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from store.db import Database
-from store.models import utcnow
+from store.models import ConnectedVehicle, utcnow
 from tests.helpers.store import add_vehicle
 from workflows.errors import DomainError, ErrorCode
 from workflows.fleet import FleetFilter, parse_when, select_vehicles
@@ -64,7 +65,15 @@ def test_an_unknown_value_is_refused_with_the_valid_ones_named(
     ],
 )
 def test_a_time_is_an_age_or_an_iso_time(text: str, expected: datetime) -> None:
-    assert parse_when(text, now=NOW) == expected
+    # aware, in UTC, whichever way it was typed: ages and times compare with each other
+    assert parse_when(text, now=NOW) == expected.replace(tzinfo=UTC)
+
+
+def test_an_age_and_an_iso_time_make_one_range() -> None:
+    f = FleetFilter.parse(since="2026-12-06T09:00", until="2h", now=NOW.replace(tzinfo=UTC))
+    assert f.since is not None and f.until is not None and f.since < f.until
+    with pytest.raises(DomainError, match="--since must be before --until"):
+        FleetFilter.parse(since="1h", until="2026-12-06", now=NOW.replace(tzinfo=UTC))
 
 
 @pytest.mark.parametrize("text", ["yesterday", "2h ago", "-2h", "12/06/2026", "2026-13-01"])
@@ -144,3 +153,57 @@ def _client_of(db: Database, vehicle_id: str) -> str:
     from tests.helpers.store import vehicle_row
 
     return vehicle_row(db, vehicle_id).client_id
+
+
+def test_pages_by_cursor_cover_every_vehicle_once_in_order(any_db: Database) -> None:
+    from workflows.fleet import decode_cursor, encode_cursor, page_query
+
+    base = utcnow() - timedelta(hours=1)
+    ids = [
+        add_vehicle(
+            any_db,
+            status="failed",
+            failure_code="PROVIDER_UNAVAILABLE",
+            updated_at=base + timedelta(seconds=i // 2),  # ties: the id orders them
+        )
+        for i in range(7)
+    ]
+    f = FleetFilter.parse(status="failed", code="PROVIDER_UNAVAILABLE")
+    seen: list[str] = []
+    cursor = None
+    with any_db.session() as session:
+        while True:
+            rows = list(session.scalars(page_query(f, cursor=cursor, limit=3)))
+            seen += [r.id for r in rows]
+            if len(rows) < 3:
+                break
+            cursor = decode_cursor(encode_cursor(rows[-1]))
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    with any_db.session() as session:
+        found = session.scalars(select(ConnectedVehicle).where(ConnectedVehicle.id.in_(seen)))
+        stamps = {r.id: r.updated_at for r in found}
+    assert [stamps[v] for v in seen] == sorted(stamps.values(), reverse=True)
+
+
+@pytest.mark.parametrize("text", ["not-a-cursor!", "Zm9v", "MjAyNi0xMi0wN3w=", "x" * 300])
+def test_a_cursor_that_is_not_one_is_refused(text: str) -> None:
+    from workflows.fleet import decode_cursor
+
+    with pytest.raises(DomainError, match="not a cursor of this list"):
+        decode_cursor(text)
+
+
+def test_the_console_query_reads_its_index(clean: Database) -> None:
+    from sqlalchemy import text as sql
+
+    from workflows.fleet import page_query
+
+    add_vehicle(clean, status="failed", failure_code="PROVIDER_UNAVAILABLE")
+    f = FleetFilter.parse(status="failed", code="PROVIDER_UNAVAILABLE", provider="Smartcar")
+    query = page_query(f, cursor=(NOW, "v"), limit=51)
+    with clean.engine.connect() as conn:
+        conn.execute(sql("SET enable_seqscan = off"))  # a tiny table: ask what it would use
+        compiled = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(str(r[0]) for r in conn.execute(sql("EXPLAIN " + compiled)))
+    assert "ix_connected_vehicles_fleet" in plan, plan
+    assert "Sort" not in plan, plan  # read in the index's order

@@ -67,7 +67,7 @@ def test_a_prune_shows_each_batch_and_keeps_what_is_owed(store: tuple[str, Datab
         "  provider_webhooks: 5 deleted",
         (
             "deleted 3 webhook_attempts, 1 webhook_deliveries, 1 outbox_events, "
-            "5 provider_webhooks in 5 batches"
+            "5 provider_webhooks, 0 step_attempts in 5 batches"
         ),
     ]
     counts = row_counts(db)
@@ -86,8 +86,8 @@ def test_a_dry_run_counts_and_deletes_nothing(store: tuple[str, Database]) -> No
     assert result.returncode == 0, result.stderr
     assert "would delete, older than 30 days" in result.stdout
     assert (
-        "3 webhook_attempts, 1 webhook_deliveries, 1 outbox_events, 5 provider_webhooks"
-        in result.stdout
+        "3 webhook_attempts, 1 webhook_deliveries, 1 outbox_events, 5 provider_webhooks, "
+        "0 step_attempts" in result.stdout
     )
     assert row_counts(db) == before
 
@@ -105,7 +105,9 @@ def test_zero_days_prune_nothing_and_more_days_keep_younger_rows(
     assert off.stdout.strip() == "retention is 0 days (off): nothing deleted"
     assert longer.returncode == 0, longer.stderr
     assert "deleted 0 webhook_attempts, 0 webhook_deliveries" in longer.stdout
-    assert row_counts(db) == before
+    after = row_counts(db)
+    assert after.pop("operator_actions") == before.pop("operator_actions") + 1  # audited
+    assert after == before
 
 
 def test_the_help_says_what_goes_and_what_never_does() -> None:

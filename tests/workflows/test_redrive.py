@@ -55,8 +55,11 @@ def test_a_code_flow_without_tokens_sends_the_user_again(
 
 def test_a_permanent_failure_needs_force(tenant: Tenant, settings: Settings) -> None:
     vehicle_id = failed(tenant, "Smartcar", ErrorCode.AUTHORIZATION_DENIED, False)
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition) as refused:
         run(tenant, settings, vehicle_id)
+    # in words an operator acts on
+    assert refused.value.message == "not retryable (AUTHORIZATION_DENIED): re-drive with force"
+    assert refused.value.code is ErrorCode.ILLEGAL_TRANSITION
     assert vehicle_row(tenant.db, vehicle_id).status == "failed"
     assert run(tenant, settings, vehicle_id, force=True).status == "pending"
 
@@ -68,8 +71,9 @@ def test_only_a_failed_vehicle_is_redriven(tenant: Tenant, settings: Settings) -
         assert row is not None
         Lifecycle(session, row).trigger_event("remove")
         session.commit()
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition) as refused:
         run(tenant, settings, vehicle_id, force=True)
+    assert refused.value.message.startswith("no longer failed: removed since 20")
     with pytest.raises(DomainError) as raised:
         run(tenant, settings, "no-such-vehicle")
     assert raised.value.code is ErrorCode.CONNECTED_VEHICLE_NOT_FOUND

@@ -138,6 +138,7 @@ def test_five_rows_of_each_table_in_batches_of_two_take_three_transactions_each(
     for _ in range(5):
         rows.delivery(rows.event(published_at=OLD), "succeeded", updated_at=OLD, attempts=1)
         rows.provider_webhook(received_at=OLD, processed_at=OLD)
+        rows.step_attempt(ended_at=OLD)
     rows.event(published_at=NOW, created_at=NOW)
     seen: list[tuple[str, int]] = []
     commits.clear()
@@ -155,11 +156,12 @@ def test_five_rows_of_each_table_in_batches_of_two_take_three_transactions_each(
         "webhook_deliveries": 5,
         "outbox_events": 5,
         "provider_webhooks": 5,
+        "step_attempts": 5,
     }
-    assert len(commits) == 9 and report.batches == 9
+    assert len(commits) == 12 and report.batches == 12
     assert seen == [
         (table, n)
-        for table in ("webhook_deliveries", "outbox_events", "provider_webhooks")
+        for table in ("webhook_deliveries", "outbox_events", "provider_webhooks", "step_attempts")
         for n in (2, 4, 5)
     ]
     counts = row_counts(any_db)
@@ -187,6 +189,8 @@ def test_a_dry_run_counts_what_a_run_deletes_and_deletes_nothing(
     rows.event(published_at=OLD)
     rows.provider_webhook(received_at=OLD, processed_at=OLD)
     rows.provider_webhook(received_at=OLD, processed_at=None)
+    rows.step_attempt(ended_at=OLD)
+    rows.step_attempt(ended_at=YOUNG)
     rows.event(published_at=NOW, created_at=NOW)
     before = row_counts(any_db)
 
@@ -198,6 +202,7 @@ def test_a_dry_run_counts_what_a_run_deletes_and_deletes_nothing(
         "webhook_deliveries": 1,
         "outbox_events": 2,
         "provider_webhooks": 1,
+        "step_attempts": 1,
     }
     assert prune(any_db, days=DAYS, now=NOW).counts() == counted.counts()
 
@@ -312,12 +317,13 @@ def test_the_beat_task_prunes_with_the_settings_and_logs_one_line(
         "webhook_deliveries": 0,
         "outbox_events": 0,
         "provider_webhooks": 1,
+        "step_attempts": 0,
     }
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prune:")]
     assert lines == [
         (
             "prune: 0 webhook_attempts, 0 webhook_deliveries, 0 outbox_events, "
-            "1 provider_webhooks deleted (older than 30 days, 0: off)"
+            "1 provider_webhooks, 0 step_attempts deleted (older than 30 days, 0: off)"
         )
     ]
     assert any(entry["task"] == "cv.prune" for entry in beat_schedule.values())
