@@ -4,7 +4,8 @@ The login is handed over in Flower's own environment variable, not on the comman
 where any user of the machine could read it. Flower runs in this process (not exec'd),
 so that its handlers can be mended before its app is built: `/metrics` and
 `/healthcheck` answer without a login in Flower itself, and here they ask for one; the
-task page of a failed workflow step gets a Re-drive button (`workers.flower_redrive`).
+operators' console is added (`workers.console`: the Vehicles view, a vehicle's history,
+bulk re-drives, and task pages that say what became of a step's vehicle).
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ OPEN_IN_FLOWER = ("Metrics", "Healthcheck")
 
 
 def guard() -> None:
-    """Put Flower's open handlers behind its login, and add the Re-drive button
+    """Put Flower's open handlers behind its login, and add the operators' console
     (idempotent)."""
     from flower import urls
     from flower.views import monitor
 
-    from workers.flower_redrive import install
+    from workers.console import install
 
     install(urls.handlers)
 

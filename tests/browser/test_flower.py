@@ -80,4 +80,16 @@ def test_an_operator_redrives_a_failed_vehicle_from_flower(
     assert status() == "pending"
     # ...until the worker validates it
     wait_for(lambda: status() == "authorized", "the re-driven vehicle authorized", timeout=30)
+    # and the result page links to the vehicle's history
+    expect(page.locator("#cv-outcome-vehicle")).to_have_attribute(
+        "href", f"/cv/vehicles/{vehicle_id}"
+    )
+
+    # The failed task's page, opened again, tells the truth: its vehicle is authorized
+    # since, with a link to its history, and no Re-drive is offered any more
+    page.go_back()
+    page.reload()
+    expect(page.locator("#cv-vehicle-status")).to_contain_text("now authorized since")
+    expect(page.locator("#cv-vehicle-link")).to_have_attribute("href", f"/cv/vehicles/{vehicle_id}")
+    expect(page.locator("#cv-redrive")).to_have_count(0)
     assert browsing.offsite == []
