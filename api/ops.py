@@ -63,11 +63,15 @@ def _allowed(request: Request, settings: Settings) -> Response | None:
     return None
 
 
+def _guard(request: Request) -> tuple[Settings, Database, Response | None]:
+    """The app's settings and database, and the refusal (404, 401, 400) if any."""
+    settings: Settings = request.app.state.settings
+    return settings, request.app.state.db, _allowed(request, settings)
+
+
 async def redrive_endpoint(request: Request) -> Response:
     """``POST /ops/vehicles/{id}/redrive[?force=true]``: a failed vehicle back to work."""
-    settings: Settings = request.app.state.settings
-    db: Database = request.app.state.db
-    refused = _allowed(request, settings)
+    settings, db, refused = _guard(request)
     if refused is not None:
         return refused
     vehicle_id = request.path_params["id"]
@@ -97,9 +101,7 @@ async def redrive_endpoint(request: Request) -> Response:
 async def replay_endpoint(request: Request) -> Response:
     """``POST /ops/webhook-deliveries/{id}/replay``: send a delivery again (same
     `webhook-id`), on a fresh schedule."""
-    settings: Settings = request.app.state.settings
-    db: Database = request.app.state.db
-    refused = _allowed(request, settings)
+    _settings, db, refused = _guard(request)
     if refused is not None:
         return refused
 
@@ -143,9 +145,7 @@ async def bulk_redrive_endpoint(request: Request) -> Response:
     "search", "dry_run", "reason", "force", "confirm_force"}: a dry run answers the
     count by failure code and provider (200); a run needs a reason (and, with force,
     ``confirm_force: true``) and answers the run (202)."""
-    settings: Settings = request.app.state.settings
-    db: Database = request.app.state.db
-    refused = _allowed(request, settings)
+    _settings, db, refused = _guard(request)
     if refused is not None:
         return refused
     try:
@@ -190,9 +190,7 @@ async def bulk_redrive_endpoint(request: Request) -> Response:
 
 async def bulk_run_endpoint(request: Request) -> Response:
     """``GET /ops/redrives/{id}``: the run's counts and each vehicle's result."""
-    settings: Settings = request.app.state.settings
-    db: Database = request.app.state.db
-    refused = _allowed(request, settings)
+    _settings, db, refused = _guard(request)
     if refused is not None:
         return refused
     try:
@@ -204,9 +202,7 @@ async def bulk_run_endpoint(request: Request) -> Response:
 
 async def bulk_state_endpoint(request: Request) -> Response:
     """``POST /ops/redrives/{id}/stop`` and ``…/resume``."""
-    settings: Settings = request.app.state.settings
-    db: Database = request.app.state.db
-    refused = _allowed(request, settings)
+    _settings, db, refused = _guard(request)
     if refused is not None:
         return refused
     action = request.path_params["action"]

@@ -36,7 +36,7 @@ CONSOLE_FILTER = FleetFilter.parse(
     status="failed", code="PROVIDER_UNAVAILABLE", provider="Smartcar"
 )
 CONSOLE_PAGE = 50
-CONSOLE_DEEP = 20  # by cursor, after 20 pages (1,000 rows), as an operator paging on
+CONSOLE_DEEP = 20  # by cursor, after up to 20 pages (1,000 rows), as an operator paging on
 
 INSERT_VEHICLES = """
 INSERT INTO connected_vehicles (id, client_id, user_id, vehicle_id, provider, scope, label,
@@ -159,6 +159,19 @@ def console_page(s: Stack, cursor: str | None, limit: int = CONSOLE_PAGE) -> lis
     return rows
 
 
+def console_explain_ms(s: Stack, cursor: str | None) -> float:
+    """The console's page query's execution time in PostgreSQL (EXPLAIN ANALYZE)."""
+    from workflows.fleet import decode_cursor
+
+    query = page_query(CONSOLE_FILTER, cursor=decode_cursor(cursor), limit=CONSOLE_PAGE + 1)
+    with s.db.engine.connect() as conn:
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)).scalar_one()
+    if "ix_connected_vehicles_fleet" not in str(plan):
+        raise RuntimeError(f"the page query does not read its index: {str(plan)[:300]}")
+    return float(plan[0]["Execution Time"])
+
+
 def _cursor_support(s: Stack, headers: dict[str, str]) -> tuple[bool, str | None]:
     """Whether connectedVehicleList takes `after` (asked of the schema by using it), and
     the name of a cursor field on the listed type if there is one (else the last
@@ -186,9 +199,9 @@ def _measure(
     """Each figure at this size: name -> (value, unit); a failure is recorded alone."""
     figures: dict[str, tuple[float, str]] = {}
 
-    def take(name: str, fn: Callable[[], Any], unit: str = "ms") -> None:
+    def take(name: str, fn: Callable[[], Any], unit: str = "ms", times: int = repeat) -> None:
         try:
-            figures[name] = (_timed(fn, repeat) * (1000 if unit == "ms" else 1), unit)
+            figures[name] = (_timed(fn, times) * (1000 if unit == "ms" else 1), unit)
         except Exception as exc:
             results.add(Figure(f"{name} at {size:,}", None, unit, error=str(exc)[:300]))
 
@@ -211,16 +224,27 @@ def _measure(
             f"connectedVehicleList after the {(DEEP_PAGE - 1) * PAGE_SIZE:,}th (cursor)",
             by_cursor,
         )
-    take("Vehicles view page 1 (failed, code, provider)", lambda: console_page(s, None))
+    # The page as the console reads it (wall time: a few ms, most of it the driver and
+    # the ORM, so noisy), and the query's own time in PostgreSQL (EXPLAIN ANALYZE's
+    # execution time), which is what grows, or not, with the fleet: the goal's figure.
+    cheap = max(15, repeat)
     deep: list[str] = []
 
-    def console_by_cursor() -> None:
-        if not deep:  # the cursor after the rows an operator has paged past
-            rows = console_page(s, None, CONSOLE_PAGE * CONSOLE_DEEP)
-            deep.append(encode_cursor(rows[-1]))
-        console_page(s, deep[0])
+    def deep_cursor() -> str:
+        if not deep:  # after the rows an operator paged past (up to 1,000; a full page left)
+            rows = console_page(s, None, CONSOLE_PAGE * CONSOLE_DEEP + CONSOLE_PAGE)
+            at = max(0, min(len(rows) - CONSOLE_PAGE - 1, CONSOLE_PAGE * CONSOLE_DEEP - 1))
+            deep.append(encode_cursor(rows[at]))
+        return deep[0]
 
-    take("Vehicles view by cursor (after 1,000)", console_by_cursor)
+    take("Vehicles view page 1, wall", lambda: console_page(s, None), times=cheap)
+    take("Vehicles view by cursor, wall", lambda: console_page(s, deep_cursor()), times=cheap)
+    for name, cursor in (("page 1", lambda: None), ("by cursor", deep_cursor)):
+        try:
+            ms = median([console_explain_ms(s, cursor()) for _ in range(cheap)])
+            figures[f"Vehicles view {name} (failed, code, provider), in PostgreSQL"] = (ms, "ms")
+        except Exception as exc:
+            results.add(Figure(f"Vehicles view {name} at {size:,}", None, "ms", error=str(exc)))
     take("sweep pass", lambda: sweep(s.db, s.settings))
     take(f"relay of a {BACKLOG:,}-event backlog", fleet.relay_backlog, unit="s")
     return figures
@@ -250,7 +274,11 @@ def at_sizes(results: Results, s: Stack, *, sizes: list[int], repeat: int) -> No
                     value,
                     unit,
                     baseline=baseline,
-                    goal=ratio_at_most(1.5) if baseline is not None else None,
+                    # the console's wall times are for reading, not goals: a few ms of
+                    # driver and ORM whose noise is the figure (its query's is the goal)
+                    goal=ratio_at_most(1.5)
+                    if baseline is not None and not name.endswith(", wall")
+                    else None,
                     note=f"baseline: at {sizes[0]:,}" if baseline is not None else "",
                 )
             )

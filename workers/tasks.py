@@ -89,8 +89,10 @@ def relay_outbox() -> int:
         if n < 500:
             break
     if total:
-        # a line when it did something (Celery's own about it are DEBUG: logconfig.QuietTasks)
-        log.info("relay: %d events published", total)
+        # DEBUG: under load the relay runs after every commit, and a line each time would
+        # be most of the log (cv_outbox_lag_seconds says whether it keeps up; Celery's own lines
+        # about it are DEBUG too: logconfig.QuietTasks)
+        log.debug("relay: %d events published", total)
         runtime.enqueuer().send(Job.deliver_webhooks)
     return total
 
@@ -103,8 +105,8 @@ def deliver_webhooks() -> int:
     enqueuer = runtime.enqueuer()
     for delivery_id in due:
         enqueuer.send(Job.deliver_webhook, delivery_id)
-    if due:
-        log.info("deliver_webhooks: %d deliveries due, sent", len(due))
+    if due:  # DEBUG for the same reason as the relay's (each delivery logs its outcome)
+        log.debug("deliver_webhooks: %d deliveries due, sent", len(due))
     return len(due)
 
 

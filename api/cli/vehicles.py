@@ -59,6 +59,35 @@ def _as_json(v: ConnectedVehicle) -> dict[str, Any]:
     }
 
 
+def _filter(
+    status: str | None,
+    code: str | None,
+    provider: str | None,
+    client_id: str | None,
+    step: str | None,
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    unreadable: bool,
+) -> FleetFilter | None:
+    """The filter the options say, or None once its refusal is printed (exit 2)."""
+    try:
+        return FleetFilter.parse(
+            status=status,
+            code=code,
+            provider=provider,
+            client_id=client_id,
+            step=step,
+            since=since,
+            until=until,
+            search=search,
+            unreadable=unreadable,
+        )
+    except DomainError as exc:
+        _fail(exc.message)
+        return None
+
+
 @vehicles.command("list")
 @click.option("--status", help=f"Only this status ({', '.join(s.value for s in Status)}).")
 @click.option("--code", help="Only this failure code (e.g. PROVIDER_UNAVAILABLE).")
@@ -86,20 +115,8 @@ def vehicles_list(
 ) -> None:
     """List connected vehicles, most recently changed first, by why they stand where they
     stand: e.g. --status failed --code PROVIDER_UNAVAILABLE --provider Smartcar --since 2h."""
-    try:
-        f = FleetFilter.parse(
-            status=status,
-            code=code,
-            provider=provider,
-            client_id=client_id,
-            step=step,
-            since=since,
-            until=until,
-            search=search,
-            unreadable=unreadable,
-        )
-    except DomainError as exc:
-        _fail(exc.message)
+    f = _filter(status, code, provider, client_id, step, since, until, search, unreadable)
+    if f is None:
         return
     with _db().session() as session:
         rows = list(
@@ -319,19 +336,8 @@ def vehicles_redrive(
     if vehicle_id is not None:
         _redrive_one(vehicle_id, who, force=force, reason=reason)
         return
-    try:
-        f = FleetFilter.parse(
-            status="failed",
-            code=code,
-            provider=provider,
-            client_id=client_id,
-            step=step,
-            since=since,
-            until=until,
-            search=search,
-        )
-    except DomainError as exc:
-        _fail(exc.message)
+    f = _filter("failed", code, provider, client_id, step, since, until, search, False)
+    if f is None:
         return
     from api.cli.redrives import follow, print_plan
     from workflows import bulk as bulk_runs
