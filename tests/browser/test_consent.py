@@ -10,7 +10,7 @@ from playwright.sync_api import Page
 
 from harness import cli, wait_for
 from tests.helpers.browser import Browsing
-from tests.helpers.stack import JOURNEYS, Service, graphql, operator_sets_up
+from tests.helpers.stack import JOURNEYS, Service, cv_in_process, graphql, operator_sets_up
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +49,7 @@ def test_a_user_consents_in_the_browser_at_every_provider(
     service: Service, browsing: Browsing
 ) -> None:
     # Given a client at every provider, whose page (the demo's, on loopback) is registered
-    headers = operator_sets_up(service, "browser", [p for p, _, _ in JOURNEYS])
+    headers = operator_sets_up(service, "browser", [p for p, _, _ in JOURNEYS], cli=cv_in_process)
     client_page = f"{service.fakes}/smartcar/_fake/client-return"
     cli("client", "add-redirect-uri", "browser", client_page, env=service.env)
     page = browsing.new_page()

@@ -11,7 +11,15 @@ from playwright.sync_api import expect
 
 from harness import wait_for
 from tests.helpers.browser import Browsing
-from tests.helpers.stack import FLOWER_LOGIN, GET_STATUS, Service, graphql, operator_sets_up, walk
+from tests.helpers.stack import (
+    FLOWER_LOGIN,
+    GET_STATUS,
+    Service,
+    cv_in_process,
+    graphql,
+    operator_sets_up,
+    walk,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +30,7 @@ def test_an_operator_redrives_a_failed_vehicle_from_flower(
     service: Service, browsing: Browsing
 ) -> None:
     # Given a vehicle that failed PROVIDER_UNAVAILABLE: Smartcar answered 503 every time
-    headers = operator_sets_up(service, "ops", ["Smartcar"])
+    headers = operator_sets_up(service, "ops", ["Smartcar"], cli=cv_in_process)
     faults = f"{service.fakes}/smartcar/_fake/faults"
     httpx.post(faults, json={"path": VEHICLES, "status": 503, "times": 1000})
     failed = walk(service, headers, "Smartcar", "tesla-model-3", want_errors=True)

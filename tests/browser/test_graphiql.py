@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.helpers.browser import Browsing
-from tests.helpers.stack import Service, graphql, operator_sets_up
+from tests.helpers.stack import Service, cv_in_process, graphql, operator_sets_up
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "api/graphiql/static/cv-example.
 
 def test_graphiql_loads_offline_and_runs_a_query(service: Service, browsing: Browsing) -> None:
     # Given a user of a client with one vehicle
-    headers = operator_sets_up(service, "graphiql", ["Smartcar"])
+    headers = operator_sets_up(service, "graphiql", ["Smartcar"], cli=cv_in_process)
     created = graphql(
         service.web,
         headers,

@@ -5,7 +5,7 @@ walk-through that those tests share (an operator sets up a client; a user connec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,6 +31,7 @@ __all__ = [
     "GET_STATUS",
     "JOURNEYS",
     "Service",
+    "cv_in_process",
     "graphql",
     "operator_sets_up",
     "started",
@@ -169,11 +170,32 @@ def walk(
     return dict(body["data"]["authorizeConnectedVehicle"])
 
 
+def cv_in_process(*args: str, env: dict[str, str]) -> str:
+    """The operators' tool run in this process (click's runner; the same commands, on the
+    same database), for tests that set up a client on the way to what they test: an
+    interpreter started for each command is two seconds. The README's walk-through
+    (tests/e2e) runs the tool itself."""
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    extra = {k: v for k, v in env.items() if k == "CV_OAUTH_CLIENT_SECRET"}
+    result = CliRunner().invoke(main, list(args), env=extra, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def operator_sets_up(
-    service: Service, client_id: str, providers: list[str], user: str = "user-1"
+    service: Service,
+    client_id: str,
+    providers: list[str],
+    user: str = "user-1",
+    *,
+    cli: Callable[..., str] = cli,
 ) -> dict[str, str]:
     """Step 1, with the operators' tool: a client, its app at each provider (on the demo's
-    fakes), and a user token; returns the user's headers."""
+    fakes), and a user token; returns the user's headers. `cli`: how the tool runs (its
+    own process by default; cv_in_process)."""
     env = service.env
     created = cli("client", "create", "--name", client_id, "--id", client_id, env=env)
     assert "signing secret:" in created
