@@ -106,8 +106,9 @@ class RedriveTaskView(TaskView):  # type: ignore[misc]
         super().get(task_id)
 
     def _prefix(self) -> str:
-        prefix = str(self.application.options.url_prefix or "").strip("/")
-        return f"/{prefix}" if prefix else ""
+        from workers.console.pages import url_prefix
+
+        return url_prefix(self)
 
     def finish(self, chunk: Any = None) -> Any:
         if isinstance(chunk, bytes):

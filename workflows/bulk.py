@@ -47,6 +47,8 @@ __all__ = [
     "RunView",
     "plan",
     "resume",
+    "run_json",
+    "runs",
     "stalled",
     "start",
     "stop",
@@ -152,13 +154,15 @@ def start(
     return run
 
 
-def _set_state(db: Database, run_id: str, who: Who, to: str, action: Action) -> RedriveRun:
+def _set_state(
+    db: Database, run_id: str, who: Who, to: str, action: Action, verb: str
+) -> RedriveRun:
     with db.session() as session:
         run = session.get(RedriveRun, run_id, with_for_update=True)
         if run is None:
             raise _bad(f"no bulk re-drive {run_id!r}")
         if run.state == "done":
-            raise _bad(f"bulk re-drive {run_id} is done: nothing to {action.value.split('_')[1]}")
+            raise _bad(f"bulk re-drive {run_id} is done: nothing to {verb}")
         if run.state != to:
             run.state = to
             run.updated_at = utcnow()
@@ -173,12 +177,12 @@ def _set_state(db: Database, run_id: str, who: Who, to: str, action: Action) -> 
 
 def stop(db: Database, run_id: str, *, who: Who) -> RedriveRun:
     """The run stops before its next vehicle (a re-drive under way ends first)."""
-    return _set_state(db, run_id, who, "stopped", Action.bulk_stop)
+    return _set_state(db, run_id, who, "stopped", Action.bulk_stop, "stop")
 
 
 def resume(db: Database, run_id: str, *, who: Who) -> RedriveRun:
     """A stopped run goes on where it stopped: its job enqueued again."""
-    return _set_state(db, run_id, who, "running", Action.bulk_resume)
+    return _set_state(db, run_id, who, "running", Action.bulk_resume, "resume")
 
 
 def _counts(run: RedriveRun) -> dict[str, int]:
@@ -371,24 +375,39 @@ class RunView:
     left: int
 
     def as_json(self) -> dict[str, Any]:
-        r = self.run
         return {
-            "id": r.id,
-            "state": r.state,
-            "actor": r.actor,
-            "via": r.via,
-            "reason": r.reason,
-            "filter": r.filter,
-            "force": r.force,
-            "created_at": r.created_at.isoformat(),
-            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-            **_counts(r),
+            **run_json(self.run),
             "left": self.left,
             "items": [
                 {"vehicle_id": i.vehicle_id, "result": i.result, "detail": i.detail}
                 for i in self.items
             ],
         }
+
+
+def run_json(r: RedriveRun) -> dict[str, Any]:
+    """A run for scripts (the ops endpoint, `cv redrives … --json`)."""
+    return {
+        "id": r.id,
+        "state": r.state,
+        "actor": r.actor,
+        "via": r.via,
+        "reason": r.reason,
+        "filter": r.filter,
+        "force": r.force,
+        "created_at": r.created_at.isoformat(),
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+        **_counts(r),
+    }
+
+
+def runs(db: Database, *, limit: int) -> list[RedriveRun]:
+    """The newest runs first."""
+    with db.session() as session:
+        query = select(RedriveRun).order_by(RedriveRun.created_at.desc()).limit(limit)
+        found = list(session.scalars(query))
+        session.expunge_all()
+    return found
 
 
 def view(db: Database, run_id: str, *, limit: int = 500, result: str | None = None) -> RunView:

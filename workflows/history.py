@@ -68,14 +68,6 @@ class History:
     deliveries: list[Delivery] = field(default_factory=list)
     operators: list[OperatorEntry] = field(default_factory=list)
 
-    def task_ids(self) -> list[str]:
-        """The Celery tasks of its attempts (Flower's task pages), newest first."""
-        seen: dict[str, None] = {}
-        for a in reversed(self.attempts):
-            if a.task_id:
-                seen.setdefault(a.task_id, None)
-        return list(seen)
-
     def as_json(self) -> dict[str, Any]:
         return {
             "changes": [

@@ -7,9 +7,8 @@ import json
 import time
 
 import click
-from sqlalchemy import select
 
-from api.cli.common import fail, iso, open_db
+from api.cli.common import fail, open_db
 from store.db import Database
 from store.models import RedriveRun
 from workflows import bulk
@@ -73,32 +72,9 @@ def _print_results(db: Database, run_id: str, limit: int = 20) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
 def redrives_list(limit: int, as_json: bool) -> None:
     """The newest bulk re-drives first."""
-    with open_db().session() as session:
-        runs = list(
-            session.scalars(select(RedriveRun).order_by(RedriveRun.created_at.desc()).limit(limit))
-        )
+    runs = bulk.runs(open_db(), limit=limit)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "state": r.state,
-                        "created_at": iso(r.created_at),
-                        "actor": r.actor,
-                        "reason": r.reason,
-                        "filter": r.filter,
-                        "force": r.force,
-                        "total": r.total,
-                        "redriven": r.redriven,
-                        "skipped": r.skipped,
-                        "refused": r.refused,
-                    }
-                    for r in runs
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([bulk.run_json(r) for r in runs], indent=2))
         return
     if not runs:
         click.echo("no bulk re-drives")

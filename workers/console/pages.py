@@ -17,7 +17,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from providers.names import Provider
-from store.models import ConnectedVehicle, RedriveRun
+from store.models import ConnectedVehicle
 from workflows import bulk, operators
 from workflows.audit import Who
 from workflows.errors import DomainError, ErrorCode
@@ -97,6 +97,12 @@ def when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({rel})"
 
 
+def url_prefix(handler: Any) -> str:
+    """Flower's --url_prefix as a path ("" when there is none)."""
+    prefix = str(handler.application.options.url_prefix or "").strip("/")
+    return f"/{prefix}" if prefix else ""
+
+
 def short(text: str | None, width: int = 60) -> str:
     if not text:
         return ""
@@ -129,8 +135,7 @@ class _Page(BaseHandler):  # type: ignore[misc]
         )
 
     def _prefix(self) -> str:
-        prefix = str(self.application.options.url_prefix or "").strip("/")
-        return f"/{prefix}" if prefix else ""
+        return url_prefix(self)
 
     def filter_args(self) -> dict[str, str]:
         return {k: self.get_argument(k, "", escape=False) for k in FILTER_FIELDS}
@@ -298,14 +303,7 @@ class RedrivesPage(_Page):
 
     @web.authenticated
     async def get(self) -> None:
-        def load() -> list[RedriveRun]:
-            with _db().session() as session:
-                query = select(RedriveRun).order_by(RedriveRun.created_at.desc()).limit(50)
-                runs = list(session.scalars(query))
-                session.expunge_all()
-            return runs
-
-        self.page("cv_redrives.html", runs=await in_thread(load))
+        self.page("cv_redrives.html", runs=await in_thread(lambda: bulk.runs(_db(), limit=50)))
 
     @web.authenticated
     async def post(self) -> None:
